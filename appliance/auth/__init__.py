@@ -1,0 +1,1 @@
+"""auth feature of the appliance."""

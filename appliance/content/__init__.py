@@ -1,0 +1,1 @@
+"""content feature of the appliance."""

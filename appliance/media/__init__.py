@@ -1,0 +1,1 @@
+"""media feature of the appliance."""

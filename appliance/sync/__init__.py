@@ -1,0 +1,1 @@
+"""sync feature of the appliance."""
