@@ -1,0 +1,229 @@
+"""Pure translations between Canvas objects and the appliance's records (no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ExternalUser:
+    """A user as the upstream knows it."""
+
+    external_id: str
+    sis_id: str | None
+    login_id: str | None
+    name: str
+    first_name: str
+    last_name: str
+    email: str | None
+
+
+@dataclass(frozen=True)
+class CourseRecord:
+    """A course row to upsert."""
+
+    external_id: str
+    name: str
+    code: str
+    state: str
+    start_at: str | None
+    end_at: str | None
+    external_url: str
+
+
+@dataclass(frozen=True)
+class EnrollmentRecord:
+    """An upstream enrollment of a user in a course."""
+
+    external_id: str
+    course_external_id: str
+    user_external_id: str
+    state: str
+    total_activity_time: int
+    current_score: float | None
+
+
+@dataclass(frozen=True)
+class MilestoneRecord:
+    """A submission or grade: one milestone row."""
+
+    external_id: str
+    course_external_id: str
+    user_external_id: str
+    type: str
+    is_completed: bool
+    score: float | None
+    occurred_at: str | None
+
+
+ENROLLMENT_STATES = {
+    "active": "active",
+    "invited": "active",
+    "creation_pending": "active",
+    "completed": "completed",
+    "inactive": "dropped",
+    "deleted": "dropped",
+    "rejected": "dropped",
+}
+
+
+def sid(value: Any) -> str:
+    """Canvas ids may arrive as numbers or (with canvas-string-ids) strings; keep them as text."""
+    return str(value)
+
+
+def split_name(user: dict[str, Any]) -> tuple[str, str]:
+    """First and last name from `sortable_name` ("Last, First"), falling back to `name`."""
+    sortable = str(user.get("sortable_name") or "")
+    if ", " in sortable:
+        last, first = sortable.split(", ", 1)
+        return first.strip(), last.strip()
+    parts = str(user.get("name") or "").strip().split(" ", 1)
+    return (parts[0], parts[1]) if len(parts) == 2 else (parts[0] if parts else "", "")
+
+
+def external_user(user: dict[str, Any]) -> ExternalUser:
+    """A Canvas user → ExternalUser."""
+    first, last = split_name(user)
+    return ExternalUser(
+        external_id=sid(user["id"]),
+        sis_id=user.get("sis_user_id") or None,
+        login_id=user.get("login_id") or None,
+        name=str(user.get("name") or ""),
+        first_name=first,
+        last_name=last,
+        email=user.get("email") or None,
+    )
+
+
+def display_name(payload: dict[str, Any]) -> str:
+    """Full name of an appliance user payload, never empty (Canvas requires a name)."""
+    full = f"{payload.get('first_name') or ''} {payload.get('last_name') or ''}".strip()
+    return full or str(payload.get("username") or payload["uuid"])
+
+
+def user_create_body(payload: dict[str, Any]) -> dict[str, Any]:
+    """Outbox payload of a learner → POST accounts/:id/users body; uuid is the SIS and login id."""
+    body: dict[str, Any] = {
+        "user": {
+            "name": display_name(payload),
+            "short_name": payload.get("first_name") or display_name(payload),
+            "sortable_name": sortable(payload),
+            "skip_registration": True,
+            "terms_of_use": True,
+        },
+        "pseudonym": {
+            "unique_id": payload["uuid"],
+            "sis_user_id": payload["uuid"],
+            "send_confirmation": False,
+        },
+        "enable_sis_reactivation": True,
+    }
+    if payload.get("email"):
+        body["communication_channel"] = {
+            "type": "email",
+            "address": payload["email"],
+            "skip_confirmation": True,
+        }
+    return body
+
+
+def sortable(payload: dict[str, Any]) -> str:
+    """Canvas's "Last, First"."""
+    first, last = payload.get("first_name") or "", payload.get("last_name") or ""
+    return f"{last}, {first}" if first and last else display_name(payload)
+
+
+def user_update_body(payload: dict[str, Any]) -> dict[str, Any]:
+    """Outbox payload → PUT users/:id body (names and email)."""
+    user: dict[str, Any] = {
+        "name": display_name(payload),
+        "sortable_name": sortable(payload),
+        "short_name": payload.get("first_name") or display_name(payload),
+    }
+    if payload.get("email"):
+        user["email"] = payload["email"]
+    return {"user": user}
+
+
+def user_needs_update(current: dict[str, Any], payload: dict[str, Any]) -> bool:
+    """Whether the upstream user differs from what the appliance holds (skip no-op writes)."""
+    wanted = user_update_body(payload)["user"]
+    return any(current.get(key) != value for key, value in wanted.items())
+
+
+def course_record(course: dict[str, Any], base_url: str) -> CourseRecord:
+    """A Canvas course → CourseRecord."""
+    course_id = sid(course["id"])
+    return CourseRecord(
+        external_id=course_id,
+        name=str(course.get("name") or course.get("course_code") or course_id),
+        code=str(course.get("course_code") or ""),
+        state=str(course.get("workflow_state") or "available"),
+        start_at=course.get("start_at"),
+        end_at=course.get("end_at"),
+        external_url=f"{base_url.rstrip('/')}/courses/{course_id}",
+    )
+
+
+def enrollment_record(enrollment: dict[str, Any]) -> EnrollmentRecord:
+    """A Canvas enrollment → EnrollmentRecord with the appliance's state vocabulary."""
+    grades = enrollment.get("grades") or {}
+    score = grades.get("current_score")
+    return EnrollmentRecord(
+        external_id=sid(enrollment["id"]),
+        course_external_id=sid(enrollment["course_id"]),
+        user_external_id=sid(enrollment["user_id"]),
+        state=ENROLLMENT_STATES.get(str(enrollment.get("enrollment_state")), "active"),
+        total_activity_time=int(enrollment.get("total_activity_time") or 0),
+        current_score=float(score) if isinstance(score, int | float) else None,
+    )
+
+
+def milestones(submission: dict[str, Any], course_external_id: str) -> list[MilestoneRecord]:
+    """A submission → an assignment_submission milestone, plus grade_received once graded."""
+    state = submission.get("workflow_state")
+    if state == "unsubmitted" and submission.get("score") is None:
+        return []
+    user_id = sid(submission["user_id"])
+    base = sid(submission["id"])
+    records = [
+        MilestoneRecord(
+            external_id=base,
+            course_external_id=course_external_id,
+            user_external_id=user_id,
+            type="assignment_submission",
+            is_completed=state in ("submitted", "graded", "pending_review"),
+            score=None,
+            occurred_at=submission.get("submitted_at"),
+        )
+    ]
+    if state == "graded" or submission.get("score") is not None:
+        score = submission.get("score")
+        records.append(
+            MilestoneRecord(
+                external_id=base,
+                course_external_id=course_external_id,
+                user_external_id=user_id,
+                type="grade_received",
+                is_completed=True,
+                score=float(score) if isinstance(score, int | float) else None,
+                occurred_at=submission.get("graded_at") or submission.get("submitted_at"),
+            )
+        )
+    return records
+
+
+def activity_totals(data: Any) -> tuple[int, int]:
+    """Analytics user activity (bare object or canvasapi's one-element list) → (views, participations)."""
+    if isinstance(data, list):
+        data = data[0] if data else {}
+    if not isinstance(data, dict):
+        return 0, 0
+    views = data.get("page_views") or {}
+    views_total = (
+        sum(int(v) for v in views.values() if isinstance(v, int | float)) if isinstance(views, dict) else 0
+    )
+    participations = data.get("participations") or []
+    return views_total, len(participations) if isinstance(participations, list) else 0

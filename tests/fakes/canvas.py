@@ -1,0 +1,292 @@
+"""A faithful fake Canvas LMS: a real aiohttp server on 127.0.0.1:0 with in-memory state and switches.
+
+Behaviour follows ../shared/reference/lms-contracts.md §1: Bearer auth with Canvas's 401 bodies and
+`WWW-Authenticate`, opaque `page=bookmark:…` Link headers with rel=current/next/first, per_page capping,
+a leaky-bucket throttle answering 403 text/plain `403 Forbidden (Rate Limit Exceeded)\\n` (or 429),
+`X-Request-Cost`/`X-Rate-Limit-Remaining` floats, 404 `errors[]` bodies and the string-id Accept header.
+Switches: `down()` (connection refused, or 503), `up()`, `slow(seconds)`, `fail_share(p)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from tests.fakes.canvas_state import CanvasState
+
+FAKE_KEY: web.AppKey[FakeCanvas] = web.AppKey("fake_canvas")
+THROTTLE_BODY = "403 Forbidden (Rate Limit Exceeded)\n"
+STRING_IDS = "application/json+canvas-string-ids"
+NOT_FOUND = {"errors": [{"message": "The specified resource does not exist."}]}
+UNAUTHENTICATED = {"status": "unauthenticated", "errors": [{"message": "user authorization required"}]}
+INVALID_TOKEN = {"errors": [{"message": "Invalid access token."}]}
+UNAUTHORIZED = {
+    "status": "unauthorized",
+    "errors": [{"message": "user not authorized to perform that action"}],
+}
+SERVER_ERROR = {"errors": [{"message": "An error occurred.", "error_code": "internal_server_error"}]}
+
+
+@dataclass
+class Bucket:
+    """Canvas's leaky bucket (app/middleware/request_throttle.rb): hwm, outflow/s, up-front cost."""
+
+    hwm: float = 600.0
+    outflow: float = 10.0
+    up_front: float = 50.0
+    cost: float = 1.0
+    level: float = 0.0
+    at: float = field(default_factory=time.monotonic)
+
+    def leak(self) -> None:
+        """Drain the bucket by the outflow since the last look."""
+        now = time.monotonic()
+        self.level = max(0.0, self.level - (now - self.at) * self.outflow)
+        self.at = now
+
+    @property
+    def remaining(self) -> float:
+        """What Canvas reports in X-Rate-Limit-Remaining."""
+        return max(0.0, self.hwm - self.level)
+
+
+def encode_bookmark(value: Any) -> str:
+    """Opaque bookmark like Canvas's `bookmark:WzEwXQ` (base64 of a JSON array, no padding)."""
+    raw = base64.urlsafe_b64encode(json.dumps([value]).encode()).decode().rstrip("=")
+    return f"bookmark:{raw}"
+
+
+def decode_bookmark(page: str) -> Any | None:
+    """Inverse of encode_bookmark; None for `first`, a number or garbage (Canvas restarts then)."""
+    if not page.startswith("bookmark:"):
+        return None
+    raw = page.removeprefix("bookmark:")
+    try:
+        return json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))[0]
+    except (ValueError, IndexError, TypeError):
+        return None
+
+
+class FakeCanvas:
+    """The fake server: state, switches and counters; start with `await fake.start()`."""
+
+    def __init__(
+        self,
+        *,
+        token: str = "canvas-token",  # noqa: S107
+        account_id: int = 1,
+        max_per_page: int = 100,
+        seed: int = 7,
+    ) -> None:
+        self.state = CanvasState(account_id=account_id)
+        self.tokens = {token}
+        self.max_per_page = max_per_page
+        self.bucket = Bucket()
+        self.throttle_enabled = False
+        self.throttle_status = 403
+        self.rng = random.Random(seed)
+        self.failure_share = 0.0
+        self.delay = 0.0
+        self.is_down = False
+        self.down_mode = "refuse"
+        self.requests: Counter[str] = Counter()
+        self.responses: Counter[int] = Counter()
+        self.injected: Counter[str] = Counter()
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self.app = self._make_app()
+
+    # ---- lifecycle and switches -------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        """Base URL of the instance (no /api/v1)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> FakeCanvas:
+        """Listen on a free loopback port."""
+        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        await self._listen()
+        return self
+
+    async def _listen(self) -> None:
+        assert self._runner is not None
+        self._site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
+        await self._site.start()
+        server = self._site._server
+        assert server is not None
+        assert hasattr(server, "sockets")
+        self.port = server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Stop listening and release everything."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def down(self, mode: str = "refuse") -> None:
+        """Uplink gone: `refuse` closes the listener (connection refused), `503` answers 503."""
+        self.is_down, self.down_mode = True, mode
+        if mode == "refuse" and self._site is not None:
+            await self._site.stop()
+            self._site = None
+
+    async def up(self) -> None:
+        """Uplink back on the same port."""
+        self.is_down = False
+        if self._site is None and self._runner is not None:
+            await self._listen()
+
+    def slow(self, seconds: float) -> None:
+        """Delay every answer by `seconds`."""
+        self.delay = seconds
+
+    def fail_share(self, share: float) -> None:
+        """Answer this share of requests with 500, 403 throttling or 429 (chosen at random)."""
+        self.failure_share = share
+
+    def throttle(self, *, hwm: float, outflow: float, cost: float = 1.0, status: int = 403) -> None:
+        """Turn on the leaky bucket with these settings (403 like old Canvas or 429 like new)."""
+        self.throttle_enabled = True
+        self.throttle_status = status
+        self.bucket = Bucket(hwm=hwm, outflow=outflow, cost=cost, up_front=min(50.0, hwm / 4))
+
+    # ---- plumbing ------------------------------------------------------------------------------
+    def _make_app(self) -> web.Application:
+        from tests.fakes.canvas_routes import add_routes
+
+        app = web.Application(middlewares=[self._middleware])
+        app[FAKE_KEY] = self
+        add_routes(app)
+        return app
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        route = request.match_info.route.resource
+        name = f"{request.method} {route.canonical if route is not None else request.path}"
+        self.requests[name] += 1
+        response = await self._answer(request, handler, name)
+        self.responses[response.status] += 1
+        return response
+
+    async def _answer(self, request: web.Request, handler: Any, name: str) -> web.StreamResponse:
+        if self.is_down:
+            if self.down_mode == "refuse":
+                # A keep-alive connection opened before the cut: drop it like a dead link would.
+                assert request.transport is not None
+                request.transport.close()
+                raise asyncio.CancelledError
+            return web.json_response({"errors": [{"message": "Service Unavailable"}]}, status=503)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        auth = self._authenticate(request)
+        if auth is not None:
+            return auth
+        if self.failure_share and self.rng.random() < self.failure_share:
+            kind = self.rng.choice(["500", "403", "429"])
+            self.injected[kind] += 1
+            if kind == "500":
+                return web.json_response(
+                    {**SERVER_ERROR, "error_report_id": self.rng.randint(1, 10**6)}, status=500
+                )
+            return self._throttled(int(kind))
+        if self.throttle_enabled:
+            self.bucket.leak()
+            if self.bucket.level + self.bucket.up_front > self.bucket.hwm:
+                self.injected["bucket"] += 1
+                return self._throttled(self.throttle_status)
+            self.bucket.level += self.bucket.up_front
+        try:
+            response = await handler(request)
+        finally:
+            if self.throttle_enabled:
+                self.bucket.level += self.bucket.cost - self.bucket.up_front
+        response.headers["X-Request-Cost"] = f"{self.bucket.cost:.4f}"
+        response.headers["X-Rate-Limit-Remaining"] = f"{self.bucket.remaining:.1f}"
+        return response
+
+    def _throttled(self, status: int) -> web.Response:
+        headers = {"X-Rate-Limit-Remaining": "0.0"}
+        if status == 429:
+            headers["Retry-After"] = "1"
+        return web.Response(
+            status=status, text=THROTTLE_BODY, charset="utf-8", content_type="text/plain", headers=headers
+        )
+
+    def _authenticate(self, request: web.Request) -> web.Response | None:
+        header = request.headers.get("Authorization", "")
+        token = (
+            header[7:].strip() if header.lower().startswith("bearer ") else request.query.get("access_token")
+        )
+        challenge = {"WWW-Authenticate": 'Bearer realm="canvas-lms"'}
+        if not token:
+            return web.json_response(UNAUTHENTICATED, status=401, headers=challenge)
+        if token not in self.tokens:
+            return web.json_response(INVALID_TOKEN, status=401, headers=challenge)
+        account = request.match_info.get("account_id")
+        if account is not None and account != str(self.state.account_id):
+            return web.json_response(UNAUTHORIZED, status=401)
+        return None
+
+    # ---- helpers for handlers ------------------------------------------------------------------
+    def render(
+        self, request: web.Request, data: Any, status: int = 200, headers: dict[str, str] | None = None
+    ) -> web.Response:
+        """JSON answer; ids become strings when the client asked for canvas-string-ids."""
+        if STRING_IDS in request.headers.get("Accept", ""):
+            data = _stringify_ids(data)
+        return web.json_response(data, status=status, headers=headers)
+
+    def not_found(self, request: web.Request) -> web.Response:
+        """Canvas's 404 body."""
+        return self.render(request, NOT_FOUND, status=404)
+
+    def page(self, request: web.Request, items: list[dict[str, Any]]) -> web.Response:
+        """One page of `items` (sorted by id) with Canvas's Link header and opaque bookmarks."""
+        try:
+            per_page = int(request.query.get("per_page", "10"))
+        except ValueError:
+            per_page = 10
+        per_page = max(1, min(per_page, self.max_per_page))
+        after = decode_bookmark(request.query.get("page", "first"))
+        ordered = sorted(items, key=lambda item: item["id"])
+        if after is not None:
+            ordered = [item for item in ordered if item["id"] > after]
+        chunk = ordered[:per_page]
+        kept = [
+            (k, v)
+            for k, v in request.query.items()
+            if k not in ("page", "per_page", "access_token", "api_key")
+        ]
+        base = f"{self.base_url}{request.path}"
+
+        def link(page: str, rel: str) -> str:
+            query = urlencode([*kept, ("page", page), ("per_page", str(per_page))])
+            return f'<{base}?{query}>; rel="{rel}"'
+
+        links = [link(request.query.get("page", "first"), "current")]
+        if len(ordered) > per_page:
+            links.append(link(encode_bookmark(chunk[-1]["id"]), "next"))
+        links.append(link("first", "first"))
+        return self.render(request, chunk, headers={"Link": ",".join(links)})
+
+
+def _stringify_ids(data: Any) -> Any:
+    if isinstance(data, list):
+        return [_stringify_ids(item) for item in data]
+    if isinstance(data, dict):
+        return {
+            k: (str(v) if (k == "id" or k.endswith("_id")) and isinstance(v, int) else _stringify_ids(v))
+            for k, v in data.items()
+        }
+    return data
