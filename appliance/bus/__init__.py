@@ -1,0 +1,1 @@
+"""The message bus: embedded nats-server supervisor, client, streams and subjects."""

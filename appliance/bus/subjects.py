@@ -1,0 +1,15 @@
+"""Every NATS subject the appliance uses is built here: appliance.<area>.<event>."""
+
+ROOT = "appliance"
+EVENTS = f"{ROOT}.events"
+ALLOWED_SUBJECTS = (f"{ROOT}.>", "$JS.>", "_INBOX.>", "$KV.>", "$JSC.>")
+
+
+def event(area: str, name: str) -> str:
+    """A domain event subject, e.g. appliance.events.video.available."""
+    return f"{EVENTS}.{area}.{name}"
+
+
+def probe() -> str:
+    """The subject the readiness check round-trips through the server."""
+    return f"{ROOT}.health.probe"

@@ -1,0 +1,35 @@
+"""Every web.AppKey of the application, in one place (features append theirs at the end)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import aiohttp
+from aiohttp import web
+
+from appliance.core.clock import Clock
+from appliance.core.process import ProcessRole
+from appliance.core.tasks import TaskSupervisor
+
+if TYPE_CHECKING:
+    from appliance.bus.client import Bus
+    from appliance.bus.server import NatsServer
+    from appliance.config import Config
+    from appliance.db.database import Database
+    from appliance.web.policy import Principal
+
+Authenticator = Callable[[web.Request], Awaitable["Principal | None"]]
+
+CONFIG: web.AppKey[Config] = web.AppKey("config")
+ROLE = web.AppKey("role", ProcessRole)
+CLOCK = web.AppKey("clock", Clock)
+TASKS = web.AppKey("tasks", TaskSupervisor)
+DB: web.AppKey[Database] = web.AppKey("db")
+NATS_SERVER: web.AppKey[NatsServer | None] = web.AppKey("nats_server")
+BUS: web.AppKey[Bus] = web.AppKey("bus")
+HTTP_CLIENT = web.AppKey("http_client", aiohttp.ClientSession)
+AUTHENTICATORS: web.AppKey[list[Authenticator]] = web.AppKey("authenticators")
+MIDDLEWARES: web.AppKey[list[tuple[int, Callable[..., Awaitable[web.StreamResponse]]]]] = web.AppKey("middlewares")
+# Callables run by the primary on SIGHUP (e.g. rescan the ZIM library).
+RELOAD_HOOKS: web.AppKey[list[Callable[[], Awaitable[None]]]] = web.AppKey("reload_hooks")

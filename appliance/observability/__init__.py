@@ -1,0 +1,1 @@
+"""Metrics, health and readiness, logging, system state."""

@@ -1,0 +1,211 @@
+"""Running the daemon: the primary process (HTTP + supervisors) and its HTTP worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import signal
+import sys
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from appliance.app import BUS_URL, DEV_ADMIN_PASSWORD, create_app
+from appliance.bootstrap import announce_dev_admin
+from appliance.config import Config
+from appliance.core.children import die_with_parent
+from appliance.core.process import ProcessRole
+from appliance.core.sdnotify import notify, watchdog_interval
+from appliance.keys import NATS_SERVER, RELOAD_HOOKS
+from appliance.observability.metrics import WORKER_RESTARTS, mark_dead
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServeOptions:
+    """What `appliance serve` was asked for, beyond the config file."""
+
+    host: str
+    port: int
+    workers: int
+    argv: list[str] = field(default_factory=list)  # --config/--dev, passed on to workers
+
+
+async def _start_site(app: web.Application, config: Config, host: str, port: int) -> tuple[web.AppRunner, int]:
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=config.http.shutdown_timeout_s,
+                           handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_port=True, shutdown_timeout=config.http.shutdown_timeout_s)
+    await site.start()
+    server = site._server  # noqa: SLF001 - the only way to learn the port chosen for port 0
+    sockets = getattr(server, "sockets", None) or []
+    bound = sockets[0].getsockname()[1] if sockets else port
+    return runner, bound
+
+
+class WorkerPool:
+    """Keeps N-1 HTTP worker processes alive beside the primary; restarts the ones that die."""
+
+    def __init__(self, count: int, argv: list[str], host: str, port: int, bus_url: str) -> None:
+        self.count = count
+        self._argv = argv
+        self._host = host
+        self._port = port
+        self._bus_url = bus_url
+        self._procs: dict[int, asyncio.subprocess.Process] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    def pids(self) -> list[int]:
+        """Live worker pids."""
+        return [p.pid for p in self._procs.values() if p.returncode is None]
+
+    async def _spawn(self, index: int) -> asyncio.subprocess.Process:
+        env = dict(os.environ, APPLIANCE_PROCESS_ROLE="worker")
+        cmd = [sys.executable, "-m", "appliance.worker", *self._argv,
+               "--host", self._host, "--port", str(self._port), "--bus-url", self._bus_url,
+               "--index", str(index)]
+        proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdin=asyncio.subprocess.DEVNULL,
+                                                    preexec_fn=die_with_parent)
+        self._procs[index] = proc
+        return proc
+
+    async def start(self) -> None:
+        """Spawn every worker and a watcher for each."""
+        for index in range(1, self.count):
+            await self._spawn(index)
+            self._tasks.append(asyncio.get_running_loop().create_task(self._watch(index), name=f"worker-{index}"))
+
+    async def _watch(self, index: int) -> None:
+        delay = 0.5
+        while True:
+            proc = self._procs[index]
+            code = await proc.wait()
+            mark_dead(proc.pid)
+            if self._stopping:
+                return
+            log.warning("HTTP worker %d (pid %d) exited with %s; restarting", index, proc.pid, code)
+            WORKER_RESTARTS.inc()
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 30.0)
+            try:
+                await self._spawn(index)
+            except OSError:
+                log.exception("could not restart HTTP worker %d", index)
+
+    def signal_all(self, sig: int) -> None:
+        """Forward a signal (SIGHUP) to every worker."""
+        for proc in self._procs.values():
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(sig)
+
+    async def stop(self, timeout: float) -> None:
+        """SIGTERM every worker, wait for their graceful shutdown, SIGKILL stragglers."""
+        self._stopping = True
+        self.signal_all(signal.SIGTERM)
+        procs = [p for p in self._procs.values() if p.returncode is None]
+        if procs:
+            _done, pending = await asyncio.wait([asyncio.ensure_future(p.wait()) for p in procs], timeout=timeout)
+            if pending:
+                for proc in procs:
+                    if proc.returncode is None:
+                        proc.kill()
+                await asyncio.gather(*(p.wait() for p in procs), return_exceptions=True)
+        for proc in self._procs.values():
+            mark_dead(proc.pid)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def _wait_for_stop(extra: dict[int, object] | None = None) -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _watchdog(interval: float) -> None:
+    while True:
+        notify("WATCHDOG=1")
+        await asyncio.sleep(interval)
+
+
+async def run_primary(config: Config, options: ServeOptions) -> int:
+    """Start everything, serve until SIGTERM/SIGINT, then shut down in order and return 0."""
+    app = create_app(config, ProcessRole.PRIMARY)
+    stop = await _wait_for_stop()
+    loop = asyncio.get_running_loop()
+    runner, port = await _start_site(app, config, options.host, options.port)
+    workers = WorkerPool(options.workers, options.argv, options.host, port, app.get(BUS_URL, config.bus.url))
+    await workers.start()
+
+    async def reload() -> None:
+        log.info("SIGHUP: reloading")
+        workers.signal_all(signal.SIGHUP)
+        for hook in app[RELOAD_HOOKS]:
+            try:
+                await hook()
+            except Exception:
+                log.exception("reload hook failed")
+
+    reload_tasks: set[asyncio.Task[None]] = set()
+
+    def on_hup() -> None:
+        task = loop.create_task(reload(), name="reload")
+        reload_tasks.add(task)
+        task.add_done_callback(reload_tasks.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    url = f"http://{options.host}:{port}"
+    log.info("appliance serving on %s with %d HTTP process(es)", url, options.workers)
+    print(f"appliance listening on {url}", flush=True)
+    if DEV_ADMIN_PASSWORD in app:
+        announce_dev_admin(app[DEV_ADMIN_PASSWORD], url)
+    notify(f"READY=1\nSTATUS=serving on {url}\nMAINPID={os.getpid()}")
+    interval = watchdog_interval() if config.health.watchdog else None
+    dog = loop.create_task(_watchdog(interval), name="watchdog") if interval else None
+
+    await stop.wait()
+    log.info("shutting down")
+    notify("STOPPING=1")
+    nats_server = app.get(NATS_SERVER)
+    if nats_server is not None:
+        nats_server.stopping()
+    if dog:
+        dog.cancel()
+    # Workers and the primary's own site stop accepting and drain in-flight requests in parallel.
+    await asyncio.gather(workers.stop(config.http.shutdown_timeout_s + 5), runner.cleanup())
+    log.info("stopped")
+    return 0
+
+
+async def run_worker(config: Config, host: str, port: int, bus_url: str) -> int:
+    """An HTTP-only process: same app without supervisors or background work."""
+    app = create_app(config, ProcessRole.WORKER, bus_url=bus_url)
+    stop = await _wait_for_stop()
+    loop = asyncio.get_running_loop()
+
+    async def reload() -> None:
+        for hook in app[RELOAD_HOOKS]:
+            with contextlib.suppress(Exception):
+                await hook()
+
+    reload_tasks: set[asyncio.Task[None]] = set()
+
+    def on_hup() -> None:
+        task = loop.create_task(reload(), name="reload")
+        reload_tasks.add(task)
+        task.add_done_callback(reload_tasks.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    runner, _ = await _start_site(app, config, host, port)
+    await stop.wait()
+    await runner.cleanup()
+    return 0

@@ -1,0 +1,1 @@
+"""HTTP conventions shared by every feature: envelope, pagination, policies, middlewares."""

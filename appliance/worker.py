@@ -1,0 +1,38 @@
+"""Entry point of an HTTP worker process (`python -m appliance.worker`), started by the primary."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the primary's hand-over arguments and serve HTTP until SIGTERM."""
+    parser = argparse.ArgumentParser(prog="appliance.worker")
+    parser.add_argument("--config", type=Path, default=None)
+    parser.add_argument("--dev", action="store_true")
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--bus-url", required=True)
+    parser.add_argument("--index", type=int, required=True)
+    args = parser.parse_args(argv)
+    os.environ["APPLIANCE_PROCESS_ROLE"] = "worker"
+    from appliance.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config, dev=args.dev)
+    except ConfigError as exc:
+        print(f"appliance worker: config error: {exc}", file=sys.stderr)
+        return 2
+    from appliance.observability.logging import configure_logging
+    from appliance.server import run_worker
+
+    configure_logging(config.logging.level, config.logging.format, dev=config.dev)
+    return asyncio.run(run_worker(config, args.host, args.port, args.bus_url))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
