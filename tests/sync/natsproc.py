@@ -81,13 +81,16 @@ class CuttableLink:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.open = False
 
     async def restore(self) -> None:
         """Accept connections again."""
+        self.open = True
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, reuse_address=True)
 
     async def cut(self) -> None:
         """Stop listening and drop every relayed connection."""
+        self.open = False
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -97,12 +100,17 @@ class CuttableLink:
         self._writers.clear()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         except OSError:
             writer.close()
             return
-        self._writers.update({writer, up_writer})
+        self._writers.add(up_writer)
+        if not self.open:  # cut while we were connecting upstream
+            writer.close()
+            up_writer.close()
+            return
         for src, dst in ((reader, up_writer), (up_reader, writer)):
             task = asyncio.ensure_future(self._pipe(src, dst))
             self._tasks.add(task)
@@ -110,7 +118,7 @@ class CuttableLink:
 
     async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, OSError):
-            while data := await src.read(65536):
+            while (data := await src.read(65536)) and self.open:
                 dst.write(data)
                 await dst.drain()
         dst.close()

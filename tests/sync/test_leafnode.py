@@ -23,11 +23,12 @@ async def wait_for(predicate, timeout: float = 20.0) -> None:
 
 async def test_events_published_while_link_is_cut_reach_the_hub(tmp_path):
     hub_leaf_port = free_port()
+    # no_advertise: the hub must not gossip its direct address, or the leaf bypasses the cuttable link.
     hub = await NatsServer(
         tmp_path,
         "hub",
         (
-            f"leafnodes {{ listen: 127.0.0.1:{hub_leaf_port} }}\n"
+            f"leafnodes {{ listen: 127.0.0.1:{hub_leaf_port}, no_advertise: true }}\n"
             f'jetstream {{ store_dir: "{tmp_path}/hub-js", domain: hub }}'
         ),
     ).start()
@@ -53,16 +54,12 @@ async def test_events_published_while_link_is_cut_reach_the_hub(tmp_path):
             )
         )
         for i in range(10):
-            await leaf_js.publish(
-                "appliance.sync.event", f"before-{i}".encode(), headers={"Nats-Msg-Id": f"b{i}"}
-            )
+            await leaf_js.publish("appliance.sync.event", f"before-{i}".encode(), headers={"Nats-Msg-Id": f"b{i}"})
         await wait_for(lambda: _equals(hub_js, 10))
 
         await link.cut()
         for i in range(25):  # the leaf's JetStream keeps working while the uplink is gone
-            await leaf_js.publish(
-                "appliance.sync.event", f"during-{i}".encode(), headers={"Nats-Msg-Id": f"d{i}"}
-            )
+            await leaf_js.publish("appliance.sync.event", f"during-{i}".encode(), headers={"Nats-Msg-Id": f"d{i}"})
         await asyncio.sleep(1.5)
         assert await hub_count(hub_js, "FACILITY_LEAF1") == 10
 

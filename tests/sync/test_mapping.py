@@ -82,9 +82,7 @@ def test_enrollment_and_submission_mapping():
         ("assignment_submission", True, None),
         ("grade_received", True, 9.0),
     ]
-    assert (
-        mapping.milestones({"id": 2, "user_id": 4, "workflow_state": "unsubmitted", "score": None}, "3") == []
-    )
+    assert mapping.milestones({"id": 2, "user_id": 4, "workflow_state": "unsubmitted", "score": None}, "3") == []
 
 
 def test_analytics_accepts_bare_object_and_list():
