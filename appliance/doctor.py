@@ -59,7 +59,7 @@ def check_database(config: Config) -> Result:
             conn.close()
     except sqlite3.Error as exc:
         return Result("database", False, f"{path}: cannot be read as SQLite: {exc}")
-    newest = len(available_migrations())
+    newest = max((m.version for m in available_migrations()), default=0)
     if verdict != "ok":
         return Result("database", False, f"{path}: quick_check reports: {verdict}")
     if version > newest:

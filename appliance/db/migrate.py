@@ -25,16 +25,16 @@ class Migration:
 
 
 def available_migrations() -> list[Migration]:
-    """Every migration shipped in appliance/db/migrations, in order; numbers must be 1..N without gaps."""
+    """Every migration shipped in appliance/db/migrations, in order of their unique numbers."""
     found = []
     for entry in resources.files("appliance.db.migrations").iterdir():
         match = _NAME.match(entry.name)
         if match:
             found.append(Migration(int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
     found.sort(key=lambda m: m.version)
-    for expected, migration in enumerate(found, start=1):
-        if migration.version != expected:
-            raise RuntimeError(f"migration numbers must be consecutive: expected {expected:04d}, got {migration.name}")
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise RuntimeError(f"two migrations share a number: {[m.name for m in found]}")
     return found
 
 
@@ -81,7 +81,7 @@ def migrate(db_path: Path, *, backup_dir: Path | None = None, keep: int = 3) -> 
         if existed and backup_dir is not None:
             copy = backup(db_path, backup_dir, start, keep)
             log.info("database backed up to %s before migrating", copy)
-        for migration in migrations[start:]:
+        for migration in (m for m in migrations if m.version > start):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 # The version is re-read inside the lock: another process may have migrated meanwhile.

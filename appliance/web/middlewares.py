@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 access_log = logging.getLogger("appliance.access")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-REQUEST_ID_KEY = "appliance.request_id"
+REQUEST_ID_KEY = web.RequestKey("request_id", str)
 STREAM_BODY_ATTR = "__appliance_stream_body__"
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _STATUS_CODES = {

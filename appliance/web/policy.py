@@ -71,7 +71,7 @@ class Policy:
 
 
 POLICY_ATTR = "__appliance_policy__"
-PRINCIPAL_KEY = "appliance.principal"
+PRINCIPAL_KEY = web.RequestKey("principal", Principal)
 H = TypeVar("H", bound=Callable[..., Awaitable[Any]])
 
 
