@@ -37,8 +37,9 @@ class PasswordError(ValueError):
 def configure(time_cost: int = DEFAULT_TIME_COST, memory_kib: int = DEFAULT_MEMORY_KIB) -> None:
     """Replace the process-wide hasher parameters (from [auth]); stored hashes with others get rehashed."""
     global _hasher
-    _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=DEFAULT_PARALLELISM,
-                             type=Type.ID)
+    _hasher = PasswordHasher(
+        time_cost=time_cost, memory_cost=memory_kib, parallelism=DEFAULT_PARALLELISM, type=Type.ID
+    )
 
 
 def check_length(pw: str) -> None:
