@@ -13,3 +13,13 @@ def event(area: str, name: str) -> str:
 def probe() -> str:
     """The subject the readiness check round-trips through the server."""
     return f"{ROOT}.health.probe"
+
+
+def media_fetch() -> str:
+    """The video download work queue (JetStream, stream MEDIA_JOBS)."""
+    return f"{ROOT}.media.fetch"
+
+
+def media_progress() -> str:
+    """Live download progress and state changes of videos (core NATS, not stored)."""
+    return f"{ROOT}.media.progress"
