@@ -33,3 +33,13 @@ AUTHENTICATORS: web.AppKey[list[Authenticator]] = web.AppKey("authenticators")
 MIDDLEWARES: web.AppKey[list[tuple[int, Callable[..., Awaitable[web.StreamResponse]]]]] = web.AppKey("middlewares")
 # Callables run by the primary on SIGHUP (e.g. rescan the ZIM library).
 RELOAD_HOOKS: web.AppKey[list[Callable[[], Awaitable[None]]]] = web.AppKey("reload_hooks")
+
+# --- content (issue 4)
+if TYPE_CHECKING:
+    from appliance.content.service import ContentService
+CONTENT: web.AppKey[ContentService] = web.AppKey("content")
+
+# --- identity (issue 3)
+if TYPE_CHECKING:
+    from appliance.auth.state import IdentityState
+IDENTITY: web.AppKey[IdentityState] = web.AppKey("identity")

@@ -2,7 +2,45 @@
 
 from dataclasses import dataclass
 
+from appliance.config import setting
+
+MIB = 1024 * 1024
+
 
 @dataclass(frozen=True)
 class ContentSettings:
     """[content]: ZIM discovery, caches and limits."""
+
+    cluster_cache_bytes: int = setting(
+        128 * MIB, help="libzim cluster cache per process, in bytes (decompressed clusters kept for reuse)",
+        min=0, max=64 * 1024 * MIB)
+    gzip_cache_bytes: int = setting(
+        16 * MIB, help="compressed article bodies kept per process so popular pages are gzipped once", min=0)
+    search_processes: int = setting(1, help="full-text search processes per HTTP worker", min=1, max=16)
+    suggest_processes: int = setting(1, help="title-suggestion processes per HTTP worker", min=1, max=16)
+    query_queue_depth: int = setting(
+        4, help="queries that may wait per class beyond the busy processes; more get 503 + Retry-After at once",
+        min=0, max=1000)
+    search_timeout_s: float = setting(10.0, help="a search or suggest taking longer answers 503", min=0.1, max=300)
+    snippet_budget_ms: int = setting(
+        150, help="time a search may spend building snippets for its page; later results come without one",
+        min=0, max=10000)
+    max_snippets: int = setting(25, help="snippets built per search page at most", min=0, max=25)
+    max_query_chars: int = setting(200, help="longest search or suggest query accepted (400 beyond)",
+                                   min=1, max=10000)
+    scan_interval_s: float = setting(
+        300.0, help="seconds between periodic scans of content_root/zim for added or removed archives (0 = off)",
+        min=0)
+    refresh_interval_s: float = setting(
+        1.0, help="how often a process checks whether libraries, visibility or block lists changed", min=0.05)
+    anonymous_facility_id: int = setting(
+        1, help="facility whose anonymous_browsing flag and visibility apply to visitors who are not signed in",
+        min=1)
+    view_flush_interval_s: float = setting(
+        2.0, help="seconds between batched writes of article views and reading time", min=0.05, max=300)
+    view_batch_max: int = setting(500, help="views buffered before a write is forced", min=1, max=100000)
+    upstream_catalog_url: str = setting(
+        "https://library.kiwix.org", help="Kiwix OPDS catalog browsed by GET /api/v1/catalog/upstream")
+    upstream_timeout_s: float = setting(10.0, help="time limit for one upstream catalog request", min=0.5)
+    import_poll_interval_s: float = setting(
+        2.0, help="how often the primary looks for queued imports", min=0.05, max=600)

@@ -33,3 +33,81 @@ def content_root(tmp_path: Path, zim_dir: Path) -> Path:
     for name in ("testbook.zim", "noindex.zim", "zimfile.zim"):
         shutil.copy(zim_dir / name, root / name)
     return root
+
+
+# --------------------------------------------------------------------------- the running app
+
+from collections.abc import Callable  # noqa: E402
+from typing import Any  # noqa: E402
+
+from aiohttp import web  # noqa: E402
+from aiohttp.test_utils import TestClient  # noqa: E402
+
+from appliance.keys import AUTHENTICATORS, CONTENT, DB  # noqa: E402
+from appliance.web.policy import AuthVia, Principal, Role  # noqa: E402
+
+TEST_USER_HEADER = "X-Test-User"
+
+
+async def header_authenticator(request: web.Request) -> Principal | None:
+    """Stand-in for identity's session cookie until it lands: the user id in a test-only header."""
+    raw = request.headers.get(TEST_USER_HEADER)
+    if not raw:
+        return None
+    row = await request.app[DB].fetchone("SELECT * FROM users WHERE id = ?", (int(raw),))
+    if row is None:
+        return None
+    extra = await request.app[DB].fetchall("SELECT facility_id FROM user_facilities WHERE user_id = ?", (row["id"],))
+    return Principal(user_id=row["id"], uuid=row["uuid"], username=row["username"], role=Role(row["role"]),
+                     facility_id=row["facility_id"],
+                     facility_ids=frozenset({row["facility_id"], *(r["facility_id"] for r in extra)}),
+                     via=AuthVia.SESSION, session_id="test")
+
+
+class Library:
+    """A running app with test archives, plus helpers to act as different users."""
+
+    def __init__(self, client: TestClient, make_user: Callable[..., Any]) -> None:
+        self.client = client
+        self._make_user = make_user
+        self.service = client.app[CONTENT]
+
+    async def user(self, role: str = "learner", facility_id: int = 1, **kw: Any) -> dict[str, str]:
+        """Create a user and return headers that authenticate as them."""
+        user = await self._make_user(self.client, role=role, facility_id=facility_id, **kw)
+        return {TEST_USER_HEADER: str(user["id"]), "X-User-Id": str(user["id"])}
+
+    async def lib_id(self, slug: str) -> int:
+        return int(await self.client.app[DB].fetchval("SELECT id FROM libraries WHERE slug = ?", (slug,)))
+
+    async def show(self, slug: str, *facilities: int) -> None:
+        """Make a library visible to facilities (directly, as an admin would)."""
+        lib = await self.lib_id(slug)
+        for fac in facilities or (1,):
+            await self.client.app[DB].execute(
+                "INSERT OR IGNORE INTO library_visibility (library_id, facility_id) VALUES (?, ?)", (lib, fac))
+        await self.service.refresh(force=True)
+
+
+@pytest.fixture
+def content_config(config_factory: Callable[..., Any], tmp_path: Path, zim_dir: Path) -> Callable[..., Any]:
+    """A config whose content root holds the good test archives (plus any extra names given)."""
+
+    def make(*extra: str, **sections: Any) -> Any:
+        zim = tmp_path / "content" / "zim"
+        zim.mkdir(parents=True, exist_ok=True)
+        for name in ("testbook.zim", "noindex.zim", "zimfile.zim", *extra):
+            shutil.copy(zim_dir / name, zim / name)
+        content = {"cluster_cache_bytes": 8 << 20, "view_flush_interval_s": 0.1, "refresh_interval_s": 0.05,
+                   "scan_interval_s": 0, **sections.pop("content", {})}
+        return config_factory(content=content, **sections)
+
+    return make
+
+
+@pytest.fixture
+async def library(app_client: Any, content_config: Callable[..., Any], make_user: Any) -> Library:
+    """The full app serving the test archives, with the test authenticator registered."""
+    client = await app_client(content_config())
+    client.app[AUTHENTICATORS].append(header_authenticator)
+    return Library(client, make_user)

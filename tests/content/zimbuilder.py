@@ -48,7 +48,7 @@ def png(size: int, rgb: tuple[int, int, int] = (30, 120, 200)) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + body
 
 
-def article(title: str, body: str, filler: int = 40) -> str:
+def article(title: str, body: str, filler: int = 250) -> str:
     """An HTML page whose body is long enough to be worth compressing."""
     text = " ".join(WORDS[(i * 7) % len(WORDS)] for i in range(filler))
     return (f"<html><head><title>{title}</title><style>p{{margin:0}}</style></head><body>"

@@ -1,0 +1,164 @@
+"""Serving archive entries: /content/{book}/{path}, the main page, /random, and the .zim download."""
+
+from urllib.parse import quote
+
+from aiohttp import web
+
+from appliance.content import metrics
+from appliance.content.httpcache import (
+    IMMUTABLE,
+    RangeKind,
+    accepts_gzip,
+    compressible,
+    etag,
+    not_modified,
+    parse_range,
+)
+from appliance.content.reader import Outcome, is_html, main_path, random_path, resolve
+from appliance.content.service import CONTENT, ContentService
+from appliance.content.tracking import View
+from appliance.core.blocking import run_blocking
+from appliance.core.errors import ApiError, bad_request, forbidden, not_found
+from appliance.keys import CLOCK, TASKS
+from appliance.web.policy import public
+
+MAX_PATH_BYTES = 4096
+HTML_CACHE = "private, no-cache"  # revalidate (cheap 304) so block lists apply and re-reads are counted
+routes = web.RouteTableDef()
+
+
+def content_url(slug: str, path: str) -> str:
+    """URL of an entry, percent-encoding what a path segment cannot hold (?, #, &, spaces, non-ASCII)."""
+    return f"/content/{slug}/{quote(path, safe='/')}"
+
+
+def _check_path(path: str) -> None:
+    """Paths over 4 KB or with NUL are refused before touching the archive."""
+    if len(path.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
+        raise ApiError(414, "path_too_long", f"article path is longer than {MAX_PATH_BYTES} bytes")
+    if "\x00" in path:
+        raise bad_request("invalid_path", "article path contains a NUL character")
+
+
+@routes.get("/content/{book}")
+@public  # access is decided per library in ContentService.readable (anonymous browsing per facility)
+async def book_root(request: web.Request) -> web.StreamResponse:
+    """The bare book URL goes to its main page."""
+    raise web.HTTPFound(f"/content/{request.match_info['book']}/")
+
+
+@routes.get("/content/{book}/")
+@public
+async def main_page(request: web.Request) -> web.StreamResponse:
+    """Redirect to the archive's main page (404 when it has none)."""
+    service = request.app[CONTENT]
+    _p, lib = await service.readable(request, request.match_info["book"])
+    archive = await service.directory.archive(lib)
+    target = await run_blocking("zim", main_path, archive)
+    if target is None:
+        raise not_found(f"library {lib.slug!r} has no main page")
+    raise web.HTTPFound(content_url(lib.slug, target))
+
+
+@routes.get("/content/{book}/{path:.+}")
+@public
+async def entry(request: web.Request) -> web.StreamResponse:
+    """The bytes of one entry with caching, Range and gzip; ZIM redirects become HTTP redirects."""
+    service = request.app[CONTENT]
+    path = request.match_info["path"]
+    _check_path(path)
+    p, lib = await service.readable(request, request.match_info["book"])
+    if lib.blocklist.blocks(path):
+        metrics.ENTRIES_SERVED.labels("blocked").inc()
+        raise forbidden("this article is blocked")
+    archive = service.directory.cached_archive(lib) or await service.directory.archive(lib)
+    found = await run_blocking("zim", resolve, archive, path)
+    if found.outcome is Outcome.MISSING:
+        metrics.ENTRIES_SERVED.labels("missing").inc()
+        raise not_found(f"no entry {path[:200]!r} in {lib.slug!r}")
+    if found.outcome is Outcome.REDIRECT:
+        metrics.ENTRIES_SERVED.labels("redirect").inc()
+        raise web.HTTPFound(content_url(lib.slug, found.path))
+    if found.path != path and lib.blocklist.blocks(found.path):
+        raise forbidden("this article is blocked")
+    html = is_html(found.mimetype)
+    if html and request.method == "GET" and "Range" not in request.headers:
+        _record(request, service, p, lib.id, found.path, found.title)
+    return _respond(request, service, lib.uuid, found.index, found.mimetype, found.content, html)
+
+
+def _record(request: web.Request, service: ContentService, p: object, library_id: int, path: str,
+            title: str) -> None:
+    """Queue a view; a full batch is flushed by a one-off task, never on this request."""
+    user_id = getattr(p, "user_id", None)
+    facility_id = getattr(p, "facility_id", None) if p is not None else service.directory.anonymous_facility()
+    view = View(user_id, facility_id, library_id, path, title, request.app[CLOCK].iso_now())
+    if service.recorder.add_view(view):
+        tasks = request.app[TASKS]
+        if "content-views-now" not in tasks.names():
+            tasks.spawn("content-views-now", service.recorder.flush, restart=False)
+
+
+def _respond(request: web.Request, service: ContentService, uuid: str, index: int, mimetype: str,
+             body: bytes, html: bool) -> web.Response:
+    """304, 206, 416 or 200 (gzipped when worthwhile and accepted)."""
+    headers = {"Cache-Control": HTML_CACHE if html else IMMUTABLE, "Accept-Ranges": "bytes",
+               "X-Content-Type-Options": "nosniff"}
+    zippable = compressible(mimetype, len(body))
+    if zippable:
+        headers["Vary"] = "Accept-Encoding"
+    if not_modified(request.headers.get("If-None-Match"), uuid, index):
+        headers["ETag"] = etag(uuid, index)
+        metrics.ENTRIES_SERVED.labels("not_modified").inc()
+        return web.Response(status=304, headers=headers)
+    rng = parse_range(request.headers.get("Range"), len(body))
+    if rng.kind is RangeKind.UNSATISFIABLE:
+        headers["Content-Range"] = f"bytes */{len(body)}"
+        return web.Response(status=416, headers=headers)
+    if rng.kind is RangeKind.PARTIAL:
+        headers["ETag"] = etag(uuid, index)
+        headers["Content-Range"] = f"bytes {rng.start}-{rng.end}/{len(body)}"
+        metrics.ENTRIES_SERVED.labels("partial").inc()
+        return web.Response(status=206, body=body[rng.start:rng.end + 1], headers=headers,
+                            content_type=mimetype.split(";")[0])
+    if zippable and accepts_gzip(request.headers.get("Accept-Encoding")):
+        headers["ETag"] = etag(uuid, index, True)
+        headers["Content-Encoding"] = "gzip"
+        body = service.gzip.get(uuid, index, body)
+    else:
+        headers["ETag"] = etag(uuid, index)
+    metrics.ENTRIES_SERVED.labels("ok").inc()
+    resp = web.Response(status=200, body=body, headers=headers)
+    resp.content_type = mimetype.split(";")[0].strip() or "application/octet-stream"
+    return resp
+
+
+@routes.get("/random")
+@public
+async def random_article(request: web.Request) -> web.StreamResponse:
+    """Redirect to a random article of ?content={book} that is not blocked."""
+    service = request.app[CONTENT]
+    slug = request.query.get("content", "")
+    if not slug:
+        raise bad_request("invalid_parameter", "content (the book name) is required", {"parameter": "content"})
+    _p, lib = await service.readable(request, slug)
+    archive = await service.directory.archive(lib)
+    allowed = lib.blocklist
+    target = await run_blocking("zim", random_path, archive, lambda path: not allowed.blocks(path))
+    if target is None:
+        raise not_found(f"library {slug!r} has no articles to pick from")
+    raise web.HTTPFound(content_url(lib.slug, target))
+
+
+@routes.get("/catalog/v2/download/{uuid}/{name}")
+@public
+async def download(request: web.Request) -> web.StreamResponse:
+    """The .zim file itself (Range-capable) so another appliance or a Kiwix app can mirror it."""
+    service = request.app[CONTENT]
+    await service.refresh()
+    lib = service.directory.by_uuid.get(request.match_info["uuid"])
+    if lib is None:
+        raise not_found("no such book")
+    _p, lib = await service.readable(request, lib.slug)
+    return web.FileResponse(lib.path, headers={"Content-Type": "application/x-zim",
+                                               "Cache-Control": "private, max-age=86400"})

@@ -1,0 +1,106 @@
+"""Full-text search and title suggestions across the caller's visible libraries, behind bounded pools."""
+
+import time
+
+from aiohttp import web
+
+from appliance.content import metrics, searchworker
+from appliance.content.routes_content import content_url
+from appliance.content.searchpool import QueryTimeout, Saturated
+from appliance.content.searchworker import BookRef
+from appliance.content.service import CONTENT, ContentService
+from appliance.core.errors import bad_request, not_found, unauthorized, unavailable
+from appliance.web.policy import maybe_principal, public
+from appliance.web.responses import ok, page_params
+
+MAX_BOOKS_PARAM = 2000
+routes = web.RouteTableDef()
+
+
+def _query(request: web.Request, service: ContentService, name: str) -> str:
+    """The query text: required, bounded, no control characters."""
+    q = request.query.get(name, "").strip()
+    if not q:
+        raise bad_request("invalid_parameter", f"{name} is required", {"parameter": name})
+    limit = service.settings.max_query_chars
+    if len(q) > limit:
+        raise bad_request("query_too_long", f"{name} is longer than {limit} characters",
+                          {"parameter": name, "max": limit, "length": len(q)})
+    if any(ord(c) < 32 for c in q):
+        raise bad_request("invalid_parameter", f"{name} contains control characters", {"parameter": name})
+    return q
+
+
+async def _books(request: web.Request, service: ContentService, names: str) -> list[BookRef]:
+    """The visible, ready libraries named (comma list) or all visible ones; unknown names are a 400."""
+    await service.refresh()
+    p = maybe_principal(request)
+    if p is None and not service.directory.anonymous_allowed:
+        raise unauthorized()
+    visible = {lib.slug: lib for lib in service.directory.visible(p)}
+    if names:
+        if len(names) > MAX_BOOKS_PARAM:
+            raise bad_request("invalid_parameter", "books is too long", {"parameter": "books"})
+        wanted = [n.strip() for n in names.split(",") if n.strip()]
+        unknown = [n for n in wanted if n not in visible]
+        if unknown:
+            raise bad_request("unknown_books", "some books do not exist or are not visible to you",
+                              {"parameter": "books", "unknown": unknown[:20]})
+        chosen = [visible[n] for n in wanted]
+    else:
+        chosen = sorted(visible.values(), key=lambda lib: lib.slug)
+    return [BookRef(lib.slug, lib.path, lib.uuid, lib.blocklist.regex) for lib in chosen]
+
+
+def _busy(exc: Saturated | QueryTimeout, kind: str) -> Exception:
+    """503 with Retry-After: the teacher sees "busy, try again", and article reads carry on."""
+    metrics.QUERY_REJECTED.labels(kind).inc()
+    retry = exc.retry_after if isinstance(exc, Saturated) else 2
+    return unavailable(f"{kind} is busy right now; try again in a moment", retry, code=f"{kind}_busy")
+
+
+@routes.get("/api/v1/search")
+@public  # signed-in users, or anonymous visitors where the facility allows it (checked in _books)
+async def search(request: web.Request) -> web.Response:
+    """Ranked results with book, path, title and a snippet (snippets only for this page, at most 25)."""
+    service = request.app[CONTENT]
+    q = _query(request, service, "q")
+    page = page_params(request, default_per_page=10, max_per_page=25)
+    books = await _books(request, service, request.query.get("books", ""))
+    if page.offset + page.per_page > searchworker.MAX_SCAN:
+        raise bad_request("invalid_parameter", f"results beyond the first {searchworker.MAX_SCAN} are not "
+                          "available; refine the query", {"parameter": "page"})
+    started = time.perf_counter()
+    try:
+        out = await service.pools.search.run(
+            searchworker.search, books, q, page.offset, page.per_page,
+            service.settings.snippet_budget_ms / 1000, service.settings.max_snippets)
+    except (Saturated, QueryTimeout) as exc:
+        raise _busy(exc, "search") from None
+    metrics.QUERY_LATENCY.labels("search").observe(time.perf_counter() - started)
+    items = [{"book": h.book, "path": h.path, "title": h.title, "snippet": h.snippet, "match": h.match,
+              "url": content_url(h.book, h.path)} for h in out.hits]
+    return ok(items, meta={"page": page.page, "per_page": page.per_page, "total": out.total,
+                           "title_only_books": out.title_only_books,
+                           "snippets_truncated": out.snippets_truncated, "query": q})
+
+
+@routes.get("/api/v1/suggest")
+@public
+async def suggest(request: web.Request) -> web.Response:
+    """Up to 10 title suggestions from one book."""
+    service = request.app[CONTENT]
+    q = _query(request, service, "q")
+    slug = request.query.get("book", "")
+    if not slug:
+        raise bad_request("invalid_parameter", "book is required", {"parameter": "book"})
+    books = await _books(request, service, slug)
+    if not books:
+        raise not_found("no such book")
+    started = time.perf_counter()
+    try:
+        got = await service.pools.suggest.run(searchworker.suggest, books[0], q, 10)
+    except (Saturated, QueryTimeout) as exc:
+        raise _busy(exc, "suggest") from None
+    metrics.QUERY_LATENCY.labels("suggest").observe(time.perf_counter() - started)
+    return ok([{**s, "book": books[0].slug, "url": content_url(books[0].slug, s["path"])} for s in got])
