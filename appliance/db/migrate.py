@@ -62,10 +62,14 @@ def backup(db_path: Path, backup_dir: Path, version: int, keep: int, clock: Cloc
     return target
 
 
-def migrate(db_path: Path, *, backup_dir: Path | None = None, keep: int = 3) -> tuple[int, int, Path | None]:
-    """Bring the database to the newest version; returns (from, to, backup path or None). Blocking."""
+def migrate(db_path: Path, *, backup_dir: Path | None = None, keep: int = 3,
+            target: int | None = None) -> tuple[int, int, Path | None]:
+    """Bring the database to the newest (or target) version; returns (from, to, backup or None). Blocking."""
     migrations = available_migrations()
-    target = migrations[-1].version if migrations else 0
+    newest = migrations[-1].version if migrations else 0
+    if target is None:
+        target = newest
+    migrations = [m for m in migrations if m.version <= target]
     db_path.parent.mkdir(parents=True, exist_ok=True)
     existed = db_path.exists() and db_path.stat().st_size > 0
     conn = sqlite3.connect(str(db_path), isolation_level=None, timeout=30)
@@ -73,9 +77,9 @@ def migrate(db_path: Path, *, backup_dir: Path | None = None, keep: int = 3) -> 
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA foreign_keys = OFF")  # table rebuilds in migrations need it off
         start = current_version(conn)
-        if start > target:
-            raise RuntimeError(f"database is at version {start}, newer than this appliance knows ({target})")
-        if start == target:
+        if start > newest:
+            raise RuntimeError(f"database is at version {start}, newer than this appliance knows ({newest})")
+        if start >= target:
             return start, start, None
         copy = None
         if existed and backup_dir is not None:

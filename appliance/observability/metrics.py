@@ -27,9 +27,31 @@ HTTP_LATENCY = Histogram(
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-DB_UP = Gauge("appliance_database_up", "1 when the database answers", multiprocess_mode="livemin")
-NATS_CONNECTED = Gauge("appliance_nats_connected", "1 when this process is connected to NATS",
-                       multiprocess_mode="livemin")
+# Labelled by process role so that only processes that really run the app report them (helper processes
+# that merely import this module create no sample), and livemin shows 0 if any worker is cut off.
+DB_UP_BY_ROLE = Gauge("appliance_database_up", "1 when the database answers, by process role", ["process"],
+                      multiprocess_mode="livemin")
+NATS_CONNECTED_BY_ROLE = Gauge("appliance_nats_connected", "1 when connected to NATS, by process role", ["process"],
+                               multiprocess_mode="livemin")
+
+
+def process_role() -> str:
+    """primary or worker (bounded label value)."""
+    return "worker" if os.environ.get("APPLIANCE_PROCESS_ROLE") == "worker" else "primary"
+
+
+class _RoleGauge:
+    """A gauge child bound to this process's role on first use."""
+
+    def __init__(self, gauge: Gauge) -> None:
+        self._gauge = gauge
+
+    def set(self, value: float) -> None:
+        self._gauge.labels(process_role()).set(value)
+
+
+DB_UP = _RoleGauge(DB_UP_BY_ROLE)
+NATS_CONNECTED = _RoleGauge(NATS_CONNECTED_BY_ROLE)
 NATS_SERVER_RESTARTS = Counter("appliance_nats_server_restarts_total", "Restarts of the embedded nats-server")
 WORKER_RESTARTS = Counter("appliance_worker_restarts_total", "Restarts of HTTP worker processes")
 
