@@ -43,3 +43,8 @@ CONTENT: web.AppKey[ContentService] = web.AppKey("content")
 if TYPE_CHECKING:
     from appliance.auth.state import IdentityState
 IDENTITY: web.AppKey[IdentityState] = web.AppKey("identity")
+
+# media (issue 5): the video cache service of this process.
+if TYPE_CHECKING:
+    from appliance.media.service import MediaService
+MEDIA: web.AppKey[MediaService] = web.AppKey("media")
