@@ -49,9 +49,7 @@ def map_role(values: Iterable[str], role_map: Mapping[str, str], default_role: s
     return default_role or None
 
 
-def map_facilities(
-    values: Iterable[str], facility_map: Mapping[str, str], default_facility_id: int
-) -> tuple[int, ...]:
+def map_facilities(values: Iterable[str], facility_map: Mapping[str, str], default_facility_id: int) -> tuple[int, ...]:
     """Return the facility ids mapped from values in map order of appearance, else the default alone."""
     table = {_norm_key(k): v for k, v in facility_map.items()}
     ids: list[int] = []

@@ -1,7 +1,66 @@
 """Wires the auth feature into the application: routes, cleanup contexts, middlewares."""
 
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
 from aiohttp import web
+
+from appliance.app import add_middleware
+from appliance.auth import passwords, routes_admin, routes_roster, routes_saml, routes_session, routes_users
+from appliance.auth.authn import session_authenticator, token_authenticator
+from appliance.auth.guards import csrf_middleware, password_change_middleware, rate_limit_middleware
+from appliance.auth.metrics import SESSIONS_ACTIVE
+from appliance.auth.saml import SamlServiceProvider
+from appliance.auth.state import IdentityState
+from appliance.core.blocking import run_blocking
+from appliance.core.clock import iso
+from appliance.core.process import ProcessRole
+from appliance.keys import AUTHENTICATORS, CLOCK, CONFIG, DB, IDENTITY, ROLE, TASKS
+
+log = logging.getLogger(__name__)
+HOUSEKEEPING_SECONDS = 60
+
+
+async def identity_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Build the identity state once the database is open; the primary runs housekeeping."""
+    config = app[CONFIG]
+    passwords.configure(config.auth.argon2_time_cost, config.auth.argon2_memory_kib)
+    state = IdentityState.build(app[DB], app[CLOCK], config.auth, config.ldap, config.saml)
+    if config.saml.enabled:
+        # Loading IdP metadata parses XML and may shell out to xmlsec1: keep it off the loop.
+        state.saml = await run_blocking("io", SamlServiceProvider, config.saml)
+    app[IDENTITY] = state
+    if app[ROLE] is ProcessRole.PRIMARY:
+        app[TASKS].spawn("auth.housekeeping", lambda: housekeeping(app))
+    yield
+
+
+async def housekeeping_once(app: web.Application) -> None:
+    """Expire stale sessions, prune failures, locks and SAML state, refresh the sessions gauge."""
+    state, db, now = app[IDENTITY], app[DB], app[CLOCK].now()
+    await state.sessions.expire_stale()
+    await state.lockouts.prune(now)
+    async with db.transaction() as tx:
+        await tx.execute("DELETE FROM saml_requests WHERE expires_at <= ?", (iso(now),))
+        await tx.execute("DELETE FROM saml_assertions WHERE expires_at <= ?", (iso(now),))
+    SESSIONS_ACTIVE.set(await state.sessions.count_active())
+
+
+async def housekeeping(app: web.Application) -> None:
+    """Run housekeeping_once every minute (the supervisor restarts it if it fails)."""
+    while True:
+        await housekeeping_once(app)
+        await asyncio.sleep(HOUSEKEEPING_SECONDS)
 
 
 def setup(app: web.Application) -> None:
     """Register the auth feature on the application."""
+    app.cleanup_ctx.append(identity_ctx)
+    for module in (routes_session, routes_users, routes_admin, routes_roster, routes_saml):
+        app.router.add_routes(module.routes)
+    # Tokens first: an explicit Authorization header wins over a cookie the browser sent along.
+    app[AUTHENTICATORS].extend([token_authenticator, session_authenticator])
+    add_middleware(app, rate_limit_middleware, 60)
+    add_middleware(app, csrf_middleware, 70)
+    add_middleware(app, password_change_middleware, 80)

@@ -166,9 +166,7 @@ class LdapDirectory:
         if self.settings.group_mode == "memberof":
             return [str(g) for g in _values(attrs.get("memberOf"))]
         flt = self.settings.group_filter.replace("{dn}", escape_filter_chars(dn))
-        conn.search(
-            self.settings.group_base_dn or self.settings.base_dn, flt, search_scope=SUBTREE, attributes=[]
-        )
+        conn.search(self.settings.group_base_dn or self.settings.base_dn, flt, search_scope=SUBTREE, attributes=[])
         return [e["dn"] for e in conn.response or [] if e.get("type") == "searchResEntry"]
 
     def _profile(self, dn: str, attrs: dict[str, Any], groups: list[str], typed: str) -> LdapResult:
@@ -189,9 +187,7 @@ class LdapDirectory:
             email=first("email"),
             doc_id=first("doc_id"),
             role=role,
-            facility_ids=map_facilities(
-                groups, self.settings.facility_groups, self.settings.default_facility_id
-            ),
+            facility_ids=map_facilities(groups, self.settings.facility_groups, self.settings.default_facility_id),
         )
         return LdapResult(LdapOutcome.OK, profile=profile, dn=dn)
 
@@ -202,9 +198,7 @@ class LdapDirectory:
         except LDAPException:
             return False
         try:
-            return bool(conn.bind()) and conn.search(
-                self.settings.base_dn, "(objectClass=*)", search_scope=BASE
-            )
+            return bool(conn.bind()) and conn.search(self.settings.base_dn, "(objectClass=*)", search_scope=BASE)
         finally:
             conn.unbind()
 

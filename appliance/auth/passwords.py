@@ -37,9 +37,7 @@ class PasswordError(ValueError):
 def configure(time_cost: int = DEFAULT_TIME_COST, memory_kib: int = DEFAULT_MEMORY_KIB) -> None:
     """Replace the process-wide hasher parameters (from [auth]); stored hashes with others get rehashed."""
     global _hasher
-    _hasher = PasswordHasher(
-        time_cost=time_cost, memory_cost=memory_kib, parallelism=DEFAULT_PARALLELISM, type=Type.ID
-    )
+    _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=DEFAULT_PARALLELISM, type=Type.ID)
 
 
 def check_length(pw: str) -> None:
@@ -50,6 +48,17 @@ def check_length(pw: str) -> None:
         raise PasswordError(f"password is longer than {MAX_PASSWORD_LENGTH} characters")
     if "\x00" in pw:
         raise PasswordError("password holds a NUL byte")
+    if not pw.isprintable() and not _encodable(pw):
+        raise PasswordError("password is not valid Unicode text")
+
+
+def _encodable(pw: str) -> bool:
+    # JSON may smuggle lone surrogates ("\ud800") that no UTF-8 encoder accepts.
+    try:
+        pw.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_strength(pw: str) -> None:
@@ -69,7 +78,11 @@ def hash_password(pw: str) -> str:
 
 def verify_password(stored: str | None, pw: str) -> bool:
     """Return True if pw matches the stored hash (blocking); False for any mismatch or unusable input."""
-    if not stored or not pw or len(pw) > MAX_PASSWORD_LENGTH or "\x00" in pw:
+    try:
+        check_length(pw)
+    except PasswordError:
+        return False
+    if not stored:
         return False
     try:
         return _hasher.verify(stored, pw)

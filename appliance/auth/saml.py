@@ -103,9 +103,7 @@ class SamlServiceProvider:
 
     def login_redirect(self, relay_state: str) -> tuple[str, str]:
         """Create an AuthnRequest; return (request id, IdP URL to redirect the browser to) (blocking)."""
-        request_id, info = self._client.prepare_for_authenticate(
-            relay_state=relay_state, binding=BINDING_HTTP_REDIRECT
-        )
+        request_id, info = self._client.prepare_for_authenticate(relay_state=relay_state, binding=BINDING_HTTP_REDIRECT)
         location = dict(info["headers"])["Location"]
         return str(request_id), str(location)
 
@@ -146,12 +144,14 @@ class SamlServiceProvider:
         username = first("username") or name_id
         if not username:
             raise SamlError(SamlRefusal.NO_USERNAME)
-        role = map_role(attrs.get(self.settings.role_attribute, []), self.settings.role_map,
-                        self.settings.default_role)
+        role = map_role(attrs.get(self.settings.role_attribute, []), self.settings.role_map, self.settings.default_role)
         if role is None:
             raise SamlError(SamlRefusal.NO_ROLE)
-        facilities = map_facilities(attrs.get(self.settings.facility_attribute, []), self.settings.facility_map,
-                                    self.settings.default_facility_id)
+        facilities = map_facilities(
+            attrs.get(self.settings.facility_attribute, []),
+            self.settings.facility_map,
+            self.settings.default_facility_id,
+        )
         return ExternalProfile(
             source=ExternalSource.SAML,
             username=username,

@@ -9,9 +9,7 @@ from appliance.config import setting
 class AuthSettings:
     """[auth]: local accounts, sessions, lockout and rate limits."""
 
-    session_idle_minutes: int = setting(
-        30, help="Minutes without a request after which a session ends", min=1
-    )
+    session_idle_minutes: int = setting(30, help="Minutes without a request after which a session ends", min=1)
     session_absolute_hours: int = setting(
         12, help="Hours after sign-in after which a session ends however active it is", min=1
     )
@@ -22,7 +20,12 @@ class AuthSettings:
         choices=("auto", "always", "never"),
     )
     lockout_threshold: int = setting(
-        5, help="Failed sign-ins within lockout_window_minutes that lock a username or client address", min=1
+        5, help="Failed sign-ins within lockout_window_minutes that lock a username", min=1
+    )
+    lockout_address_threshold: int = setting(
+        20,
+        help="Failed sign-ins within lockout_window_minutes that lock a client address (a classroom may share one)",
+        min=1,
     )
     lockout_window_minutes: int = setting(15, help="Window in which failed sign-ins are counted", min=1)
     lockout_minutes: int = setting(15, help="How long a lockout lasts", min=1)
@@ -38,9 +41,7 @@ class AuthSettings:
         min=1,
     )
     login_burst: int = setting(60, help="Sign-in token bucket size per client address", min=1)
-    login_user_rate_per_minute: int = setting(
-        10, help="Sign-in attempts per minute allowed for one username", min=1
-    )
+    login_user_rate_per_minute: int = setting(10, help="Sign-in attempts per minute allowed for one username", min=1)
     login_user_burst: int = setting(10, help="Sign-in token bucket size per username", min=1)
     argon2_time_cost: int = setting(
         2, help="argon2id iterations; changing it rehashes passwords at sign-in", min=1, max=20
@@ -102,9 +103,7 @@ class LdapSettings:
         choices=("", "learner", "facility_admin", "department_admin", "system_admin"),
     )
     default_facility_id: int = setting(1, help="Facility when no facility group matches", min=1)
-    connect_timeout: float = setting(
-        5.0, help="Seconds to wait for a TCP connection to a directory server", min=0.1
-    )
+    connect_timeout: float = setting(5.0, help="Seconds to wait for a TCP connection to a directory server", min=0.1)
     receive_timeout: int = setting(10, help="Whole seconds to wait for a directory answer", min=1)
 
 
@@ -116,15 +115,11 @@ class SamlSettings:
     base_url: str = setting(
         "", help="External base URL of the appliance, e.g. https://appliance.unit-a.lan (ACS and metadata)"
     )
-    sp_entity_id: str = setting(
-        "", help="Entity ID of this service provider (default: <base_url>/saml/metadata)"
-    )
+    sp_entity_id: str = setting("", help="Entity ID of this service provider (default: <base_url>/saml/metadata)")
     idp_metadata_file: str = setting("", help="Path of the identity provider's metadata XML")
     sp_key_file: str = setting("", help="PEM private key of this SP (signs requests; optional)")
     sp_cert_file: str = setting("", help="PEM certificate of this SP published in its metadata (optional)")
-    xmlsec_binary: str = setting(
-        "/usr/bin/xmlsec1", help="Path of the xmlsec1 binary used to check signatures"
-    )
+    xmlsec_binary: str = setting("/usr/bin/xmlsec1", help="Path of the xmlsec1 binary used to check signatures")
     attribute_map: dict[str, str] = setting(
         {
             "username": "uid",

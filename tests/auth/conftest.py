@@ -1,10 +1,12 @@
 """Fixtures of the identity tests: a real slapd with a small tree, test PKI."""
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from aiohttp.test_utils import TestClient
 
+from tests.auth.helpers import Browser
 from tests.auth.pki import LocalPki
 from tests.auth.saml_idp import LocalIdp
 from tests.auth.slapd import Slapd, free_port
@@ -36,3 +38,18 @@ async def saml_idp(tmp_path: Path) -> AsyncIterator[LocalIdp]:
         yield idp
     finally:
         await idp.stop()
+
+
+@pytest.fixture
+async def browsers() -> AsyncIterator[Callable[[TestClient], Browser]]:
+    """Make independent browsers (own cookie jars); all are closed at the end."""
+    made: list[Browser] = []
+
+    def make(client: TestClient) -> Browser:
+        browser = Browser(client)
+        made.append(browser)
+        return browser
+
+    yield make
+    for browser in made:
+        await browser.close()

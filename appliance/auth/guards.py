@@ -1,0 +1,97 @@
+"""Identity middlewares: rate limits (order 60), CSRF (70) and the forced password change (80)."""
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from appliance.auth.authn import SESSION_KEY
+from appliance.auth.clientaddr import client_addr
+from appliance.auth.metrics import RATE_LIMITED
+from appliance.auth.opaque import same
+from appliance.core.errors import ApiError, too_many
+from appliance.keys import CLOCK, IDENTITY
+from appliance.web.policy import AuthVia, maybe_principal
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+LOGIN_PATHS = frozenset({"/api/v1/auth/login"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+CSRF_EXEMPT_ATTR = "__appliance_csrf_exempt__"
+# Content types a cross-site <form> can send without a CORS preflight.
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "text/plain")
+# What a user who must change a temporary password may still do.
+_PASSWORD_CHANGE_PATHS = frozenset({"/api/v1/auth/me", "/api/v1/auth/password", "/api/v1/auth/logout"})
+
+
+def csrf_exempt(handler: Any) -> Any:
+    """Mark a handler that is protected otherwise (the SAML ACS: signed, single-use assertions)."""
+    setattr(handler, CSRF_EXEMPT_ATTR, True)
+    return handler
+
+
+def _csrf_failed(message: str) -> ApiError:
+    return ApiError(403, "csrf_failed", message)
+
+
+@web.middleware
+async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Token buckets per client address and per signed-in user on the API; stricter ones on sign-in."""
+    if not request.path.startswith("/api/"):
+        return await handler(request)
+    state = request.app[IDENTITY]
+    now = request.app[CLOCK].monotonic()
+    addr = client_addr(request, state.auth.trusted_proxies)
+    if request.path in LOGIN_PATHS and request.method == "POST":
+        checks = [("login_address", state.login_limiter, addr)]
+    else:
+        checks = [("api_address", state.api_limiter, "a:" + addr)]
+        p = maybe_principal(request)
+        if p is not None:
+            checks.append(("api_user", state.api_limiter, f"u:{p.user_id}"))
+    for bucket, limiter, key in checks:
+        wait = limiter.check(key, now)
+        if wait:
+            RATE_LIMITED.labels(bucket).inc()
+            raise too_many(wait)
+    return await handler(request)
+
+
+@web.middleware
+async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """State-changing cookie-authenticated requests need the session's CSRF token; form posts always do."""
+    if request.method in SAFE_METHODS or getattr(request.match_info.handler, CSRF_EXEMPT_ATTR, False):
+        return await handler(request)
+    p = maybe_principal(request)
+    if p is not None and p.via is AuthVia.TOKEN:
+        return await handler(request)  # a bearer token is never sent by a browser on its own
+    origin = request.headers.get("Origin")
+    if origin and origin != "null" and origin.split("://", 1)[-1] != request.host:
+        raise _csrf_failed("cross-origin request refused")
+    info = request.get(SESSION_KEY)
+    if info is not None:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not sent and request.content_type in _FORM_TYPES[:2]:
+            sent = str((await request.post()).get(CSRF_FIELD, ""))
+        if not sent or not same(sent, info.csrf_token):
+            raise _csrf_failed("missing or wrong CSRF token")
+        return await handler(request)
+    if request.content_type in _FORM_TYPES or origin == "null":
+        # Anonymous form posts (e.g. a login form on another site) have no session to bind a token to.
+        raise _csrf_failed("form posts need a CSRF token; send JSON")
+    return await handler(request)
+
+
+@web.middleware
+async def password_change_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A user holding a temporary password may only change it (or sign out) until they do."""
+    p = maybe_principal(request)
+    if (
+        p is not None
+        and p.must_change_password
+        and request.path.startswith("/api/")
+        and request.path not in _PASSWORD_CHANGE_PATHS
+    ):
+        raise ApiError(403, "password_change_required", "change your temporary password first")
+    return await handler(request)

@@ -1,0 +1,228 @@
+"""Administration: facilities, the audit log, API tokens."""
+
+import sqlite3
+import zoneinfo
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+
+from appliance.auth.audit import AuditAction, entry_json, record
+from appliance.auth.opaque import hash_secret, new_api_token
+from appliance.auth.principals import outranks
+from appliance.auth.routes_users import ADMINS, scope_clause
+from appliance.auth.webutil import actor_of, path_id
+from appliance.core.clock import iso
+from appliance.core.errors import bad_request, conflict, forbidden, not_found
+from appliance.keys import CLOCK, DB
+from appliance.web.policy import Role, can_access_facility, principal, roles
+from appliance.web.responses import ok, page_params, paginated, read_json
+
+routes = web.RouteTableDef()
+MAX_TOKEN_DAYS = 3650
+
+
+def _facility_json(row: Any) -> dict[str, Any]:
+    return {k: row[k] for k in ("id", "name", "timezone", "created_at", "updated_at")} | {
+        "anonymous_browsing": bool(row["anonymous_browsing"])
+    }
+
+
+@routes.get("/api/v1/facilities")
+@roles(*ADMINS, facility_scoped=True)
+async def list_facilities(request: web.Request) -> web.Response:
+    """Facilities the caller may act on (all for system admins)."""
+    where, params = scope_clause(principal(request), "id")
+    rows = await request.app[DB].fetchall(f"SELECT * FROM facilities WHERE {where} ORDER BY id", params)  # noqa: S608
+    return ok([_facility_json(r) for r in rows])
+
+
+@routes.post("/api/v1/facilities")
+@roles(Role.SYSTEM_ADMIN)
+async def create_facility(request: web.Request) -> web.Response:
+    """Create a facility {name, timezone}."""
+    p = principal(request)
+    data = await read_json(request)
+    name, tz = data.get("name"), data.get("timezone", "UTC")
+    if not isinstance(name, str) or not name.strip() or len(name) > 100 or not name.isprintable():
+        raise bad_request("invalid_field", "name must be 1-100 printable characters", {"field": "name"})
+    if not isinstance(tz, str) or tz not in zoneinfo.available_timezones():
+        raise bad_request("invalid_field", "timezone must be an IANA zone such as Europe/Berlin", {"field": "timezone"})
+    app = request.app
+    now = app[CLOCK].iso_now()
+    try:
+        result = await app[DB].execute(
+            "INSERT INTO facilities (name, timezone, created_at, updated_at) VALUES (?, ?, ?, ?)",
+            (name.strip(), tz, now, now),
+        )
+    except sqlite3.IntegrityError:
+        raise conflict("a facility with this name exists", {"field": "name"}) from None
+    await record(
+        app[DB],
+        now,
+        AuditAction.FACILITY_CREATED,
+        actor_of(request, p),
+        facility_id=result.lastrowid,
+        details={"name": name.strip()},
+    )
+    row = await app[DB].fetchone("SELECT * FROM facilities WHERE id = ?", (result.lastrowid,))
+    return ok(_facility_json(row), status=201)
+
+
+_AUDIT_FILTERS = {
+    "actor_user_id": "actor_user_id = ?",
+    "target_user_id": "target_user_id = ?",
+    "facility_id": "facility_id = ?",
+}
+
+
+@routes.get("/api/v1/audit")
+@roles(*ADMINS, facility_scoped=True)
+async def audit_log(request: web.Request) -> web.Response:
+    """The audit log, newest first; filters: action, actor_user_id, target_user_id, facility_id, since, until."""
+    p = principal(request)
+    page = page_params(request)
+    where, params = scope_clause(p)
+    clauses, q = [where], request.query
+    if "action" in q:
+        if q["action"] not in {a.value for a in AuditAction}:
+            raise bad_request("invalid_parameter", "unknown action", {"parameter": "action"})
+        clauses.append("action = ?")
+        params.append(q["action"])
+    for name, clause in _AUDIT_FILTERS.items():
+        if name in q:
+            if not q[name].isdigit() or len(q[name]) > 12:
+                raise bad_request("invalid_parameter", f"{name} must be an integer", {"parameter": name})
+            clauses.append(clause)
+            params.append(int(q[name]))
+    for name, op in (("since", ">="), ("until", "<")):
+        if name in q:
+            value = q[name]
+            if len(value) > 40 or not value[:4].isdigit():
+                raise bad_request("invalid_parameter", f"{name} must be an ISO-8601 time", {"parameter": name})
+            clauses.append(f"at {op} ?")
+            params.append(value)
+    sql_where = " AND ".join(clauses)
+    db = request.app[DB]
+    total = await db.fetchval(f"SELECT count(*) FROM audit_log WHERE {sql_where}", params)  # noqa: S608
+    rows = await db.fetchall(
+        f"SELECT * FROM audit_log WHERE {sql_where} ORDER BY id DESC LIMIT ? OFFSET ?",  # noqa: S608
+        [*params, page.limit, page.offset],
+    )
+    return paginated([entry_json(r) for r in rows], page, int(total or 0))
+
+
+def _token_json(row: Any) -> dict[str, Any]:
+    return {
+        k: row[k]
+        for k in (
+            "id",
+            "name",
+            "prefix",
+            "user_id",
+            "role",
+            "created_by",
+            "created_at",
+            "expires_at",
+            "last_used_at",
+            "state",
+            "revoked_at",
+        )
+    }
+
+
+@routes.get("/api/v1/tokens")
+@roles(*ADMINS, facility_scoped=True)
+async def list_tokens(request: web.Request) -> web.Response:
+    """API tokens of users in the caller's facilities (never the secret)."""
+    where, params = scope_clause(principal(request), "u.facility_id")
+    rows = await request.app[DB].fetchall(
+        f"SELECT t.* FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE {where} ORDER BY t.id DESC",  # noqa: S608
+        params,
+    )
+    return ok([_token_json(r) for r in rows])
+
+
+@routes.post("/api/v1/tokens")
+@roles(*ADMINS, facility_scoped=True)
+async def create_token(request: web.Request) -> web.Response:
+    """Create a token {name, role, user_id?, expires_in_days?}; the secret is in this answer only."""
+    p = principal(request)
+    data = await read_json(request)
+    name, role = data.get("name"), data.get("role", Role.LEARNER.value)
+    if not isinstance(name, str) or not name.strip() or len(name) > 100 or not name.isprintable():
+        raise bad_request("invalid_field", "name must be 1-100 printable characters", {"field": "name"})
+    if role not in {r.value for r in Role}:
+        raise bad_request("invalid_field", "unknown role", {"field": "role"})
+    user_id = data.get("user_id", p.user_id)
+    days = data.get("expires_in_days")
+    if not isinstance(user_id, int) or isinstance(user_id, bool):
+        raise bad_request("invalid_field", "user_id must be an integer", {"field": "user_id"})
+    if days is not None and (not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= MAX_TOKEN_DAYS):
+        raise bad_request("invalid_field", f"expires_in_days must be 1-{MAX_TOKEN_DAYS}", {"field": "expires_in_days"})
+    app = request.app
+    db = app[DB]
+    owner = await db.fetchone(
+        "SELECT id, username, role, facility_id, deactivated_at FROM users WHERE id = ?", (user_id,)
+    )
+    if owner is None or not can_access_facility(p, owner["facility_id"]) or owner["deactivated_at"]:
+        raise not_found("no such user")
+    # A token never carries more than its owner has, nor more than its creator could grant.
+    if owner["id"] != p.user_id and not outranks(p.role, Role(owner["role"])):
+        raise forbidden("you may not make tokens for this user")
+    rank = [r.value for r in Role]
+    if rank.index(role) > rank.index(owner["role"]) or (role != p.role.value and not outranks(p.role, Role(role))):
+        raise forbidden("the token's role may not exceed its owner's or yours")
+    token, prefix = new_api_token()
+    now = app[CLOCK].now()
+    expires = iso(now + timedelta(days=days)) if days else None
+    result = await db.execute(
+        "INSERT INTO api_tokens (token_hash, prefix, name, user_id, role, created_by, created_at, expires_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (hash_secret(token), prefix, name.strip(), owner["id"], role, p.user_id, iso(now), expires),
+    )
+    await record(
+        db,
+        iso(now),
+        AuditAction.TOKEN_CREATED,
+        actor_of(request, p),
+        target_id=owner["id"],
+        target_name=owner["username"],
+        facility_id=owner["facility_id"],
+        details={"token_id": result.lastrowid, "role": role},
+    )
+    row = await db.fetchone("SELECT * FROM api_tokens WHERE id = ?", (result.lastrowid,))
+    return ok({"token": token, **_token_json(row)}, status=201)
+
+
+@routes.delete(r"/api/v1/tokens/{id:\d{1,12}}")
+@roles(*ADMINS, facility_scoped=True)
+async def revoke_token(request: web.Request) -> web.Response:
+    """Revoke a token at once."""
+    p = principal(request)
+    app = request.app
+    db = app[DB]
+    row = await db.fetchone(
+        "SELECT t.id, t.user_id, u.username, u.role, u.facility_id FROM api_tokens t JOIN users u"
+        " ON u.id = t.user_id WHERE t.id = ?",
+        (path_id(request),),
+    )
+    if row is None or not can_access_facility(p, row["facility_id"]):
+        raise not_found("no such token")
+    if row["user_id"] != p.user_id and not outranks(p.role, Role(row["role"])):
+        raise forbidden("you may not revoke this user's tokens")
+    now = app[CLOCK].iso_now()
+    await db.execute(
+        "UPDATE api_tokens SET state = 'revoked', revoked_at = ? WHERE id = ? AND state = 'active'", (now, row["id"])
+    )
+    await record(
+        db,
+        now,
+        AuditAction.TOKEN_REVOKED,
+        actor_of(request, p),
+        target_id=row["user_id"],
+        target_name=row["username"],
+        facility_id=row["facility_id"],
+        details={"token_id": row["id"]},
+    )
+    return ok({"revoked": True})

@@ -1,0 +1,187 @@
+"""Routes of the signed-in person: login, logout, me, own password, own sessions."""
+
+from typing import Any
+
+from aiohttp import web
+
+from appliance.auth.accounts import USER_COLUMNS, set_password_tx, user_json
+from appliance.auth.authn import SESSION_KEY
+from appliance.auth.metrics import RATE_LIMITED
+from appliance.auth.passwords import (
+    MAX_PASSWORD_LENGTH,
+    PasswordError,
+    check_length,
+    check_strength,
+    hash_password,
+    verify_password,
+)
+from appliance.auth.sessions import AuthMethod, SessionState
+from appliance.auth.signin import SignIn, audit_sign_out
+from appliance.auth.usernames import UsernameError, username_key, validate_username
+from appliance.auth.webutil import actor_of, addr_of, clear_session_cookie, set_session_cookie, str_field
+from appliance.core.blocking import run_blocking
+from appliance.core.errors import ApiError, bad_request, too_many
+from appliance.keys import CLOCK, DB, IDENTITY
+from appliance.web.policy import AuthVia, principal, public, signed_in
+from appliance.web.responses import ok, read_json
+
+routes = web.RouteTableDef()
+
+
+def _password_input(value: str | None, name: str) -> str:
+    if value is None:
+        raise bad_request("invalid_body", f"{name} must be a string", {"field": name})
+    if len(value) > MAX_PASSWORD_LENGTH:
+        raise bad_request(
+            "password_too_long", f"{name} is longer than {MAX_PASSWORD_LENGTH} characters", {"field": name}
+        )
+    try:
+        if value:
+            check_length(value)
+    except PasswordError as exc:
+        raise bad_request("invalid_password", str(exc), {"field": name}) from None
+    return value
+
+
+@routes.post("/api/v1/auth/login")
+@public
+async def login(request: web.Request) -> web.Response:
+    """Sign in with username and password (local account, else LDAP); sets a fresh session cookie."""
+    data = await read_json(request)
+    raw_name = str_field(data, "username")
+    password = _password_input(str_field(data, "password"), "password")
+    if raw_name is None:
+        raise bad_request("invalid_body", "username must be a string", {"field": "username"})
+    try:
+        username = validate_username(raw_name)
+    except UsernameError as exc:
+        raise bad_request("invalid_username", str(exc), {"field": "username"}) from None
+    if not password:
+        raise bad_request("invalid_password", "password is empty", {"field": "password"})
+    app = request.app
+    state = app[IDENTITY]
+    wait = state.login_user_limiter.check(username_key(username), app[CLOCK].monotonic())
+    if wait:
+        RATE_LIMITED.labels("login_user").inc()
+        raise too_many(wait)
+    addr = addr_of(request)
+    flow = SignIn(app[DB], app[CLOCK], state)
+    user, method = await flow.password(username, password, addr)
+    return await start_session(request, flow, user, method)
+
+
+async def start_session(
+    request: web.Request, flow: SignIn, user: Any, method: AuthMethod, *, redirect: str | None = None
+) -> web.Response:
+    """Create the session (rotating any old cookie), audit, and answer with the cookie set."""
+    state = request.app[IDENTITY]
+    addr = addr_of(request)
+    old = request.cookies.get(state.auth.cookie_name)
+    token, csrf, _sid = await state.sessions.create(
+        user["id"], method, addr, request.headers.get("User-Agent", ""), replaces=old
+    )
+    await flow.succeeded(user, method, addr)
+    if redirect is not None:
+        response = web.Response(status=303, headers={"Location": redirect})
+    else:
+        response = ok(
+            {"user": user_json(user), "csrf_token": csrf, "must_change_password": bool(user["must_change_password"])}
+        )
+    set_session_cookie(request, response, token)
+    return response
+
+
+@routes.post("/api/v1/auth/logout")
+@signed_in
+async def logout(request: web.Request) -> web.Response:
+    """End the current session and clear the cookie."""
+    p = principal(request)
+    app = request.app
+    state = app[IDENTITY]
+    if p.via is AuthVia.SESSION:
+        await state.sessions.end(request.cookies.get(state.auth.cookie_name, ""), SessionState.LOGGED_OUT)
+    await audit_sign_out(app[DB], app[CLOCK], p.user_id, p.username, p.facility_id, addr_of(request))
+    response = ok({"signed_out": True})
+    clear_session_cookie(request, response)
+    return response
+
+
+@routes.get("/api/v1/auth/me")
+@signed_in
+async def me(request: web.Request) -> web.Response:
+    """Who am I: the account, role, facilities, and the CSRF token of this session."""
+    p = principal(request)
+    row = await request.app[DB].fetchone(
+        f"SELECT {USER_COLUMNS} FROM users WHERE id = ?",  # noqa: S608
+        (p.user_id,),
+    )
+    info = request.get(SESSION_KEY)
+    body = user_json(row)
+    body.update(
+        {
+            "effective_role": p.role.value,
+            "facility_ids": sorted(p.facility_ids),
+            "via": p.via.value,
+            "csrf_token": info.csrf_token if info is not None else None,
+        }
+    )
+    return ok(body)
+
+
+@routes.post("/api/v1/auth/password")
+@signed_in
+async def change_password(request: web.Request) -> web.Response:
+    """Change one's own password (required after a temporary one); other sessions end, this one rotates."""
+    p = principal(request)
+    data = await read_json(request)
+    current = _password_input(str_field(data, "current_password"), "current_password")
+    new = _password_input(str_field(data, "new_password"), "new_password")
+    try:
+        check_strength(new)
+    except PasswordError as exc:
+        raise bad_request("weak_password", str(exc), {"field": "new_password"}) from None
+    if new == current:
+        raise bad_request(
+            "weak_password", "the new password must differ from the current one", {"field": "new_password"}
+        )
+    app = request.app
+    db, state = app[DB], app[IDENTITY]
+    row = await db.fetchone(
+        f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE id = ?",  # noqa: S608
+        (p.user_id,),
+    )
+    if row is None or row["auth_source"] != "local":
+        raise ApiError(409, "not_local_account", "this account's password is managed by the directory")
+    if not await run_blocking("auth", verify_password, row["password_hash"], current):
+        raise ApiError(403, "wrong_password", "the current password is wrong")
+    new_hash = await run_blocking("auth", hash_password, new)
+    async with db.transaction() as tx:
+        await set_password_tx(
+            tx,
+            app[CLOCK].iso_now(),
+            row,
+            new_hash,
+            temporary=False,
+            actor=actor_of(request, p),
+            sessions=state.sessions,
+        )
+    if p.via is not AuthVia.SESSION:
+        return ok({"password_changed": True})
+    # The old session was ended with the others: hand out a new id (privilege change → new session id).
+    token, csrf, _ = await state.sessions.create(
+        p.user_id, AuthMethod.PASSWORD, addr_of(request), request.headers.get("User-Agent", "")
+    )
+    response = ok({"password_changed": True, "csrf_token": csrf})
+    set_session_cookie(request, response, token)
+    return response
+
+
+@routes.get("/api/v1/auth/sessions")
+@signed_in
+async def my_sessions(request: web.Request) -> web.Response:
+    """One's own live sessions (the current one is flagged)."""
+    p = principal(request)
+    items = await request.app[IDENTITY].sessions.list_for_user(p.user_id)
+    for item in items:
+        item["current"] = str(item["id"]) == p.session_id
+    return ok(items)

@@ -1,0 +1,172 @@
+"""Server-side sessions: opaque random cookie values stored hashed, with idle and absolute expiry."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import aiosqlite
+
+from appliance.auth.opaque import hash_secret, new_secret
+from appliance.core.clock import Clock, iso
+from appliance.db.database import Database
+
+# last_seen_at is written at most this often per session: idle expiry needs minutes, not milliseconds,
+# and a write per request would serialise every worker on SQLite's lock.
+TOUCH_INTERVAL = timedelta(seconds=60)
+MAX_COOKIE_LENGTH = 200
+
+
+class SessionState(StrEnum):
+    """Life of a session (sessions.state)."""
+
+    ACTIVE = "active"
+    LOGGED_OUT = "logged_out"
+    REVOKED = "revoked"
+    ROTATED = "rotated"
+    EXPIRED = "expired"
+    DEACTIVATED = "deactivated"
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a state name
+
+
+class AuthMethod(StrEnum):
+    """How the session was started (sessions.auth_method)."""
+
+    PASSWORD = "password"  # noqa: S105 - a method name
+    LDAP = "ldap"
+    SAML = "saml"
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """A live session and the user columns needed to build the principal."""
+
+    id: int
+    csrf_token: str
+    auth_method: AuthMethod
+    user: dict[str, Any]
+
+
+_LOOKUP = (
+    "SELECT s.id AS sid, s.csrf_token, s.auth_method, s.expires_at, s.last_seen_at,"
+    " u.id, u.uuid, u.username, u.role, u.facility_id, u.must_change_password, u.deactivated_at"
+    " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ? AND s.state = 'active'"
+)
+
+
+class Sessions:
+    """The session table, with the clock and lifetimes of the [auth] section."""
+
+    def __init__(self, db: Database, clock: Clock, idle: timedelta, absolute: timedelta) -> None:
+        self.db = db
+        self.clock = clock
+        self.idle = idle
+        self.absolute = absolute
+
+    async def create(
+        self, user_id: int, method: AuthMethod, client_addr: str, user_agent: str, *, replaces: str | None = None
+    ) -> tuple[str, str, int]:
+        """Start a session (ending the one it replaces); return (cookie value, CSRF token, session id)."""
+        token, csrf = new_secret(), new_secret()
+        now = self.clock.now()
+        async with self.db.transaction() as tx:
+            if replaces:
+                await self._end_where(tx, "token_hash = ?", (hash_secret(replaces),), SessionState.ROTATED, now)
+            cur = await tx.execute(
+                "INSERT INTO sessions (token_hash, user_id, csrf_token, client_addr, user_agent, auth_method,"
+                " created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    hash_secret(token),
+                    user_id,
+                    csrf,
+                    client_addr[:100],
+                    user_agent[:300],
+                    method.value,
+                    iso(now),
+                    iso(now),
+                    iso(now + self.absolute),
+                ),
+            )
+            assert cur.lastrowid is not None
+            return token, csrf, cur.lastrowid
+
+    async def lookup(self, token: str) -> SessionInfo | None:
+        """The live session of a cookie value, or None (unknown, ended, expired, or user deactivated)."""
+        if not token or len(token) > MAX_COOKIE_LENGTH:
+            return None
+        row = await self.db.fetchone(_LOOKUP, (hash_secret(token),))
+        if row is None:
+            return None
+        now = self.clock.now()
+        last_seen = datetime.fromisoformat(row["last_seen_at"])
+        if row["deactivated_at"] is not None:
+            await self.end_by_id(row["sid"], SessionState.DEACTIVATED)
+            return None
+        if now >= datetime.fromisoformat(row["expires_at"]) or now - last_seen >= self.idle:
+            await self.end_by_id(row["sid"], SessionState.EXPIRED)
+            return None
+        if now - last_seen >= TOUCH_INTERVAL:
+            await self.db.execute("UPDATE sessions SET last_seen_at = ? WHERE id = ?", (iso(now), row["sid"]))
+        user = {k: row[k] for k in ("id", "uuid", "username", "role", "facility_id", "must_change_password")}
+        return SessionInfo(row["sid"], row["csrf_token"], AuthMethod(row["auth_method"]), user)
+
+    async def end(self, token: str, state: SessionState) -> None:
+        """End the session of a cookie value."""
+        async with self.db.transaction() as tx:
+            await self._end_where(tx, "token_hash = ?", (hash_secret(token),), state, self.clock.now())
+
+    async def end_by_id(self, session_id: int, state: SessionState, user_id: int | None = None) -> int:
+        """End one session by id (optionally only if it belongs to user_id); return how many ended."""
+        async with self.db.transaction() as tx:
+            if user_id is None:
+                return await self._end_where(tx, "id = ?", (session_id,), state, self.clock.now())
+            return await self._end_where(tx, "id = ? AND user_id = ?", (session_id, user_id), state, self.clock.now())
+
+    async def end_for_user_tx(
+        self, tx: aiosqlite.Connection, user_id: int, state: SessionState, *, keep: int | None = None
+    ) -> int:
+        """End every live session of a user (except keep) inside the caller's transaction."""
+        if keep is None:
+            return await self._end_where(tx, "user_id = ?", (user_id,), state, self.clock.now())
+        return await self._end_where(tx, "user_id = ? AND id != ?", (user_id, keep), state, self.clock.now())
+
+    async def _end_where(
+        self, tx: aiosqlite.Connection, where: str, params: tuple[Any, ...], state: SessionState, now: datetime
+    ) -> int:
+        cur = await tx.execute(
+            f"UPDATE sessions SET state = ?, ended_at = ? WHERE state = 'active' AND {where}",
+            (state.value, iso(now), *params),
+        )
+        return cur.rowcount
+
+    async def list_for_user(self, user_id: int) -> list[dict[str, Any]]:
+        """Live sessions of a user, newest first (never the secret)."""
+        rows = await self.db.fetchall(
+            "SELECT id, created_at, last_seen_at, expires_at, client_addr, user_agent, auth_method FROM sessions"
+            " WHERE user_id = ? AND state = 'active' AND expires_at > ? ORDER BY id DESC",
+            (user_id, iso(self.clock.now())),
+        )
+        return [dict(r) for r in rows]
+
+    async def count_active(self) -> int:
+        """Sessions that are live now (for the gauge)."""
+        now = self.clock.now()
+        return int(
+            await self.db.fetchval(
+                "SELECT count(*) FROM sessions WHERE state = 'active' AND expires_at > ? AND last_seen_at > ?",
+                (iso(now), iso(now - self.idle)),
+            )
+            or 0
+        )
+
+    async def expire_stale(self) -> int:
+        """Mark sessions past either expiry as expired (housekeeping; lookups do it lazily too)."""
+        now = self.clock.now()
+        async with self.db.transaction() as tx:
+            return await self._end_where(
+                tx,
+                "(expires_at <= ? OR last_seen_at <= ?)",
+                (iso(now), iso(now - self.idle)),
+                SessionState.EXPIRED,
+                now,
+            )
