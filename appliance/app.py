@@ -23,7 +23,6 @@ from appliance.core.process import ProcessRole
 from appliance.core.tasks import TaskSupervisor
 from appliance.db import migrate_config
 from appliance.db.database import Database
-from appliance.features import FEATURES
 from appliance.keys import (
     AUTHENTICATORS,
     BUS,
@@ -188,6 +187,9 @@ def create_app(
     app.on_response_prepare.append(mw.add_request_id_header)
     health.setup(app)
     if features:
+        # Imported here: feature modules import add_middleware from this module.
+        from appliance.features import FEATURES
+
         for _name, setup in FEATURES:
             setup(app)
     for _order, middleware in sorted(app[MIDDLEWARES], key=lambda pair: pair[0]):

@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", parents=[common], help="print the effective config, secrets masked")
     check.add_argument("--describe", action="store_true", help="list every key with its default and meaning")
+    check.add_argument("--markdown", action="store_true", help="with --describe: the README's reference table")
     check.set_defaults(func=cmd_check_config, needs_config=False, sync=True)
 
     doctor = sub.add_parser("doctor", parents=[common], help="check the installation; non-zero exit on failure")
@@ -154,6 +155,11 @@ def _toml_value(value: Any) -> str:
 
 def cmd_check_config(args: argparse.Namespace, config: Config | None) -> int:
     """Print the effective configuration (secrets masked) or, with --describe, every key documented."""
+    if args.describe and args.markdown:
+        from appliance.config import markdown_reference
+
+        print(markdown_reference(), end="")
+        return 0
     if args.describe:
         section = None
         for name, key, default, help_text, secret in describe():

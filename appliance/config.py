@@ -417,3 +417,14 @@ def describe() -> list[tuple[str, str, Any, str, bool]]:
                 default = None
             rows.append((name, f.name, default, f.metadata.get("help", ""), bool(f.metadata.get("secret"))))
     return rows
+
+
+def markdown_reference() -> str:
+    """The README's configuration reference table, generated so that it cannot drift from the code."""
+    lines = ["| key | default | meaning |", "|---|---|---|"]
+    for section, key, default, help_text, secret in describe():
+        if isinstance(default, Path):
+            default = "" if str(default) == "." else str(default)
+        shown = "(secret)" if secret and default else json.dumps(default)
+        lines.append(f"| `{section}.{key}` | `{shown}` | {help_text.replace('|', '/')} |")
+    return "\n".join(lines) + "\n"

@@ -137,3 +137,11 @@ def test_every_key_has_help_and_is_documented_in_readme() -> None:
         if f"{section}.{key}" not in readme:
             missing.append(f"{section}.{key}")
     assert not missing, f"config keys not documented in README.md: {missing}"
+
+
+def test_readme_config_reference_is_current() -> None:
+    from appliance.config import markdown_reference
+
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("<!-- config-reference:start -->\n", 1)[1].split("<!-- config-reference:end -->", 1)[0]
+    assert block == markdown_reference(), "README config reference is stale: run .ci/update-readme"
