@@ -1,13 +1,9 @@
 """Wires the content feature into the application: routes, cleanup contexts, middlewares."""
 
-from pathlib import Path
-
 from aiohttp import web
 
-from appliance.content import routes_content, routes_search
+from appliance.content import routes_api, routes_catalog, routes_content, routes_pages, routes_reports, routes_search
 from appliance.content.service import content_ctx
-
-LEARNER_STATIC = Path(__file__).resolve().parent.parent / "web" / "learner" / "static"
 
 
 def setup(app: web.Application) -> None:
@@ -15,3 +11,8 @@ def setup(app: web.Application) -> None:
     app.cleanup_ctx.append(content_ctx)
     app.router.add_routes(routes_content.routes)
     app.router.add_routes(routes_search.routes)
+    app.router.add_routes(routes_api.routes)
+    app.router.add_routes(routes_catalog.routes)
+    app.router.add_routes(routes_reports.routes)
+    app.router.add_routes(routes_pages.routes)
+    routes_pages.add_static(app)

@@ -40,28 +40,20 @@ def content_root(tmp_path: Path, zim_dir: Path) -> Path:
 from collections.abc import Callable  # noqa: E402
 from typing import Any  # noqa: E402
 
-from aiohttp import web  # noqa: E402
 from aiohttp.test_utils import TestClient  # noqa: E402
 
-from appliance.keys import AUTHENTICATORS, CONTENT, DB  # noqa: E402
-from appliance.web.policy import AuthVia, Principal, Role  # noqa: E402
-
-TEST_USER_HEADER = "X-Test-User"
+from appliance.keys import CONTENT, DB  # noqa: E402
 
 
-async def header_authenticator(request: web.Request) -> Principal | None:
-    """Stand-in for identity's session cookie until it lands: the user id in a test-only header."""
-    raw = request.headers.get(TEST_USER_HEADER)
-    if not raw:
-        return None
-    row = await request.app[DB].fetchone("SELECT * FROM users WHERE id = ?", (int(raw),))
-    if row is None:
-        return None
-    extra = await request.app[DB].fetchall("SELECT facility_id FROM user_facilities WHERE user_id = ?", (row["id"],))
-    return Principal(user_id=row["id"], uuid=row["uuid"], username=row["username"], role=Role(row["role"]),
-                     facility_id=row["facility_id"],
-                     facility_ids=frozenset({row["facility_id"], *(r["facility_id"] for r in extra)}),
-                     via=AuthVia.SESSION, session_id="test")
+async def sign_in(client: TestClient, username: str, password: str) -> dict[str, str]:
+    """Sign in through identity's real login API; return headers carrying that session and its CSRF token."""
+    resp = await client.post("/api/v1/auth/login", json={"username": username, "password": password})
+    assert resp.status == 200, await resp.text()
+    body = await resp.json()
+    morsel = next(iter(resp.cookies.values()))
+    # Each test user is its own browser: keep the cookie out of the shared jar and send it explicitly.
+    client.session.cookie_jar.clear()
+    return {"Cookie": f"{morsel.key}={morsel.value}", "X-CSRF-Token": body["data"]["csrf_token"]}
 
 
 class Library:
@@ -71,11 +63,14 @@ class Library:
         self.client = client
         self._make_user = make_user
         self.service = client.app[CONTENT]
+        self.user_ids: dict[str, int] = {}
 
     async def user(self, role: str = "learner", facility_id: int = 1, **kw: Any) -> dict[str, str]:
-        """Create a user and return headers that authenticate as them."""
+        """Create a user, sign them in, and return headers that act as their browser."""
         user = await self._make_user(self.client, role=role, facility_id=facility_id, **kw)
-        return {TEST_USER_HEADER: str(user["id"]), "X-User-Id": str(user["id"])}
+        headers = await sign_in(self.client, user["username"], user["password"])
+        self.user_ids[headers["Cookie"]] = user["id"]
+        return headers
 
     async def lib_id(self, slug: str) -> int:
         return int(await self.client.app[DB].fetchval("SELECT id FROM libraries WHERE slug = ?", (slug,)))
@@ -107,7 +102,5 @@ def content_config(config_factory: Callable[..., Any], tmp_path: Path, zim_dir: 
 
 @pytest.fixture
 async def library(app_client: Any, content_config: Callable[..., Any], make_user: Any) -> Library:
-    """The full app serving the test archives, with the test authenticator registered."""
-    client = await app_client(content_config())
-    client.app[AUTHENTICATORS].append(header_authenticator)
-    return Library(client, make_user)
+    """The full app serving the test archives, with identity's real sessions."""
+    return Library(await app_client(content_config()), make_user)

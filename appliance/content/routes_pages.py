@@ -1,0 +1,59 @@
+"""Learner pages of the library (list, reader with the reading beacon, search) and their local assets."""
+
+from pathlib import Path
+
+from aiohttp import web
+
+from appliance.content.service import CONTENT
+from appliance.core.errors import unauthorized
+from appliance.web.policy import maybe_principal, public
+
+PAGES = Path(__file__).resolve().parent.parent / "web" / "learner"
+STATIC = PAGES / "static"
+routes = web.RouteTableDef()
+_cache: dict[str, bytes] = {}
+HEADERS = {"Cache-Control": "no-cache", "X-Frame-Options": "SAMEORIGIN",
+           "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+                                      "script-src 'self'; frame-ancestors 'self'"}
+
+
+def _page(name: str) -> bytes:
+    """A page's bytes (read once per process; they ship with the code)."""
+    if name not in _cache:
+        _cache[name] = (PAGES / name).read_bytes()
+    return _cache[name]
+
+
+async def _serve(request: web.Request, name: str) -> web.Response:
+    """Signed-in users, or anyone where the facility allows anonymous browsing."""
+    service = request.app[CONTENT]
+    await service.refresh()
+    if maybe_principal(request) is None and not service.directory.anonymous_allowed:
+        raise unauthorized()
+    return web.Response(body=_page(name), content_type="text/html", charset="utf-8", headers=HEADERS)
+
+
+@routes.get("/library")
+@public
+async def library_page(request: web.Request) -> web.Response:
+    """The list of books."""
+    return await _serve(request, "library.html")
+
+
+@routes.get("/library/read/{book}/{path:.*}")
+@public
+async def reader_page(request: web.Request) -> web.Response:
+    """The reader wrapper; the article itself loads from /content in its frame."""
+    return await _serve(request, "reader.html")
+
+
+@routes.get("/library/search")
+@public
+async def search_page(request: web.Request) -> web.Response:
+    """Search results page."""
+    return await _serve(request, "search.html")
+
+
+def add_static(app: web.Application) -> None:
+    """Local scripts and styles of the learner pages (static routes are public by design)."""
+    app.router.add_static("/static/learner", STATIC, append_version=False)
