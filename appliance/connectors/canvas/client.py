@@ -201,9 +201,7 @@ class CanvasClient:
 
     async def end_enrollment(self, course_id: str, enrollment_id: int | str, task: str = "conclude") -> None:
         """DELETE courses/:id/enrollments/:id?task=…"""
-        await self.call(
-            "DELETE", f"courses/{quote(course_id)}/enrollments/{enrollment_id}", params={"task": task}
-        )
+        await self.call("DELETE", f"courses/{quote(course_id)}/enrollments/{enrollment_id}", params={"task": task})
 
 
 async def with_retries(fn: Any, *, attempts: int = 5, sleep: Any = asyncio.sleep, base: float = 0.5) -> Any:

@@ -222,8 +222,6 @@ def activity_totals(data: Any) -> tuple[int, int]:
     if not isinstance(data, dict):
         return 0, 0
     views = data.get("page_views") or {}
-    views_total = (
-        sum(int(v) for v in views.values() if isinstance(v, int | float)) if isinstance(views, dict) else 0
-    )
+    views_total = sum(int(v) for v in views.values() if isinstance(v, int | float)) if isinstance(views, dict) else 0
     participations = data.get("participations") or []
     return views_total, len(participations) if isinstance(participations, list) else 0

@@ -1,0 +1,119 @@
+"""The Canvas connector: idempotent pushes keyed by SIS id = appliance uuid, and paged pulls."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from appliance.connectors.base import PushOutcome, PushResult, UserPush
+from appliance.connectors.canvas import mapping
+from appliance.connectors.canvas.client import CanvasClient
+from appliance.connectors.canvas.mapping import CourseRecord, EnrollmentRecord, ExternalUser, MilestoneRecord
+from appliance.connectors.errors import NotFound, Rejected
+
+
+def _taken(exc: Rejected) -> bool:
+    """Canvas says the SIS/login id is already in use (a create raced with an earlier one)."""
+    return exc.status == 400 and '"taken"' in str(exc.body).replace("'", '"')
+
+
+class CanvasConnector:
+    """Canvas behind the Connector protocol."""
+
+    def __init__(self, client: CanvasClient) -> None:
+        self.client = client
+
+    async def probe(self, timeout: float) -> None:
+        """GET the account with a short timeout."""
+        await self.client.probe(timeout=timeout)
+
+    async def ensure_user(self, user: UserPush, *, create: bool) -> PushResult:
+        """Create the user unless its SIS id exists; otherwise update names/email when they differ."""
+        current = await self.client.user_by_sis(user.uuid)
+        if current is None:
+            if not create:
+                return PushResult(PushOutcome.SKIPPED, detail="not provisioned upstream")
+            try:
+                created = await self.client.create_user(mapping.user_create_body(user.payload))
+            except Rejected as exc:
+                # Someone (an earlier attempt whose answer we lost) created it meanwhile: adopt it.
+                found = await self.client.user_by_sis(user.uuid) if _taken(exc) else None
+                if found is None:
+                    raise
+                current = found
+            else:
+                if user.deactivated:
+                    await self.client.update_user(created["id"], {"user": {"event": "suspend"}})
+                return PushResult(PushOutcome.CREATED, mapping.sid(created["id"]))
+        external_id = mapping.sid(current["id"])
+        if mapping.user_needs_update(current, user.payload):
+            await self.client.update_user(external_id, mapping.user_update_body(user.payload))
+            return PushResult(PushOutcome.UPDATED, external_id)
+        return PushResult(PushOutcome.UNCHANGED, external_id)
+
+    async def deactivate_user(self, uuid: str) -> PushResult:
+        """Suspend the login (`user[event]=suspend`); absent upstream means nothing to do."""
+        current = await self.client.user_by_sis(uuid)
+        if current is None:
+            return PushResult(PushOutcome.SKIPPED, detail="absent upstream")
+        if current.get("workflow_state") == "suspended":
+            return PushResult(PushOutcome.UNCHANGED, mapping.sid(current["id"]))
+        await self.client.update_user(current["id"], {"user": {"event": "suspend"}})
+        return PushResult(PushOutcome.UPDATED, mapping.sid(current["id"]))
+
+    async def ensure_enrollment(self, course_external_id: str, uuid: str) -> PushResult:
+        """Look for a live enrollment first; create one only when none exists."""
+        existing = await self.client.enrollments_of(course_external_id, uuid)
+        if existing:
+            return PushResult(PushOutcome.UNCHANGED, mapping.sid(existing[0]["id"]))
+        created = await self.client.enroll(course_external_id, uuid)
+        return PushResult(PushOutcome.CREATED, mapping.sid(created["id"]))
+
+    async def drop_enrollment(self, course_external_id: str, uuid: str) -> PushResult:
+        """Conclude each live enrollment; none left means done."""
+        existing = await self.client.enrollments_of(course_external_id, uuid)
+        for enrollment in existing:
+            try:
+                await self.client.end_enrollment(course_external_id, enrollment["id"])
+            except NotFound:
+                continue
+        outcome = PushOutcome.UPDATED if existing else PushOutcome.UNCHANGED
+        return PushResult(outcome, mapping.sid(existing[0]["id"]) if existing else None)
+
+    async def users(self) -> AsyncIterator[list[ExternalUser]]:
+        """accounts/:id/users, every page."""
+        async for page in self.client.pages(f"accounts/{self.client.account_id}/users"):
+            yield [mapping.external_user(u) for u in page]
+
+    async def courses(self) -> AsyncIterator[list[CourseRecord]]:
+        """accounts/:id/courses (available, completed and unpublished), every page."""
+        params = [("state[]", "available"), ("state[]", "completed"), ("state[]", "unpublished")]
+        async for page in self.client.pages(f"accounts/{self.client.account_id}/courses", params):
+            yield [mapping.course_record(c, str(self.client.base)) for c in page]
+
+    async def enrollments(self, course_external_id: str) -> AsyncIterator[list[EnrollmentRecord]]:
+        """Student enrollments in every state that matters, every page."""
+        params = [
+            ("type[]", "StudentEnrollment"),
+            ("state[]", "active"),
+            ("state[]", "invited"),
+            ("state[]", "completed"),
+            ("state[]", "inactive"),
+        ]
+        async for page in self.client.pages(f"courses/{course_external_id}/enrollments", params):
+            yield [mapping.enrollment_record(e) for e in page]
+
+    async def milestones(self, course_external_id: str, since: str | None) -> AsyncIterator[list[MilestoneRecord]]:
+        """students/submissions for all students, incremental with `submitted_since`."""
+        params = [("student_ids[]", "all")]
+        if since:
+            params.append(("submitted_since", since))
+        async for page in self.client.pages(f"courses/{course_external_id}/students/submissions", params):
+            yield [m for s in page for m in mapping.milestones(s, course_external_id)]
+
+    async def page_views(self, course_external_id: str, user_external_id: str) -> int | None:
+        """Analytics activity of one student; None when analytics are off (404)."""
+        try:
+            data = await self.client.get(f"courses/{course_external_id}/analytics/users/{user_external_id}/activity")
+        except NotFound:
+            return None
+        return mapping.activity_totals(data)[0]

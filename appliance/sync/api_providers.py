@@ -1,0 +1,248 @@
+"""Provider API: create, list, change, test, sync now, and the unmatched-users queue with linking."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from aiohttp import web
+
+from appliance.connectors.errors import AuthFailed, NotPermitted, Rejected, Throttled, Transient
+from appliance.core.errors import ApiError, bad_request, conflict, not_found
+from appliance.keys import CONFIG, DB, HTTP_CLIENT
+from appliance.sync import store
+from appliance.sync.keys import ENGINE, VAULT
+from appliance.sync.model import CANVAS_TYPES, Job, ProviderType, Trigger
+from appliance.sync.scheduler import enqueue
+from appliance.sync.validate import provider_fields
+from appliance.web.policy import Principal, Role, can_access_facility, principal, require_facility, roles
+from appliance.web.responses import ok, page_params, paginated, read_json
+
+routes = web.RouteTableDef()
+ADMINS = (Role.FACILITY_ADMIN, Role.DEPARTMENT_ADMIN)
+
+
+def provider_id(request: web.Request) -> int:
+    """The {id} path parameter as an int (404 otherwise)."""
+    raw = request.match_info["id"]
+    if not raw.isdigit() or len(raw) > 12:
+        raise not_found("no such provider")
+    return int(raw)
+
+
+async def visible_provider(request: web.Request, p: Principal) -> sqlite3.Row:
+    """The provider in the path if the caller may see it (global providers are visible to every admin)."""
+    row = await store.provider_row(request.app[DB], provider_id(request))
+    if row is None or (row["facility_id"] is not None and not can_access_facility(p, row["facility_id"])):
+        raise not_found("no such provider")
+    return row
+
+
+def poke(request: web.Request) -> None:
+    """Tell this process's engine (if it is the primary) to look at providers now."""
+    engine = request.app.get(ENGINE)
+    if engine is not None:
+        engine.poke.set()
+
+
+async def check_facility(request: web.Request, p: Principal, facility_id: int | None) -> None:
+    """A provider serving every facility needs a system admin; a facility one needs access to it."""
+    if facility_id is None:
+        if p.role is not Role.SYSTEM_ADMIN:
+            raise ApiError(403, "forbidden", "only a system admin manages providers for every facility")
+        return
+    if await request.app[DB].fetchval("SELECT 1 FROM facilities WHERE id = ?", (facility_id,)) is None:
+        raise bad_request("invalid_field", "facility_id: no such facility", {"field": "facility_id"})
+    require_facility(p, facility_id)
+
+
+@routes.post("/api/v1/providers")
+@roles(Role.DEPARTMENT_ADMIN)
+async def create_provider(request: web.Request) -> web.Response:
+    """Create a provider; credentials are encrypted before they touch the database."""
+    p = principal(request)
+    fields = provider_fields(await read_json(request), partial=False)
+    await check_facility(request, p, fields.get("facility_id"))
+    db = request.app[DB]
+    sealed = request.app[VAULT].seal(fields.pop("credentials"))
+    try:
+        async with db.transaction() as tx:
+            # Records queued before the provider existed are not its business (its floor).
+            cur = await tx.execute("SELECT COALESCE(MAX(id), 0) FROM outbox")
+            floor_row = await cur.fetchone()
+            floor = floor_row[0] if floor_row else 0
+            cur = await tx.execute(
+                "INSERT INTO providers (type, name, base_url, account_id, credentials, facility_id, state,"
+                " push_roster, outbox_floor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    fields["type"],
+                    fields["name"],
+                    fields["base_url"],
+                    fields.get("account_id", ""),
+                    sealed,
+                    fields.get("facility_id"),
+                    fields.get("state", "enabled"),
+                    fields.get("push_roster", 1),
+                    floor,
+                ),
+            )
+            new_id = cur.lastrowid
+    except sqlite3.IntegrityError:
+        raise conflict("a provider with this name exists") from None
+    assert new_id is not None
+    poke(request)
+    row = await store.provider_row(db, new_id)
+    assert row is not None
+    return ok(store.provider_view(row), status=201)
+
+
+@routes.get("/api/v1/providers")
+@roles(*ADMINS)
+async def list_providers(request: web.Request) -> web.Response:
+    """Providers the caller may see."""
+    p = principal(request)
+    page = page_params(request)
+    rows = [
+        r
+        for r in await request.app[DB].fetchall(f"SELECT {store.PROVIDER_COLUMNS} FROM providers ORDER BY id")
+        if r["facility_id"] is None or can_access_facility(p, r["facility_id"])
+    ]
+    return paginated([store.provider_view(r) for r in rows[page.offset : page.offset + page.limit]], page, len(rows))
+
+
+@routes.get("/api/v1/providers/{id}")
+@roles(*ADMINS)
+async def get_provider(request: web.Request) -> web.Response:
+    """One provider (never its credentials)."""
+    return ok(store.provider_view(await visible_provider(request, principal(request))))
+
+
+@routes.patch("/api/v1/providers/{id}")
+@roles(Role.DEPARTMENT_ADMIN)
+async def patch_provider(request: web.Request) -> web.Response:
+    """Change fields; new credentials clear auth_failed (the engine restarts the provider)."""
+    p = principal(request)
+    row = await visible_provider(request, p)
+    fields = provider_fields(await read_json(request), partial=True, current_type=row["type"])
+    if not fields:
+        raise bad_request("invalid_body", "nothing to change")
+    await check_facility(request, p, fields.get("facility_id", row["facility_id"]))
+    if "credentials" in fields:
+        fields["credentials"] = request.app[VAULT].seal(fields["credentials"])
+        fields["runtime_state"] = "ready"
+    sets = ", ".join(f"{k} = ?" for k in fields)
+    try:
+        await request.app[DB].execute(
+            f"UPDATE providers SET {sets}, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?",
+            (*fields.values(), row["id"]),
+        )
+    except sqlite3.IntegrityError:
+        raise conflict("a provider with this name exists") from None
+    poke(request)
+    updated = await store.provider_row(request.app[DB], row["id"])
+    assert updated is not None
+    return ok(store.provider_view(updated))
+
+
+@routes.post("/api/v1/providers/{id}/test")
+@roles(*ADMINS)
+async def test_provider(request: web.Request) -> web.Response:
+    """Probe reachability and credentials now and say which one failed."""
+    row = await visible_provider(request, principal(request))
+    provider = await store.load_provider(request.app[DB], request.app[VAULT], row["id"])
+    assert provider is not None
+    if provider.type not in CANVAS_TYPES:
+        raise bad_request("unsupported", f"no connector for {provider.type.value} in this version")
+    from appliance.sync.engine import canvas_connector
+
+    connector = canvas_connector(request.app[HTTP_CLIENT], provider, request.app[CONFIG].sync)
+    result: dict[str, Any] = {"reachable": True, "credentials_valid": True, "permitted": True, "error": None}
+    try:
+        await connector.probe(request.app[CONFIG].sync.probe_timeout_s)
+    except Transient as exc:
+        result.update(reachable=False, credentials_valid=None, permitted=None, error=str(exc))
+    except AuthFailed as exc:
+        result.update(credentials_valid=False, permitted=None, error=str(exc))
+    except NotPermitted as exc:
+        result.update(permitted=False, error=str(exc))
+    except (Throttled, Rejected) as exc:
+        result.update(error=str(exc))
+    return ok(result)
+
+
+@routes.post("/api/v1/providers/{id}/sync")
+@roles(*ADMINS)
+async def sync_now(request: web.Request) -> web.Response:
+    """Queue a pull now (or `{"job": "report"}`)."""
+    row = await visible_provider(request, principal(request))
+    body = await read_json(request) if request.can_read_body else {}
+    job = body.get("job", "pull")
+    if job not in ("pull", "report"):
+        raise bad_request("invalid_field", "job: must be pull or report", {"field": "job"})
+    if row["state"] != "enabled":
+        raise conflict("the provider is not enabled")
+    run_id = await enqueue(request.app[DB], row["id"], Job(job), Trigger.MANUAL, None)
+    return ok({"run_id": run_id, "state": "queued"}, status=202)
+
+
+@routes.get("/api/v1/providers/{id}/unmatched-users")
+@roles(*ADMINS)
+async def unmatched_users(request: web.Request) -> web.Response:
+    """Upstream users not linked to a local one (never merged silently)."""
+    row = await visible_provider(request, principal(request))
+    page = page_params(request)
+    db = request.app[DB]
+    total = await db.fetchval(
+        "SELECT COUNT(*) FROM provider_user_mappings WHERE provider_id = ? AND user_id IS NULL", (row["id"],)
+    )
+    rows = await db.fetchall(
+        "SELECT external_user_id, external_sis_id, external_login_id, external_name, external_email, updated_at"
+        " FROM provider_user_mappings WHERE provider_id = ? AND user_id IS NULL ORDER BY id LIMIT ? OFFSET ?",
+        (row["id"], page.limit, page.offset),
+    )
+    return paginated([dict(r) for r in rows], page, int(total or 0))
+
+
+@routes.post("/api/v1/providers/{id}/unmatched-users/{external_id}/link")
+@roles(*ADMINS, facility_scoped=True)
+async def link_user(request: web.Request) -> web.Response:
+    """Link an upstream user to a local one: `{"user_id": N}`."""
+    p = principal(request)
+    row = await visible_provider(request, p)
+    body = await read_json(request)
+    user_id = body.get("user_id")
+    if isinstance(user_id, bool) or not isinstance(user_id, int):
+        raise bad_request("invalid_field", "user_id: must be an integer", {"field": "user_id"})
+    db = request.app[DB]
+    user = await db.fetchone("SELECT id, facility_id FROM users WHERE id = ?", (user_id,))
+    if user is None:
+        raise bad_request("invalid_field", "user_id: no such user", {"field": "user_id"})
+    require_facility(p, user["facility_id"])
+    external = request.match_info["external_id"]
+    async with db.transaction() as tx:
+        cur = await tx.execute(
+            "SELECT user_id FROM provider_user_mappings WHERE provider_id = ? AND external_user_id = ?",
+            (row["id"], external),
+        )
+        mapping = await cur.fetchone()
+        if mapping is None:
+            raise not_found("no such upstream user")
+        if mapping["user_id"] is not None:
+            raise conflict("this upstream user is already linked")
+        cur = await tx.execute(
+            "SELECT 1 FROM provider_user_mappings WHERE provider_id = ? AND user_id = ?", (row["id"], user_id)
+        )
+        if await cur.fetchone() is not None:
+            raise conflict("this learner is already linked to another upstream user")
+        await tx.execute(
+            "UPDATE provider_user_mappings SET user_id = ?, matched_by = 'admin',"
+            " updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE provider_id = ?"
+            " AND external_user_id = ?",
+            (user_id, row["id"], external),
+        )
+    return ok({"external_user_id": external, "user_id": user_id, "matched_by": "admin"})
+
+
+def provider_types() -> list[str]:
+    """Known provider types (for docs)."""
+    return [t.value for t in ProviderType]

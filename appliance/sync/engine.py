@@ -1,0 +1,314 @@
+"""The sync engine of the primary process: relay, scheduler, and per provider an uplink gate, pusher and runner."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from appliance.bus.client import Bus
+from appliance.connectors.base import Connector
+from appliance.connectors.canvas.client import CanvasClient
+from appliance.connectors.canvas.connector import CanvasConnector
+from appliance.connectors.errors import AuthFailed
+from appliance.core.clock import Clock
+from appliance.core.tasks import TaskSupervisor
+from appliance.db.database import Database
+from appliance.sync import metrics, scheduler, store
+from appliance.sync.cron import Cron
+from appliance.sync.model import CANVAS_TYPES, Job, Provider, ProviderState, RunState, RuntimeState, Uplink
+from appliance.sync.pull import MILESTONE_CURSOR, Puller
+from appliance.sync.push import Pusher, record_from_row
+from appliance.sync.relay import OutboxRelay
+from appliance.sync.secrets import CredentialsError, Vault
+from appliance.sync.settings import SyncSettings
+from appliance.sync.streams import delete_consumer
+from appliance.sync.uplink import UplinkGate
+
+log = logging.getLogger(__name__)
+RECONCILE_INTERVAL_S = 2.0
+
+
+def canvas_connector(http: aiohttp.ClientSession, provider: Provider, settings: SyncSettings) -> CanvasConnector:
+    """A Canvas connector for a provider."""
+    client = CanvasClient(
+        http,
+        provider.base_url,
+        provider.credentials.get("access_token", ""),
+        account_id=provider.account_id,
+        timeout=settings.request_timeout_s,
+        per_page=settings.per_page,
+    )
+    return CanvasConnector(client)
+
+
+@dataclass
+class Worker:
+    """The running parts of one provider."""
+
+    provider: Provider | None
+    fingerprint: str
+    gate: UplinkGate | None = None
+    pusher: Pusher | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    wake_runs: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class SyncEngine:
+    """Starts and stops provider workers as providers change (in any process: changes are read from SQLite)."""
+
+    def __init__(
+        self,
+        db: Database,
+        bus: Bus,
+        http: aiohttp.ClientSession,
+        clock: Clock,
+        tasks: TaskSupervisor,
+        settings: SyncSettings,
+        vault: Vault,
+    ) -> None:
+        self.db, self.bus, self.http, self.clock, self.tasks = db, bus, http, clock, tasks
+        self.settings, self.vault = settings, vault
+        self.relay = OutboxRelay(db, bus, clock, batch=settings.relay_batch, interval_s=settings.relay_interval_s)
+        self.schedule = scheduler.Schedule(Cron.parse(settings.pull_schedule), Cron.parse(settings.report_schedule))
+        self.workers: dict[int, Worker] = {}
+        self.poke = asyncio.Event()
+
+    async def start(self) -> None:
+        """Spawn the engine's supervised loops."""
+        await scheduler.recover_interrupted(self.db)
+        self.tasks.spawn("sync-relay", self.relay.run)
+        self.tasks.spawn("sync-providers", self.reconcile_loop)
+        self.tasks.spawn("sync-scheduler", self.scheduler_loop)
+        self.tasks.spawn("sync-status", self.status_loop)
+
+    async def stop(self) -> None:
+        """Stop every provider worker."""
+        for pid in list(self.workers):
+            await self.stop_worker(pid)
+
+    # ---- providers -------------------------------------------------------------------------------
+    async def reconcile_loop(self) -> None:
+        """Keep workers in line with the providers table."""
+        while True:
+            await self.reconcile()
+            self.poke.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.poke.wait(), RECONCILE_INTERVAL_S)
+
+    async def reconcile(self) -> None:
+        """Start, restart (config or credentials changed) or stop workers."""
+        rows = await self.db.fetchall(
+            "SELECT id, type, base_url, account_id, credentials, facility_id, state, push_roster FROM providers"
+        )
+        wanted: dict[int, str] = {}
+        for row in rows:
+            if row["state"] == ProviderState.ENABLED.value:
+                wanted[row["id"]] = hashlib.sha256(json.dumps(list(row)).encode()).hexdigest()
+            elif row["state"] == ProviderState.ARCHIVED.value and row["id"] in self.workers:
+                await delete_consumer(self.bus.js, row["id"])
+        for pid in [p for p in self.workers if wanted.get(p) != self.workers[p].fingerprint]:
+            await self.stop_worker(pid)
+            if pid not in wanted:
+                await store.set_runtime(self.db, pid, runtime=RuntimeState.DISABLED, uplink=Uplink.UNKNOWN)
+        for pid, fingerprint in wanted.items():
+            if pid not in self.workers:
+                await self.start_worker(pid, fingerprint)
+
+    def connector_for(self, provider: Provider) -> Connector | None:
+        """The connector of a provider type (only Canvas in this version)."""
+        if provider.type in CANVAS_TYPES:
+            return canvas_connector(self.http, provider, self.settings)
+        return None
+
+    async def start_worker(self, pid: int, fingerprint: str) -> None:
+        """Gate + monitor, pusher, run queue and dead-letter retries of one provider."""
+        try:
+            provider = await store.load_provider(self.db, self.vault, pid)
+        except CredentialsError as exc:
+            await store.set_runtime(self.db, pid, runtime=RuntimeState.AUTH_FAILED, error=str(exc))
+            self.workers[pid] = Worker(provider=None, fingerprint=fingerprint)
+            return
+        assert provider is not None
+        connector = self.connector_for(provider)
+        worker = Worker(provider, fingerprint)
+        self.workers[pid] = worker
+        if connector is None:
+            await store.set_runtime(
+                self.db,
+                pid,
+                runtime=RuntimeState.DISABLED,
+                error=f"no connector for {provider.type.value} in this version",
+            )
+            return
+
+        async def sink(runtime: RuntimeState, uplink: Uplink, error: str | None) -> None:
+            metrics.UPLINK_UP.labels(str(pid)).set(1 if uplink is Uplink.UP else 0)
+            await store.set_runtime(
+                self.db, pid, runtime=runtime, uplink=uplink, error=error, clear_error=error is None
+            )
+
+        s = self.settings
+        worker.gate = UplinkGate(
+            pid,
+            connector.probe,
+            sink,
+            probe_timeout=s.probe_timeout_s,
+            probe_interval=s.probe_interval_s,
+            backoff_initial=s.backoff_initial_s,
+            backoff_max=s.backoff_max_s,
+        )
+        worker.pusher = Pusher(
+            self.db,
+            self.bus,
+            self.clock,
+            provider,
+            connector,
+            worker.gate,
+            batch=s.push_batch,
+            concurrency=s.push_concurrency,
+            ack_wait_s=s.ack_wait_s,
+        )
+        worker.tasks = [
+            self.tasks.spawn(f"sync-uplink-{pid}", worker.gate.run),
+            self.tasks.spawn(f"sync-push-{pid}", worker.pusher.run),
+            self.tasks.spawn(f"sync-runs-{pid}", lambda: self.run_queue(worker, connector)),
+            self.tasks.spawn(f"sync-retries-{pid}", lambda: self.retry_loop(worker)),
+        ]
+        log.info("provider %d (%s) started", pid, provider.name)
+
+    async def stop_worker(self, pid: int) -> None:
+        """Cancel a provider's tasks and wait for them."""
+        worker = self.workers.pop(pid, None)
+        if worker is None:
+            return
+        for task in worker.tasks:
+            task.cancel()
+        if worker.tasks:
+            await asyncio.wait(worker.tasks, timeout=5)
+
+    # ---- runs ------------------------------------------------------------------------------------
+    async def scheduler_loop(self) -> None:
+        """Queue due windows: once at start-up (catch-up), then every tick."""
+        await scheduler.tick(self.db, self.clock, self.schedule, startup=True)
+        while True:
+            self._wake_runs()
+            await asyncio.sleep(self.settings.scheduler_tick_s)
+            await scheduler.tick(self.db, self.clock, self.schedule)
+
+    def _wake_runs(self) -> None:
+        for worker in self.workers.values():
+            worker.wake_runs.set()
+
+    async def run_queue(self, worker: Worker, connector: Connector) -> None:
+        """Execute this provider's queued runs one at a time, oldest first."""
+        assert worker.provider is not None
+        pid = worker.provider.id
+        while True:
+            row = await self.db.fetchone(
+                "SELECT id, job FROM sync_runs WHERE provider_id = ? AND state = 'queued' ORDER BY id LIMIT 1", (pid,)
+            )
+            if row is None:
+                worker.wake_runs.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(worker.wake_runs.wait(), 1.0)
+                continue
+            await self.execute(worker, connector, row["id"], Job(row["job"]))
+
+    async def execute(self, worker: Worker, connector: Connector, run_id: int, job: Job) -> None:
+        """One run; the milestone cursor advances only when the whole run succeeded."""
+        assert worker.gate is not None
+        assert worker.provider is not None
+        pid = worker.provider.id
+        started = self.clock.iso_now()
+        await self.db.execute("UPDATE sync_runs SET state = 'running', started_at = ? WHERE id = ?", (started, run_id))
+        since = await self.db.fetchval(
+            "SELECT value FROM sync_cursors WHERE provider_id = ? AND kind = ?", (pid, MILESTONE_CURSOR)
+        )
+        puller = Puller(
+            self.db, self.clock, worker.provider, connector, worker.gate, analytics=self.settings.pull_analytics
+        )
+        try:
+            await puller.run(job, since)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if isinstance(exc, AuthFailed):
+                worker.gate.report_auth_failed(exc)
+            log.warning("provider %d: %s run %d failed at %s: %s", pid, job.value, run_id, puller.stage, exc)
+            await self.db.execute(
+                "UPDATE sync_runs SET state = ?, stage = ?, counts = ?, errors = ?, finished_at = ? WHERE id = ?",
+                (
+                    RunState.FAILED.value,
+                    puller.stage,
+                    store.dumps(puller.counts),
+                    store.dumps([f"{type(exc).__name__}: {exc}"]),
+                    self.clock.iso_now(),
+                    run_id,
+                ),
+            )
+            metrics.RUNS.labels(str(pid), job.value, "failed").inc()
+            return
+        finished = self.clock.iso_now()
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "UPDATE sync_runs SET state = ?, stage = 'done', counts = ?, finished_at = ? WHERE id = ?",
+                (RunState.SUCCEEDED.value, store.dumps(puller.counts), finished, run_id),
+            )
+            await tx.execute("UPDATE providers SET last_pull_at = ? WHERE id = ?", (finished, pid))
+            if job is Job.PULL:
+                await tx.execute(
+                    "INSERT INTO sync_cursors (provider_id, kind, value, updated_at) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (provider_id, kind) DO UPDATE SET value = excluded.value,"
+                    " updated_at = excluded.updated_at",
+                    (pid, MILESTONE_CURSOR, started, finished),
+                )
+        metrics.RUNS.labels(str(pid), job.value, "succeeded").inc()
+
+    # ---- dead-letter retries and status ----------------------------------------------------------
+    async def retry_loop(self, worker: Worker) -> None:
+        """Re-push dead letters an admin asked to retry (kept in SQLite, so they survive restarts)."""
+        assert worker.pusher is not None
+        assert worker.gate is not None
+        assert worker.provider is not None
+        while True:
+            await worker.gate.wait_open()
+            rows = await self.db.fetchall(
+                "SELECT o.id, o.topic, o.aggregate_id, o.payload FROM dead_letters d JOIN outbox o"
+                " ON o.id = d.outbox_id WHERE d.provider_id = ? AND d.state = 'retrying' ORDER BY d.id LIMIT 50",
+                (worker.provider.id,),
+            )
+            finals = []
+            for row in rows:
+                outcome = await worker.pusher.settle(record_from_row(row))
+                if outcome is None:
+                    break
+                finals.append(outcome)
+            if finals:
+                await worker.pusher.write_ledger(finals)
+            await asyncio.sleep(1.0)
+
+    async def status_loop(self) -> None:
+        """Refresh queue-depth gauges."""
+        while True:
+            for pid, worker in list(self.workers.items()):
+                if worker.provider is None:
+                    continue
+                depth, oldest = await store.queue_depth(self.db, pid, worker.provider.outbox_floor)
+                metrics.QUEUE_DEPTH.labels(str(pid)).set(depth)
+                age = 0.0
+                if oldest:
+                    from datetime import datetime
+
+                    age = (self.clock.now() - datetime.fromisoformat(oldest.replace("Z", "+00:00"))).total_seconds()
+                metrics.OLDEST_PENDING.labels(str(pid)).set(max(0.0, age))
+                open_dead = await self.db.fetchval(
+                    "SELECT COUNT(*) FROM dead_letters WHERE provider_id = ? AND state != 'resolved'", (pid,)
+                )
+                metrics.DEAD_LETTERS.labels(str(pid)).set(open_dead or 0)
+            await asyncio.sleep(self.settings.status_interval_s)

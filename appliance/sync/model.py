@@ -1,0 +1,101 @@
+"""The states and kinds of the sync engine, one enum each (values are what the database stores)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class ProviderType(Enum):
+    """Kinds of upstream LMS; only Canvas has a connector in this version."""
+
+    CANVAS_OSS = "canvas_oss"
+    CANVAS_CLOUD = "canvas_cloud"
+    KOLIBRI = "kolibri"
+    BRIGHTSPACE = "brightspace"
+    MOODLE = "moodle"
+
+
+CANVAS_TYPES = frozenset({ProviderType.CANVAS_OSS, ProviderType.CANVAS_CLOUD})
+
+
+class ProviderState(Enum):
+    """What the admin chose."""
+
+    ENABLED = "enabled"
+    DISABLED = "disabled"
+    ARCHIVED = "archived"
+
+
+class RuntimeState(Enum):
+    """What the engine found (Home Assistant style: ready / not ready / auth failed)."""
+
+    READY = "ready"
+    RETRYING = "retrying"
+    AUTH_FAILED = "auth_failed"
+    DISABLED = "disabled"
+
+
+class Uplink(Enum):
+    """Whether the provider answers."""
+
+    UNKNOWN = "unknown"
+    UP = "up"
+    DOWN = "down"
+
+
+class DeliveryState(Enum):
+    """Outcome of one outbox row for one provider."""
+
+    DONE = "done"
+    SKIPPED = "skipped"
+    DEAD = "dead"
+
+
+class DeadLetterState(Enum):
+    """A rejected record waiting for an admin."""
+
+    OPEN = "open"
+    RETRYING = "retrying"
+    RESOLVED = "resolved"
+
+
+class Job(Enum):
+    """Scheduled work per provider."""
+
+    PULL = "pull"
+    REPORT = "report"
+
+
+class Trigger(Enum):
+    """Why a run happened."""
+
+    SCHEDULE = "schedule"
+    CATCH_UP = "catch_up"
+    MANUAL = "manual"
+
+
+class RunState(Enum):
+    """Lifecycle of a sync run."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Provider:
+    """A provider row with its credentials decrypted (never rendered to clients)."""
+
+    id: int
+    type: ProviderType
+    name: str
+    base_url: str
+    account_id: str
+    credentials: dict[str, str]
+    facility_id: int | None
+    state: ProviderState
+    push_roster: bool
+    outbox_floor: int
+    created_at: str

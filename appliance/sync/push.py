@@ -1,0 +1,236 @@
+"""A provider's durable JetStream consumer: drain queued records upstream exactly once, in per-learner order."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import nats.errors
+from nats.aio.msg import Msg
+
+from appliance.bus.client import Bus
+from appliance.connectors.base import Connector, PushOutcome, PushResult
+from appliance.connectors.errors import AuthFailed, Rejected, Throttled, Transient, UpstreamError
+from appliance.core.clock import Clock
+from appliance.db.database import Database
+from appliance.sync import metrics
+from appliance.sync.apply import Record, apply
+from appliance.sync.model import DeliveryState, Provider
+from appliance.sync.store import dumps, settled
+from appliance.sync.streams import STREAM, ensure_consumer
+from appliance.sync.uplink import UplinkGate
+
+log = logging.getLogger(__name__)
+MAX_THROTTLE_RETRIES = 20
+NAK_DELAY_S = 1.0
+
+
+@dataclass
+class Settlement:
+    """What to write to the ledger for one record."""
+
+    record: Record
+    state: DeliveryState
+    result: PushResult | None = None
+    error: UpstreamError | Exception | None = None
+
+
+class Pusher:
+    """Fetch → settle each record (ordered per aggregate, bounded concurrency) → ledger → ack."""
+
+    def __init__(
+        self,
+        db: Database,
+        bus: Bus,
+        clock: Clock,
+        provider: Provider,
+        connector: Connector,
+        gate: UplinkGate,
+        *,
+        batch: int,
+        concurrency: int,
+        ack_wait_s: float,
+    ) -> None:
+        self.db, self.bus, self.clock = db, bus, clock
+        self.provider, self.connector, self.gate = provider, connector, gate
+        self.batch, self.concurrency, self.ack_wait_s = batch, concurrency, ack_wait_s
+        self.label = str(provider.id)
+
+    async def run(self) -> None:
+        """Consume forever; pauses (without fetching) while the gate is closed."""
+        durable = await ensure_consumer(
+            self.bus.js, self.provider.id, ack_wait_s=self.ack_wait_s, max_ack_pending=self.batch * 4
+        )
+        sub = await self.bus.js.pull_subscribe_bind(durable=durable, stream=STREAM)
+        try:
+            while True:
+                await self.gate.wait_open()
+                try:
+                    msgs = await sub.fetch(self.batch, timeout=1.0)
+                except nats.errors.TimeoutError:
+                    continue
+                except (nats.errors.Error, OSError):
+                    await asyncio.sleep(0.5)  # NATS restarting: the client reconnects by itself
+                    continue
+                await self.handle(msgs)
+        finally:
+            await sub.unsubscribe()
+
+    async def handle(self, msgs: list[Msg]) -> None:
+        """Settle one fetched batch."""
+        records: list[tuple[Msg, Record]] = []
+        for msg in msgs:
+            try:
+                records.append((msg, Record.from_bytes(msg.data)))
+            except (ValueError, KeyError, TypeError):
+                log.error("provider %s: dropping unreadable queue message", self.provider.id)
+                await msg.ack()
+        done = await settled(self.db, self.provider.id, [r.outbox_id for _, r in records])
+        todo: list[tuple[Msg, Record]] = []
+        for msg, record in records:
+            if record.outbox_id in done or record.outbox_id <= self.provider.outbox_floor:
+                await msg.ack()  # a redelivery of something already settled, or older than the provider
+            else:
+                todo.append((msg, record))
+        groups: dict[str, list[tuple[Msg, Record]]] = {}
+        for item in todo:
+            groups.setdefault(item[1].aggregate_id, []).append(item)
+        gate = asyncio.Semaphore(self.concurrency)
+        outcomes: list[tuple[Msg, Settlement | None]] = []
+
+        async def run_group(items: list[tuple[Msg, Record]]) -> None:
+            async with gate:
+                blocked = False
+                for msg, record in items:
+                    outcome = None if blocked else await self.settle(record)
+                    blocked = blocked or outcome is None  # keep a learner's later records behind it
+                    outcomes.append((msg, outcome))
+
+        async with asyncio.TaskGroup() as group:
+            for items in groups.values():
+                group.create_task(run_group(items))
+        finals = [s for _, s in outcomes if s is not None]
+        if finals:
+            await self.write_ledger(finals)
+        for msg, outcome in outcomes:
+            if outcome is None:
+                await msg.nak(delay=NAK_DELAY_S)
+            else:
+                await msg.ack()
+
+    async def settle(self, record: Record) -> Settlement | None:
+        """Push one record; None means "not now" (uplink down, throttled too long, credentials)."""
+        for _ in range(MAX_THROTTLE_RETRIES):
+            if not self.gate.is_open:
+                return None
+            await self.gate.wait_open()
+            started = time.monotonic()
+            try:
+                result = await apply(self.db, self.provider, self.connector, record)
+            except Throttled as exc:
+                metrics.UPSTREAM_ERRORS.labels(self.label, "throttled").inc()
+                self.gate.report_throttled(exc)
+                continue
+            except Transient as exc:
+                metrics.UPSTREAM_ERRORS.labels(self.label, "transient").inc()
+                self.gate.report_transient(exc)
+                return None
+            except AuthFailed as exc:
+                metrics.UPSTREAM_ERRORS.labels(self.label, "auth").inc()
+                self.gate.report_auth_failed(exc)
+                return None
+            except Rejected as exc:
+                metrics.UPSTREAM_ERRORS.labels(self.label, "rejected").inc()
+                return Settlement(record, DeliveryState.DEAD, error=exc)
+            except (KeyError, ValueError, TypeError) as exc:  # a malformed record can never succeed
+                log.exception("provider %s: record %s is malformed", self.provider.id, record.outbox_id)
+                return Settlement(record, DeliveryState.DEAD, error=exc)
+            metrics.PUSH_SECONDS.labels(self.label).observe(time.monotonic() - started)
+            self.gate.report_success()
+            state = DeliveryState.SKIPPED if result.outcome is PushOutcome.SKIPPED else DeliveryState.DONE
+            return Settlement(record, state, result=result)
+        return None
+
+    async def write_ledger(self, finals: list[Settlement]) -> None:
+        """One transaction: deliveries, dead letters, user mappings, enrollment ids, last push time."""
+        now = self.clock.iso_now()
+        pid = self.provider.id
+        async with self.db.transaction() as tx:
+            for s in finals:
+                external = s.result.external_id if s.result else None
+                detail = s.result.detail if s.result else str(s.error)
+                await tx.execute(
+                    "INSERT INTO push_deliveries (outbox_id, provider_id, state, external_id, detail, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (outbox_id, provider_id) DO UPDATE SET"
+                    " state = excluded.state, external_id = excluded.external_id, detail = excluded.detail,"
+                    " attempts = attempts + 1, updated_at = excluded.updated_at",
+                    (s.record.outbox_id, pid, s.state.value, external, detail[:500], now),
+                )
+                metrics.PUSHED.labels(self.label, s.result.outcome.value if s.result else "dead").inc()
+                if s.state is DeliveryState.DEAD:
+                    await self._dead_letter(tx, s, now)
+                else:
+                    if external is not None:
+                        await self._link(tx, s.record, external, now)
+                    await tx.execute(
+                        "UPDATE dead_letters SET state = 'resolved', updated_at = ? WHERE provider_id = ?"
+                        " AND outbox_id = ? AND state != 'resolved'",
+                        (now, pid, s.record.outbox_id),
+                    )
+            await tx.execute("UPDATE providers SET last_push_at = ? WHERE id = ?", (now, pid))
+
+    async def _dead_letter(self, tx: Any, s: Settlement, now: str) -> None:
+        status = s.error.status if isinstance(s.error, Rejected) else None
+        body = s.error.body if isinstance(s.error, Rejected) else None
+        log.warning(
+            "provider %s: record %s rejected upstream (%s); moved to dead letters",
+            self.provider.id,
+            s.record.outbox_id,
+            s.error,
+        )
+        await tx.execute(
+            "INSERT INTO dead_letters (provider_id, outbox_id, topic, status_code, error, error_body, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (provider_id, outbox_id) DO UPDATE SET state = 'open',"
+            " status_code = excluded.status_code, error = excluded.error, error_body = excluded.error_body,"
+            " updated_at = excluded.updated_at",
+            (
+                self.provider.id,
+                s.record.outbox_id,
+                s.record.topic,
+                status,
+                str(s.error)[:500],
+                None if body is None else (body if isinstance(body, str) else dumps(body))[:4000],
+                now,
+            ),
+        )
+
+    async def _link(self, tx: Any, record: Record, external: str, now: str) -> None:
+        """Remember which upstream object a pushed record became."""
+        if record.topic.startswith("roster.user."):
+            cur = await tx.execute("SELECT id FROM users WHERE uuid = ?", (record.payload.get("uuid"),))
+            row = await cur.fetchone()
+            if row is None:
+                return
+            await tx.execute(
+                "DELETE FROM provider_user_mappings WHERE provider_id = ? AND user_id = ? AND external_user_id != ?",
+                (self.provider.id, row["id"], external),
+            )
+            await tx.execute(
+                "INSERT INTO provider_user_mappings (provider_id, user_id, external_user_id, external_sis_id,"
+                " matched_by, updated_at) VALUES (?, ?, ?, ?, 'pushed', ?) ON CONFLICT (provider_id,"
+                " external_user_id) DO UPDATE SET user_id = excluded.user_id, updated_at = excluded.updated_at",
+                (self.provider.id, row["id"], external, record.payload.get("uuid"), now),
+            )
+        elif record.topic == "roster.enrollment.added" and record.payload.get("enrollment_id"):
+            await tx.execute(
+                "UPDATE enrollments SET external_id = ? WHERE id = ?", (external, record.payload["enrollment_id"])
+            )
+
+
+def record_from_row(row: Any) -> Record:
+    """An outbox row read from SQLite (dead-letter retries skip JetStream)."""
+    return Record(int(row["id"]), str(row["topic"]), str(row["aggregate_id"]), json.loads(row["payload"]))

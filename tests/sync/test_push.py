@@ -1,0 +1,51 @@
+"""Push path end to end: outbox → relay → JetStream → provider consumer → fake Canvas, exactly once."""
+
+from appliance.keys import DB
+from tests.sync.helpers import as_user, create_learner, wait_until
+
+
+async def add_provider(client, admin_user, canvas, **fields):
+    body = {"type": "canvas_oss", "name": fields.pop("name", "Canvas"), "base_url": canvas.base_url,
+            "account_id": "1", "credentials": {"access_token": fields.pop("token", "canvas-token")}, **fields}
+    resp = await client.post("/api/v1/providers", json=body, headers=as_user(admin_user))
+    assert resp.status == 201, await resp.text()
+    return (await resp.json())["data"]
+
+
+async def test_learners_and_enrollments_reach_canvas_exactly_once(admin, canvas):
+    client, user = admin
+    provider = await add_provider(client, user, canvas)
+    learners = [await create_learner(client, first_name=f"L{i}") for i in range(12)]
+    staff = await create_learner(client, role="facility_admin")
+    await wait_until(lambda: len(canvas.state.user_creates) == 12, message="learners upstream")
+    assert set(canvas.state.user_creates) == {lr["uuid"] for lr in learners}
+    assert all(n == 1 for n in canvas.state.user_creates.values())
+    assert staff["uuid"] not in canvas.state.user_creates
+
+    course = canvas.state.add_course("Algebra")
+    db = client.app[DB]
+    await db.execute("INSERT INTO courses (provider_id, external_id, name) VALUES (?, ?, 'Algebra')",
+                     (provider["id"], str(course["id"])))
+    local_course = await db.fetchval("SELECT id FROM courses WHERE external_id = ?", (str(course["id"]),))
+    resp = await client.post(f"/api/v1/courses/{local_course}/enrollments", json={"user_id": learners[0]["id"]},
+                             headers=as_user(user))
+    assert resp.status == 201, await resp.text()
+    await wait_until(lambda: len(canvas.state.enrollment_creates) == 1)
+    resp = await client.delete(f"/api/v1/courses/{local_course}/enrollments", json={"user_id": learners[0]["id"]},
+                               headers=as_user(user))
+    assert resp.status == 200
+    await wait_until(lambda: len(canvas.state.enrollment_deletes) == 1)
+
+    async def settled() -> bool:
+        status = await (await client.get("/api/v1/sync/status", headers=as_user(user))).json()
+        return status["data"][0]["queue_depth"] == 0
+
+    await wait_until(settled)
+    status = (await (await client.get("/api/v1/sync/status", headers=as_user(user))).json())["data"][0]
+    assert status["uplink"] == "up"
+    assert status["runtime_state"] == "ready"
+    assert status["dead_letters"] == 0
+    assert status["last_push_at"] is not None
+    mapped = await db.fetchval("SELECT COUNT(*) FROM provider_user_mappings WHERE matched_by = 'pushed'")
+    assert mapped == 12
+    assert not canvas.state.rejected_writes
