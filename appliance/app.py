@@ -176,10 +176,7 @@ def create_app(
         [paths_ctx, metrics_ctx, database_ctx, nats_server_ctx, nats_client_ctx, http_client_ctx, tasks_ctx]
     )
     for order, middleware in (
-        (10, mw.request_id_middleware),
-        (20, mw.error_middleware),
-        (30, mw.metrics_middleware),
-        (40, mw.body_limit_middleware),
+        (10, mw.core_middleware),
         (50, mw.authentication_middleware),
         (90, mw.policy_middleware),
     ):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
+import itertools
 import logging
 import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -61,16 +64,93 @@ def _error_response(request: web.Request, err: ApiError) -> web.Response:
     return web.json_response(error_body(err), status=err.status, headers=headers)
 
 
+class _RequestIds:
+    """Cheap unique ids: a random per-process prefix and a counter (ids need not be unguessable)."""
+
+    def __init__(self) -> None:
+        self._prefix = uuid.uuid4().hex[:16]
+        self._counter = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter):016x}"
+
+
+_ids = _RequestIds()
+_metric_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+
+def _observe(method: str, route: str, status: int, elapsed: float) -> None:
+    # Label children are cached: prometheus-client's labels() takes a lock and validates every call.
+    key = (method, route, str(status))
+    children = _metric_children.get(key)
+    if children is None:
+        children = (HTTP_REQUESTS.labels(*key), HTTP_LATENCY.labels(method, route))
+        _metric_children[key] = children
+    children[0].inc()
+    children[1].observe(elapsed)
+
+
+def _render_exception(request: web.Request, exc: BaseException) -> web.Response:
+    if isinstance(exc, ApiError):
+        return _error_response(request, exc)
+    if isinstance(exc, web.HTTPException):
+        code = _STATUS_CODES.get(exc.status, "error")
+        message = exc.reason.lower() if exc.reason else code
+        if exc.status == 413:
+            message = "request body is too large"
+        err = ApiError(exc.status, code, message)
+        if exc.status == 405 and exc.headers.get("Allow"):
+            err.headers["Allow"] = exc.headers["Allow"]
+        if exc.status == 404 and request.path.startswith("/api/"):
+            err.message = f"no such API route: {request.method} {request.path[:200]}"
+        return _error_response(request, err)
+    log.error("unhandled error in %s %s", request.method, request.path[:200], exc_info=exc)
+    return _error_response(request, ApiError(500, "internal_error", "internal error"))
+
+
 @web.middleware
-async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Take a sane X-Request-ID from the client or make one; every log line of the request carries it."""
-    incoming = request.headers.get("X-Request-ID", "")
-    rid = incoming if _SANE_ID.match(incoming) else uuid.uuid4().hex
+async def core_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id, error envelope, metrics, access log and body limit, in one layer (the hot path).
+
+    - A sane X-Request-ID from the client is kept, else one is made; every log line of the request has it.
+    - ApiError and HTTP errors become the JSON envelope (HTML for browsers); nothing else leaks.
+    - Requests are counted and timed by method, route template and status (bounded labels).
+    - Bodies over http.max_body_bytes get 413 early unless the route streams its own body.
+    """
+    start = time.perf_counter()
+    incoming = request.headers.get("X-Request-ID")
+    rid = incoming if incoming and _SANE_ID.match(incoming) else _ids.next()
     request[REQUEST_ID_KEY] = rid
     token = request_id_var.set(rid)
+    config = request.app[CONFIG]
+    status = 500
     try:
-        return await handler(request)
+        try:
+            length = request.content_length
+            if length is not None and length > config.http.max_body_bytes and not getattr(
+                request.match_info.handler, STREAM_BODY_ATTR, False
+            ):
+                raise too_large(config.http.max_body_bytes)
+            response = await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                status = exc.status
+                raise
+            response = _render_exception(request, exc)
+        except ApiError as exc:
+            response = _render_exception(request, exc)
+        except asyncio.CancelledError:
+            status = 499  # the client went away (nginx's convention); not a server error
+            raise
+        except Exception as exc:
+            response = _render_exception(request, exc)
+        status = response.status
+        return response
     finally:
+        elapsed = time.perf_counter() - start
+        _observe(method_label(request.method), route_label(request), status, elapsed)
+        if config.logging.access_log:
+            access_log.info("%s %s %s %.1fms", request.method, request.path[:200], status, elapsed * 1000)
         request_id_var.reset(token)
 
 
@@ -81,33 +161,6 @@ async def add_request_id_header(request: web.Request, response: web.StreamRespon
         response.headers["X-Request-ID"] = rid
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Render ApiError and HTTP errors as the JSON envelope (HTML for browsers); never leak a traceback."""
-    try:
-        return await handler(request)
-    except ApiError as err:
-        return _error_response(request, err)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        code = _STATUS_CODES.get(exc.status, "error")
-        message = exc.reason.lower() if exc.reason else code
-        if exc.status == 413:
-            message = "request body is too large"
-        err = ApiError(exc.status, code, message)
-        if exc.status == 405:
-            allow = exc.headers.get("Allow")
-            if allow:
-                err.headers["Allow"] = allow
-        if exc.status == 404 and request.path.startswith("/api/"):
-            err.message = f"no such API route: {request.method} {request.path[:200]}"
-        return _error_response(request, err)
-    except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.path[:200])
-        return _error_response(request, ApiError(500, "internal_error", "internal error"))
-
-
 def route_label(request: web.Request) -> str:
     """The route template (bounded), never the raw path."""
     route = request.match_info.route
@@ -115,39 +168,6 @@ def route_label(request: web.Request) -> str:
     if resource is None:
         return "unmatched"
     return resource.canonical
-
-
-@web.middleware
-async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Count and time requests by method, route template and status; write the access log line."""
-    start = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    finally:
-        elapsed = time.perf_counter() - start
-        route = route_label(request)
-        method = method_label(request.method)
-        HTTP_REQUESTS.labels(method, route, str(status)).inc()
-        HTTP_LATENCY.labels(method, route).observe(elapsed)
-        if request.app[CONFIG].logging.access_log:
-            access_log.info("%s %s %s %.1fms", request.method, request.path[:200], status, elapsed * 1000)
-
-
-@web.middleware
-async def body_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """413 early for bodies over the configured limit, unless the route streams its own body."""
-    limit = request.app[CONFIG].http.max_body_bytes
-    length = request.content_length
-    route_handler = request.match_info.handler
-    if length is not None and length > limit and not getattr(route_handler, STREAM_BODY_ATTR, False):
-        raise too_large(limit)
-    return await handler(request)
 
 
 @web.middleware
