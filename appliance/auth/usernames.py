@@ -31,4 +31,16 @@ def validate_username(raw: str) -> str:
         raise UsernameError(f"username is longer than {MAX_USERNAME_LENGTH} characters")
     if "\x00" in name or not _ALLOWED.match(name):
         raise UsernameError("username may hold only letters, digits and . _ @ -")
+    if len(_scripts(name)) > 1:
+        # "аdmin" with a Cyrillic а looks exactly like "admin": refuse names that mix scripts.
+        raise UsernameError("username mixes letters of different scripts")
     return name
+
+
+def _scripts(name: str) -> set[str]:
+    """The scripts of the letters of a name (first word of the Unicode name: LATIN, CYRILLIC, ...)."""
+    found = set()
+    for ch in name:
+        if ch.isalpha():
+            found.add(unicodedata.name(ch, "UNKNOWN").split(" ")[0])
+    return found

@@ -21,14 +21,16 @@ class Browser:
 
     async def login(self, username: str, password: str, *, expect: int = 200) -> dict[str, Any]:
         """POST the login; on success remember the CSRF token."""
-        body = await self.call("POST", "/api/v1/auth/login", json={"username": username, "password": password},
-                               expect=expect)
+        body = await self.call(
+            "POST", "/api/v1/auth/login", json={"username": username, "password": password}, expect=expect
+        )
         if expect == 200:
             self.csrf = body["data"]["csrf_token"]
         return body
 
-    async def call(self, method: str, path: str, *, expect: int | None = 200, csrf: bool = True,
-                   **kwargs: Any) -> dict[str, Any]:
+    async def call(
+        self, method: str, path: str, *, expect: int | None = 200, csrf: bool = True, **kwargs: Any
+    ) -> dict[str, Any]:
         """Send a request; check the status when expect is given; return the JSON body."""
         headers = dict(kwargs.pop("headers", {}))
         if csrf and self.csrf and method not in ("GET", "HEAD"):

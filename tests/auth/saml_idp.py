@@ -75,10 +75,14 @@ class LocalIdp:
             "metadata": {"inline": [sp_metadata]},
             "service": {
                 "idp": {
-                    "endpoints": {"single_sign_on_service": [(self.base_url + "/sso/redirect",
-                                                              BINDING_HTTP_REDIRECT)]},
-                    "policy": {"default": {"lifetime": {"minutes": lifetime_minutes},
-                                           "attribute_restrictions": None, "name_form": NAME_FORMAT_URI}},
+                    "endpoints": {"single_sign_on_service": [(self.base_url + "/sso/redirect", BINDING_HTTP_REDIRECT)]},
+                    "policy": {
+                        "default": {
+                            "lifetime": {"minutes": lifetime_minutes},
+                            "attribute_restrictions": None,
+                            "name_form": NAME_FORMAT_URI,
+                        }
+                    },
                     "name_id_format": [NAMEID_FORMAT_UNSPECIFIED],
                 }
             },
@@ -128,14 +132,14 @@ class LocalIdp:
             sign_response=False,
         )
         self.issued.append(str(response))
-        args = server.apply_binding(BINDING_HTTP_POST, str(response), acs_url,
-                                    request.query.get("RelayState", ""), response=True)
+        args = server.apply_binding(
+            BINDING_HTTP_POST, str(response), acs_url, request.query.get("RelayState", ""), response=True
+        )
         return web.Response(text=args["data"], content_type="text/html")
 
 
 def form_fields(page: str) -> tuple[str, dict[str, str]]:
     """Extract the auto-post form's action and hidden fields from an IdP answer page."""
     action = html.unescape(re.search(r'action="([^"]+)"', page).group(1))  # type: ignore[union-attr]
-    fields = {html.unescape(n): html.unescape(v)
-              for n, v in re.findall(r'name="([^"]+)"\s+value="([^"]*)"', page)}
+    fields = {html.unescape(n): html.unescape(v) for n, v in re.findall(r'name="([^"]+)"\s+value="([^"]*)"', page)}
     return action, fields

@@ -98,9 +98,7 @@ class Slapd:
         db = self.workdir / "db"
         db.mkdir(parents=True)
         conf = self.workdir / "slapd.conf"
-        schema = "\n".join(
-            f"include /etc/ldap/schema/{s}.schema" for s in ("core", "cosine", "inetorgperson", "nis")
-        )
+        schema = "\n".join(f"include /etc/ldap/schema/{s}.schema" for s in ("core", "cosine", "inetorgperson", "nis"))
         conf.write_text(f"""{schema}
 modulepath /usr/lib/ldap
 moduleload back_mdb
@@ -118,9 +116,7 @@ overlay memberof
 access to attrs=userPassword by self write by anonymous auth by * none
 access to * by users read by * none
 """)
-        base = [
-            f"dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\no: Facility\ndc: facility\n"
-        ]
+        base = [f"dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\no: Facility\ndc: facility\n"]
         for ou in ("people", "groups", "services"):
             base.append(f"dn: ou={ou},{SUFFIX}\nobjectClass: organizationalUnit\nou: {ou}\n")
         base.append(

@@ -84,10 +84,7 @@ def test_filter_metacharacters_never_match(slapd: Slapd, name: str) -> None:
 
 
 def test_filter_is_escaped() -> None:
-    assert (
-        build_filter("(uid={username})", "*)(uid=*))(|(uid=*")
-        == r"(uid=\2a\29\28uid=\2a\29\29\28|\28uid=\2a)"
-    )
+    assert build_filter("(uid={username})", "*)(uid=*))(|(uid=*") == r"(uid=\2a\29\28uid=\2a\29\29\28|\28uid=\2a)"
 
 
 def test_user_without_role_group_refused_unless_default(slapd: Slapd) -> None:
@@ -106,9 +103,7 @@ def test_unreachable_directory_is_unavailable(slapd: Slapd) -> None:
 
 
 def test_second_url_used_when_first_is_down(slapd: Slapd) -> None:
-    d = LdapDirectory(
-        settings_for(slapd, urls=[f"ldap://127.0.0.1:{free_port()}", slapd.url], connect_timeout=0.5)
-    )
+    d = LdapDirectory(settings_for(slapd, urls=[f"ldap://127.0.0.1:{free_port()}", slapd.url], connect_timeout=0.5))
     assert d.authenticate("alice", "alice-pass-1").outcome is LdapOutcome.OK
 
 
@@ -123,16 +118,12 @@ def test_starttls_with_ca_file(slapd: Slapd) -> None:
 
 
 def test_ldaps_with_ca_file(slapd: Slapd) -> None:
-    d = LdapDirectory(
-        settings_for(slapd, urls=[slapd.ldaps_url], tls="ldaps", ca_file=str(slapd.pki.ca_cert))
-    )
+    d = LdapDirectory(settings_for(slapd, urls=[slapd.ldaps_url], tls="ldaps", ca_file=str(slapd.pki.ca_cert)))
     assert d.authenticate("alice", "alice-pass-1").outcome is LdapOutcome.OK
 
 
 def test_tls_with_untrusted_ca_is_refused(slapd: Slapd) -> None:
-    d = LdapDirectory(
-        settings_for(slapd, urls=[slapd.ldaps_url], tls="ldaps", ca_file=str(slapd.pki.other_ca_cert))
-    )
+    d = LdapDirectory(settings_for(slapd, urls=[slapd.ldaps_url], tls="ldaps", ca_file=str(slapd.pki.other_ca_cert)))
     assert d.authenticate("alice", "alice-pass-1").outcome is LdapOutcome.UNAVAILABLE
     d2 = LdapDirectory(settings_for(slapd, tls="starttls", ca_file=str(slapd.pki.other_ca_cert)))
     assert d2.authenticate("alice", "alice-pass-1").outcome is LdapOutcome.UNAVAILABLE

@@ -9,15 +9,25 @@ from appliance.auth.saml import SamlError, SamlRefusal, SamlServiceProvider
 from appliance.auth.settings import SamlSettings
 from tests.auth.saml_idp import IdpMode, LocalIdp, form_fields
 
-ALICE = {"uid": ["alice"], "givenName": ["Alice"], "sn": ["Archer"], "mail": ["alice@facility.test"],
-         "employeeNumber": ["A1001"], "role": ["student"], "facility": ["unit-b"]}
+ALICE = {
+    "uid": ["alice"],
+    "givenName": ["Alice"],
+    "sn": ["Archer"],
+    "mail": ["alice@facility.test"],
+    "employeeNumber": ["A1001"],
+    "role": ["student"],
+    "facility": ["unit-b"],
+}
 
 
 def sp_for(idp: LocalIdp, **over: object) -> SamlServiceProvider:
     """An SP trusting the test IdP (the IdP learns the SP's metadata first)."""
-    base = SamlSettings(enabled=True, base_url="https://appliance.test",
-                        role_map={"student": "learner", "teacher": "facility_admin"},
-                        facility_map={"unit-b": "2"})
+    base = SamlSettings(
+        enabled=True,
+        base_url="https://appliance.test",
+        role_map={"student": "learner", "teacher": "facility_admin"},
+        facility_map={"unit-b": "2"},
+    )
     metadata = idp.configure(SamlServiceProvider(base).metadata_xml())
     return SamlServiceProvider(replace(base, idp_metadata_file=str(metadata), **over))  # type: ignore[arg-type]
 
@@ -40,7 +50,12 @@ async def test_valid_assertion_maps_profile(saml_idp: LocalIdp) -> None:
     result = sp.parse_response(response, {request_id: "/after"})
     p = result.profile
     assert (p.username, p.first_name, p.last_name, p.email, p.doc_id) == (
-        "alice", "Alice", "Archer", "alice@facility.test", "A1001")
+        "alice",
+        "Alice",
+        "Archer",
+        "alice@facility.test",
+        "A1001",
+    )
     assert (p.role, p.facility_ids) == ("learner", (2,))
     assert result.in_response_to == request_id
     assert result.assertion_id
