@@ -1,7 +1,95 @@
 """Wires the media feature into the application: routes, cleanup contexts, middlewares."""
 
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
 from aiohttp import web
+
+from appliance.bus.specs import ensure_streams
+from appliance.core.blocking import register_pool
+from appliance.core.process import ProcessRole
+from appliance.keys import BUS, CLOCK, CONFIG, DB, MEDIA, ROLE, TASKS
+from appliance.media import api, pages, stream, upload  # noqa: F401 - upload registers on api.routes
+from appliance.media.blocking import POOL
+from appliance.media.jobs import JobConsumer, enqueue, stream_spec
+from appliance.media.maintenance import sweep
+from appliance.media.models import Availability
+from appliance.media.service import MediaService
+from appliance.media.storage import StorageError
+
+log = logging.getLogger(__name__)
+CONSUMER = web.AppKey("media_consumer", JobConsumer)
+
+
+REQUEUE_INTERVAL_S = 15.0
+
+
+async def _requeue_unqueued(svc: MediaService) -> None:
+    """Queue pending videos that never got a job (added by `video add`, or NATS was down); msg ids dedupe."""
+    rows = await svc.db.fetchall(
+        "SELECT id FROM videos WHERE source_kind = 'download' AND availability = ? AND attempts = 0"
+        " AND next_attempt_at IS NULL AND created_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-5 seconds')",
+        (Availability.PENDING.value,),
+    )
+    for row in rows:
+        await enqueue(svc.bus, int(row["id"]), "initial")
+
+
+async def media_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Build the media service; in the primary also run the download consumer and the orphan sweeper."""
+    config = app[CONFIG]
+    register_pool(POOL, 8)
+    svc = MediaService(config, app[DB], app[BUS], app[CLOCK])
+    try:
+        await svc.start()
+    except StorageError as exc:
+        # the appliance still serves everything else; media calls fail until storage is back
+        log.error("video storage is not available: %s", exc)
+    app[MEDIA] = svc
+    await svc.hub.attach(app[BUS])
+    consumer = None
+    own_tasks: list[asyncio.Task[None]] = []
+    if app[ROLE] is ProcessRole.PRIMARY:
+        from appliance.media.fetcher import Fetcher
+
+        await ensure_streams(app[BUS].js, [stream_spec(config.media.job_ack_wait_s)])
+        consumer = JobConsumer(app[BUS], app[TASKS], Fetcher(svc).handle,
+                               concurrency=config.media.max_concurrent_downloads,
+                               ack_wait_s=config.media.job_ack_wait_s)
+        app[CONSUMER] = consumer
+
+        async def requeuer() -> None:
+            while True:
+                await _requeue_unqueued(svc)
+                await asyncio.sleep(REQUEUE_INTERVAL_S)
+
+        own_tasks.append(app[TASKS].spawn("media-requeue", requeuer))
+        own_tasks.append(app[TASKS].spawn("media-consumer", consumer.run))
+
+        async def sweeper() -> None:
+            while True:
+                await asyncio.sleep(config.media.sweep_interval_s)
+                await sweep(svc, in_flight=consumer.in_flight if consumer else None)
+
+        own_tasks.append(app[TASKS].spawn("media-sweeper", sweeper))
+    yield
+    await svc.hub.close()
+    # this context cleans up before the core's task context: stop pulling jobs before storage closes
+    for task in own_tasks:
+        task.cancel()
+    if own_tasks:
+        await asyncio.wait(own_tasks, timeout=5)
+    if consumer is not None:
+        await consumer.stop()
+    await svc.close()
 
 
 def setup(app: web.Application) -> None:
     """Register the media feature on the application."""
+    app.router.add_routes(api.routes)
+    app.router.add_routes(stream.routes)
+    pages.setup(app)
+    app.cleanup_ctx.append(media_ctx)

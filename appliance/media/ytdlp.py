@@ -13,8 +13,8 @@ from typing import Any
 
 from appliance.media.blocking import media_blocking
 from appliance.media.procs import ProcessTimeout, run_supervised
+from appliance.media.settings import DEFAULT_FORMAT
 
-DEFAULT_FORMAT = "bv*[height<=720][ext=mp4]+ba[ext=m4a]/b[height<=720][ext=mp4]/bv*[height<=720]+ba/b[height<=720]/b"
 _PROGRESS = "APPL-PROGRESS "
 # yt-dlp messages that mean the source could not be reached at all (uplink down), not that it failed
 _UNREACHABLE = re.compile(
@@ -32,6 +32,7 @@ class FailureKind(StrEnum):
     TIMEOUT = "timeout"
     NOT_FOUND = "not_found"
     UNSUPPORTED = "unsupported"
+    NOT_A_VIDEO = "not_a_video"
     FAILED = "failed"
 
 
@@ -130,6 +131,9 @@ def classify(stderr: str) -> YtdlpError:
     status = _HTTP_STATUS.search(stderr)
     if status and status.group(1) in {"404", "410"}:
         return YtdlpError(FailureKind.NOT_FOUND, reason)
+    if "Postprocessing:" in stderr or "Invalid data found when processing input" in stderr:
+        # ffmpeg could not remux what was fetched: the source is not a video
+        return YtdlpError(FailureKind.NOT_A_VIDEO, reason)
     if "Unsupported URL" in stderr or "no video formats" in stderr.lower():
         return YtdlpError(FailureKind.UNSUPPORTED, reason)
     return YtdlpError(FailureKind.FAILED, reason)

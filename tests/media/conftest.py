@@ -5,13 +5,19 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestClient
 
+from appliance.keys import AUTHENTICATORS, DB, MEDIA
+from appliance.media.service import MediaService
 from appliance.media.storage.disk import DiskStorage
 from appliance.media.storage.s3 import S3Storage
+from appliance.web.policy import AuthVia, Principal, Role
 from tests.media.realservers import S3Server, VideoSite, build_site, make_sample_mp4, site_app, start_weed
 
 
@@ -83,3 +89,107 @@ async def storage(
         yield store
     finally:
         await store.close()
+
+
+# ---------------------------------------------------------------------------------------------- the full app
+
+TEST_USER_HEADER = "X-Test-User"
+
+
+async def header_authenticator(request: web.Request) -> Principal | None:
+    """Test-only sign-in: `X-Test-User: <user id>` names a user row (as a bearer token would)."""
+    raw = request.headers.get(TEST_USER_HEADER)
+    if not raw:
+        return None
+    db = request.app[DB]
+    row = await db.fetchone("SELECT * FROM users WHERE id = ?", (int(raw),))
+    if row is None:
+        return None
+    extra = await db.fetchall("SELECT facility_id FROM user_facilities WHERE user_id = ?", (row["id"],))
+    facilities = frozenset({int(row["facility_id"]), *(int(r[0]) for r in extra)})
+    return Principal(user_id=row["id"], uuid=row["uuid"], username=row["username"], role=Role(row["role"]),
+                     facility_id=row["facility_id"], facility_ids=facilities, via=AuthVia.TOKEN)
+
+
+@dataclass
+class MediaEnv:
+    """A running appliance with the media feature and helpers to act as different users."""
+
+    client: TestClient
+    backend: str
+    users: dict[str, dict[str, Any]]
+    make_user: Any
+
+    def h(self, who: str) -> dict[str, str]:
+        """Headers that sign in as one of the fixture's users."""
+        return {TEST_USER_HEADER: str(self.users[who]["id"])}
+
+    async def user(self, name: str, **kwargs: Any) -> dict[str, str]:
+        """Create another user and return its sign-in headers."""
+        self.users[name] = await self.make_user(self.client, **kwargs)
+        return self.h(name)
+
+    @property
+    def svc(self) -> MediaService:
+        """The media service of the app."""
+        return self.client.app[MEDIA]
+
+    async def wait_for(self, video_id: int, states: set[str], timeout: float = 60.0,
+                       who: str = "sysadmin") -> dict[str, Any]:
+        """Poll the API until the video reaches one of `states`."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            resp = await self.client.get(f"/api/v1/videos/{video_id}", headers=self.h(who))
+            body = await resp.json()
+            if resp.status == 200 and body["data"]["availability"] in states:
+                return dict(body["data"])
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"video {video_id} never reached {states}: {body}")
+            await asyncio.sleep(0.2)
+
+    async def add(self, *urls: str) -> list[dict[str, Any]]:
+        """POST /api/v1/videos as the facility admin and return the created entries."""
+        resp = await self.client.post("/api/v1/videos", json={"urls": list(urls)}, headers=self.h("admin"))
+        body = await resp.json()
+        assert resp.status == 202, body
+        return list(body["data"])
+
+
+def media_overrides(kind: str, request: pytest.FixtureRequest, **extra: Any) -> dict[str, Any]:
+    """[media] settings for tests: loopback allowed, quick retries, the chosen backend."""
+    values: dict[str, Any] = {
+        "allowed_networks": ["127.0.0.0/8"], "retry_delay_s": 1, "uplink_wait_s": 1, "min_free_disk_mb": 1,
+        "download_timeout_s": 60, "socket_timeout_s": 5, "sweep_grace_s": 0, "job_ack_wait_s": 10,
+    }
+    if kind == "s3":
+        server: S3Server = request.getfixturevalue("s3_server")
+        values.update({"backend": "s3", "s3_endpoint": server.endpoint, "s3_bucket": f"app-{secrets.token_hex(5)}",
+                       "s3_access_key": "appliance", "s3_secret_key": "appliance-secret", "s3_secure": False,
+                       "s3_part_size_mb": 5, "s3_timeout_s": 3})
+    values.update(extra)
+    return values
+
+
+@pytest.fixture
+def media_env_factory(app_client: Any, config_factory: Any, make_user: Any,
+                      request: pytest.FixtureRequest) -> Any:
+    """Start the full app with [media] overrides and sign-in headers for a few users."""
+
+    async def make(kind: str = "disk", **media: Any) -> MediaEnv:
+        config = config_factory(media=media_overrides(kind, request, **media))
+        client = await app_client(config)
+        client.app[AUTHENTICATORS].insert(0, header_authenticator)
+        users = {
+            "sysadmin": await make_user(client, role="system_admin"),
+            "admin": await make_user(client, role="facility_admin"),
+            "learner": await make_user(client, role="learner"),
+        }
+        return MediaEnv(client, kind, users, make_user)
+
+    return make
+
+
+@pytest.fixture
+async def media_env(media_env_factory: Any, backend: str) -> MediaEnv:
+    """The app on the parametrised storage backend."""
+    return await media_env_factory(backend)  # type: ignore[no-any-return]

@@ -89,3 +89,4 @@ def test_classify() -> None:
     assert classify("ERROR: Unsupported URL: http://x").kind is FailureKind.UNSUPPORTED
     assert classify("ERROR: [Errno 111] Connection refused").kind is FailureKind.UNREACHABLE
     assert classify("ERROR: something else").kind is FailureKind.FAILED
+    assert classify("ERROR: Postprocessing: Stream #0:0 -> #0:0 (copy)").kind is FailureKind.NOT_A_VIDEO

@@ -1,0 +1,248 @@
+"""JSON API of the video cache: add, list, show, delete, visibility, retry, positions, SSE progress."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+from typing import Any
+
+from aiohttp import web
+
+from appliance.core.errors import ApiError, bad_request, conflict, not_found
+from appliance.keys import MEDIA
+from appliance.media.access import is_admin, playable, video_id_of
+from appliance.media.models import Availability, video_json
+from appliance.media.space import NoSpace
+from appliance.media.ssrf import UrlRefused, check_url
+from appliance.web.policy import Role, principal, require_facility, roles, signed_in
+from appliance.web.responses import ok, page_params, paginated, read_json
+
+routes = web.RouteTableDef()
+ADMINS = (Role.FACILITY_ADMIN, Role.DEPARTMENT_ADMIN)
+MAX_URLS = 50
+_SSE_KEEPALIVE_S = 15.0
+
+
+def insufficient_storage(message: str) -> ApiError:
+    """507: the cache is full or the disk is low."""
+    return ApiError(507, "insufficient_storage", message)
+
+
+@routes.post("/api/v1/videos")
+@roles(*ADMINS)
+async def add_videos(request: web.Request) -> web.Response:
+    """Queue downloads for URLs; all are checked first and nothing is added if one is refused."""
+    svc = request.app[MEDIA]
+    body = await read_json(request)
+    urls = body.get("urls")
+    if not isinstance(urls, list) or not urls or len(urls) > MAX_URLS or not all(isinstance(u, str) for u in urls):
+        raise bad_request("invalid_urls", f"urls must be a list of 1 to {MAX_URLS} strings")
+    problems = []
+    for index, url in enumerate(urls):
+        try:
+            await check_url(url.strip(), svc.allowed_networks)
+        except UrlRefused as exc:
+            problems.append({"index": index, "url": url[:200], "reason": str(exc)})
+    if problems:
+        raise bad_request("url_refused", "some URLs cannot be cached; nothing was added", {"urls": problems})
+    try:
+        svc.space.check(await svc.repo.used_bytes())
+    except NoSpace as exc:
+        raise insufficient_storage(str(exc)) from None
+    p = principal(request)
+    added = []
+    for url in dict.fromkeys(u.strip() for u in urls):
+        video_id, created = await svc.add_url(url, p.user_id)
+        added.append({"id": video_id, "url": url, "created": created})
+    return ok(added, status=202)
+
+
+def _availability(request: web.Request) -> Availability | None:
+    raw = request.query.get("availability")
+    if not raw:
+        return None
+    try:
+        return Availability(raw)
+    except ValueError:
+        raise bad_request("invalid_parameter", "availability must be one of "
+                          + ", ".join(a.value for a in Availability), {"parameter": "availability"}) from None
+
+
+def _facility_param(request: web.Request) -> int | None:
+    raw = request.query.get("facility_id")
+    if not raw:
+        return None
+    if not raw.isdigit() or len(raw) > 12:
+        raise bad_request("invalid_parameter", "facility_id must be an integer", {"parameter": "facility_id"})
+    return int(raw)
+
+
+@routes.get("/api/v1/videos")
+@signed_in
+async def list_videos(request: web.Request) -> web.Response:
+    """A page of videos; learners see only what is available in their facilities."""
+    svc = request.app[MEDIA]
+    p = principal(request)
+    page = page_params(request)
+    availability = _availability(request)
+    facility_id = _facility_param(request)
+    visible_to = None
+    if not is_admin(p):
+        availability = Availability.AVAILABLE if availability in (None, Availability.AVAILABLE) else availability
+        if availability is not Availability.AVAILABLE:
+            return paginated([], page, 0)
+        visible_to = sorted(p.facility_ids | {p.facility_id})
+    rows, total = await svc.repo.list(availability=availability, facility_id=facility_id, visible_to=visible_to,
+                                      limit=page.limit, offset=page.offset)
+    return paginated([video_json(r, progress=svc.hub.current.get(r["id"])) for r in rows], page, total)
+
+
+@routes.get(r"/api/v1/videos/{id:\d+}")
+@signed_in
+async def get_video(request: web.Request) -> web.Response:
+    """One video; admins also get its facilities, attempts log and live progress."""
+    svc = request.app[MEDIA]
+    p = principal(request)
+    video_id = video_id_of(request)
+    if not is_admin(p):
+        row = await playable(svc.repo, p, video_id)
+        return ok(video_json(row))
+    row = await svc.repo.get(video_id)
+    if row is None:
+        raise not_found("no such video")
+    data = video_json(row, facility_ids=await svc.repo.facilities_of(video_id),
+                      progress=svc.hub.current.get(video_id))
+    data["download_attempts"] = await svc.repo.attempts_log(video_id)
+    return ok(data)
+
+
+@routes.delete(r"/api/v1/videos/{id:\d+}")
+@roles(Role.DEPARTMENT_ADMIN)
+async def delete_video(request: web.Request) -> web.Response:
+    """Remove a video and its files."""
+    svc = request.app[MEDIA]
+    video_id = video_id_of(request)
+    if await svc.repo.get(video_id) is None:
+        raise not_found("no such video")
+    await svc.delete(video_id)
+    return ok({"id": video_id, "deleted": True})
+
+
+@routes.put(r"/api/v1/videos/{id:\d+}/visibility")
+@roles(*ADMINS, facility_scoped=True)
+async def set_visibility(request: web.Request) -> web.Response:
+    """Set the facilities a video is visible in; admins change only their own facilities."""
+    svc = request.app[MEDIA]
+    p = principal(request)
+    video_id = video_id_of(request)
+    body = await read_json(request)
+    ids = body.get("facility_ids")
+    if not isinstance(ids, list) or len(ids) > 1000 or not all(type(i) is int and i > 0 for i in ids):
+        raise bad_request("invalid_facility_ids", "facility_ids must be a list of facility ids")
+    if await svc.repo.get(video_id) is None:
+        raise not_found("no such video")
+    missing = sorted(set(ids) - await svc.repo.existing_facilities(ids))
+    if missing:
+        raise bad_request("unknown_facility", "some facilities do not exist", {"facility_ids": missing})
+    for fid in ids:
+        require_facility(p, fid)
+    scope = None if p.role is Role.SYSTEM_ADMIN else sorted(p.facility_ids | {p.facility_id})
+    await svc.repo.set_visibility(video_id, sorted(set(ids)), scope=scope)
+    return ok({"id": video_id, "facility_ids": await svc.repo.facilities_of(video_id)})
+
+
+@routes.post(r"/api/v1/videos/{id:\d+}/retry")
+@roles(*ADMINS)
+async def retry_video(request: web.Request) -> web.Response:
+    """Manual retry of a video in `error`."""
+    svc = request.app[MEDIA]
+    video_id = video_id_of(request)
+    row = await svc.repo.get(video_id)
+    if row is None:
+        raise not_found("no such video")
+    if row["availability"] != Availability.ERROR.value or row["source_kind"] != "download":
+        raise conflict("only a download in error can be retried", {"availability": row["availability"]})
+    await svc.retry(video_id)
+    return ok(video_json(await svc.repo.get(video_id)), status=202)  # type: ignore[arg-type]
+
+
+def _number(body: dict[str, Any], key: str, *, required: bool, high: float) -> float:
+    value = body.get(key)
+    if value is None and not required:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise bad_request("invalid_body", f"{key} must be a number", {"field": key})
+    if not 0 <= value <= high:
+        raise bad_request("invalid_body", f"{key} must be between 0 and {high:g}", {"field": key})
+    return float(value)
+
+
+@routes.put(r"/api/v1/videos/{id:\d+}/position")
+@signed_in
+async def save_position(request: web.Request) -> web.Response:
+    """The player reports where the learner is and how long it played since the last report."""
+    svc = request.app[MEDIA]
+    p = principal(request)
+    video_id = video_id_of(request)
+    row = await playable(svc.repo, p, video_id)
+    body = await read_json(request)
+    limit = float(row["duration_s"] or 86400) + 5
+    position = min(_number(body, "position_s", required=True, high=limit), limit)
+    # one report covers at most a few minutes of playing, so a bad client cannot inflate activity
+    watched = _number(body, "watched_s", required=False, high=600)
+    completed = body.get("completed", False)
+    if not isinstance(completed, bool):
+        raise bad_request("invalid_body", "completed must be true or false", {"field": "completed"})
+    await svc.repo.save_position(p.user_id, video_id, position, completed)
+    if watched > 0:
+        await svc.repo.add_watch_time(p.user_id, video_id, p.facility_id, svc.clock.now().date().isoformat(), watched)
+    return ok({"video_id": video_id, "position_s": position, "completed": completed})
+
+
+@routes.get(r"/api/v1/videos/{id:\d+}/position")
+@signed_in
+async def get_position(request: web.Request) -> web.Response:
+    """The caller's resume position (0 if none)."""
+    svc = request.app[MEDIA]
+    p = principal(request)
+    video_id = video_id_of(request)
+    await playable(svc.repo, p, video_id)
+    row = await svc.repo.position(p.user_id, video_id)
+    return ok({"video_id": video_id, "position_s": row["position_s"] if row else 0.0,
+               "completed": bool(row["completed"]) if row else False})
+
+
+@routes.get("/api/v1/videos/events")
+@roles(*ADMINS)
+async def events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: a snapshot of running downloads, then progress and state changes."""
+    svc = request.app[MEDIA]
+    queue = svc.hub.subscribe()
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                                       "X-Accel-Buffering": "no"})
+    try:
+        await resp.prepare(request)
+        for vid, prog in list(svc.hub.current.items()):
+            await resp.write(_sse({"type": "progress", "video_id": vid, **prog}))
+        while True:
+            try:
+                event = await asyncio.wait_for(queue.get(), _SSE_KEEPALIVE_S)
+            except TimeoutError:
+                await resp.write(b": keep-alive\n\n")
+                continue
+            if event is None:
+                break
+            await resp.write(_sse(event))
+    except ConnectionResetError:
+        return resp
+    finally:
+        svc.hub.unsubscribe(queue)
+    with contextlib.suppress(ConnectionResetError):
+        await resp.write_eof()
+    return resp
+
+
+def _sse(event: dict[str, Any]) -> bytes:
+    return f"event: {event.get('type', 'message')}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n".encode()

@@ -1,0 +1,1 @@
+"""Pages and static assets of the video cache (admin video page, learner player)."""
