@@ -2,6 +2,7 @@
 
 from aiohttp import web
 
+from appliance.app import add_middleware
 from appliance.content import routes_api, routes_catalog, routes_content, routes_pages, routes_reports, routes_search
 from appliance.content.service import content_ctx
 
@@ -16,3 +17,5 @@ def setup(app: web.Application) -> None:
     app.router.add_routes(routes_reports.routes)
     app.router.add_routes(routes_pages.routes)
     routes_pages.add_static(app)
+    # Before authentication (50): a refused search must not cost a session lookup.
+    add_middleware(app, routes_search.admission_middleware, 45)

@@ -1,6 +1,7 @@
 """Full-text search and title suggestions across the caller's visible libraries, behind bounded pools."""
 
 import time
+from typing import Any
 
 from aiohttp import web
 
@@ -104,3 +105,19 @@ async def suggest(request: web.Request) -> web.Response:
         raise _busy(exc, "suggest") from None
     metrics.QUERY_LATENCY.labels("suggest").observe(time.perf_counter() - started)
     return ok([{**s, "book": books[0].slug, "url": content_url(books[0].slug, s["path"])} for s in got])
+
+
+@web.middleware
+async def admission_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Refuse searches while their pool is full before any session lookup, so a flood costs almost nothing."""
+    kind = _GUARDED.get(request.path)
+    if kind is not None:
+        service = request.app[CONTENT]
+        pool = service.pools.search if kind == "search" else service.pools.suggest
+        if pool.full:
+            pool.rejected += 1
+            raise _busy(Saturated(pool.klass, pool.retry_after), kind)
+    return await handler(request)
+
+
+_GUARDED = {"/api/v1/search": "search", "/api/v1/suggest": "suggest"}

@@ -53,6 +53,11 @@ class BoundedPool:
         for _ in range(self._executor._max_workers):  # noqa: SLF001 - no public accessor
             self._executor.submit(int, 0)
 
+    @property
+    def full(self) -> bool:
+        """Whether a new call would be refused."""
+        return self.in_flight >= self.capacity
+
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run fn(*args) in a process, or raise Saturated at once when the class is full."""
         if self.in_flight >= self.capacity:
