@@ -72,9 +72,11 @@ class UplinkGate:
 
     def report_throttled(self, error: Throttled) -> None:
         """Upstream throttled us: pause every worker of this provider, longer if it keeps happening."""
-        self._throttle_wait = min(max(error.retry_after, self._throttle_wait * 2 or 0.5), 60.0)
-        until = asyncio.get_running_loop().time() + self._throttle_wait
-        self._pause_until = max(self._pause_until, until)
+        now = asyncio.get_running_loop().time()
+        if now < self._pause_until:
+            return  # another request of the same burst: already paused, do not escalate
+        self._throttle_wait = min(max(error.retry_after, self._throttle_wait * 2), 30.0)
+        self._pause_until = now + self._throttle_wait
 
     def report_success(self) -> None:
         """A request went through: throttling has eased."""
