@@ -27,9 +27,11 @@ CALLERS = [
 
 def undeclared_routes(app: web.Application) -> list[str]:
     """Routes (other than static folders) whose handler declares no policy."""
-    return [f"{r.method} {r.resource.canonical}" for r in app.router.routes()
-            if r.resource is not None and not isinstance(r.resource, web.StaticResource)
-            and policy_of(r.handler) is None]
+    return [
+        f"{r.method} {r.resource.canonical}"
+        for r in app.router.routes()
+        if r.resource is not None and not isinstance(r.resource, web.StaticResource) and policy_of(r.handler) is None
+    ]
 
 
 def allowed(policy: Policy, role: Role | None) -> bool:
@@ -52,8 +54,11 @@ async def test_every_route_declares_a_policy(client: TestClient) -> None:
     assert undeclared_routes(client.app) == []
 
 
-async def test_an_undeclared_route_is_caught_and_denied(app_client: AppClientFactory, config_factory,  # type: ignore[no-untyped-def]
-                                                        make_user: MakeUser) -> None:
+async def test_an_undeclared_route_is_caught_and_denied(
+    app_client: AppClientFactory,
+    config_factory,  # type: ignore[no-untyped-def]
+    make_user: MakeUser,
+) -> None:
     async def sneaky(request: web.Request) -> web.Response:
         return web.json_response({"data": "leaked"})
 
@@ -76,13 +81,17 @@ async def _token(client: TestClient, user_id: int, role: Role) -> str:
     token, prefix = new_api_token()
     await client.app[DB].execute(
         "INSERT INTO api_tokens (token_hash, prefix, name, user_id, role) VALUES (?, ?, 'policy test', ?, ?)",
-        (hash_secret(token), prefix, user_id, role.value))
+        (hash_secret(token), prefix, user_id, role.value),
+    )
     return token
 
 
 @pytest.mark.slow
-async def test_policy_matrix_for_every_route(config_factory, make_user: MakeUser,  # type: ignore[no-untyped-def]
-                                             make_facility: MakeFacility) -> None:
+async def test_policy_matrix_for_every_route(
+    config_factory,
+    make_user: MakeUser,  # type: ignore[no-untyped-def]
+    make_facility: MakeFacility,
+) -> None:
     reached: list[str] = []
 
     @web.middleware
@@ -102,8 +111,9 @@ async def test_policy_matrix_for_every_route(config_factory, make_user: MakeUser
     assert not failures, "\n".join(failures)
 
 
-async def _run_matrix(client: TestClient, make_user: MakeUser, make_facility: MakeFacility,
-                      reached: list[str]) -> list[str]:
+async def _run_matrix(
+    client: TestClient, make_user: MakeUser, make_facility: MakeFacility, reached: list[str]
+) -> list[str]:
     other = await make_facility(client, "Elsewhere")
     tokens: dict[str, str | None] = {}
     for name, role, where in CALLERS:
@@ -134,7 +144,6 @@ async def _run_matrix(client: TestClient, make_user: MakeUser, make_facility: Ma
             if expected and not reached:
                 failures.append(f"{route.method} {path} as {name}: refused ({status}), policy {policy.describe()}")
             if not expected and (reached or status != (401 if role is None else 403)):
-                failures.append(f"{route.method} {path} as {name}: let through ({status}), policy "
-                                f"{policy.describe()}")
+                failures.append(f"{route.method} {path} as {name}: let through ({status}), policy {policy.describe()}")
     assert checked > 300
     return failures
