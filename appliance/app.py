@@ -170,6 +170,7 @@ def create_app(
     app[AUTHENTICATORS] = []
     app[MIDDLEWARES] = []
     app[RELOAD_HOOKS] = []
+    app[mw.INFLIGHT] = mw.InFlight()
     if bus_url:
         app[BUS_URL] = bus_url
     app.cleanup_ctx.extend(

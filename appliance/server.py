@@ -47,6 +47,17 @@ async def _start_site(app: web.Application, config: Config, host: str, port: int
     return runner, bound
 
 
+async def drain(runner: web.AppRunner, app: web.Application, timeout: float) -> None:
+    """Stop accepting, let in-flight requests finish (bounded), then tear the app down in order."""
+    from appliance.web.middlewares import INFLIGHT
+
+    for site in list(runner.sites):
+        await site.stop()
+    if not await app[INFLIGHT].wait_idle(timeout):
+        log.warning("%d request(s) still running after %.0fs; cancelling them", app[INFLIGHT].count, timeout)
+    await runner.cleanup()
+
+
 class WorkerPool:
     """Keeps N-1 HTTP worker processes alive beside the primary; restarts the ones that die."""
 
@@ -181,7 +192,8 @@ async def run_primary(config: Config, options: ServeOptions) -> int:
     if dog:
         dog.cancel()
     # Workers and the primary's own site stop accepting and drain in-flight requests in parallel.
-    await asyncio.gather(workers.stop(config.http.shutdown_timeout_s + 5), runner.cleanup())
+    await asyncio.gather(workers.stop(config.http.shutdown_timeout_s + 5),
+                         drain(runner, app, config.http.shutdown_timeout_s))
     log.info("stopped")
     return 0
 
@@ -207,5 +219,5 @@ async def run_worker(config: Config, host: str, port: int, bus_url: str) -> int:
     loop.add_signal_handler(signal.SIGHUP, on_hup)
     runner, _ = await _start_site(app, config, host, port)
     await stop.wait()
-    await runner.cleanup()
+    await drain(runner, app, config.http.shutdown_timeout_s)
     return 0

@@ -76,6 +76,39 @@ class _RequestIds:
 
 
 _ids = _RequestIds()
+
+
+class InFlight:
+    """Counts requests being handled, so shutdown can wait for them before aiohttp tears connections down.
+
+    aiohttp's own graceful shutdown stops reading from connections at once, so a request still
+    uploading its body would never finish; we stop listening first and wait here instead.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        self.count += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self._idle.set()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """True when every in-flight request finished within timeout."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+
+INFLIGHT = web.AppKey("inflight", InFlight)
 _metric_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
 
@@ -123,6 +156,8 @@ async def core_middleware(request: web.Request, handler: Handler) -> web.StreamR
     request[REQUEST_ID_KEY] = rid
     token = request_id_var.set(rid)
     config = request.app[CONFIG]
+    inflight = request.app[INFLIGHT]
+    inflight.enter()
     status = 500
     try:
         try:
@@ -152,6 +187,7 @@ async def core_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if config.logging.access_log:
             access_log.info("%s %s %s %.1fms", request.method, request.path[:200], status, elapsed * 1000)
         request_id_var.reset(token)
+        inflight.leave()
 
 
 async def add_request_id_header(request: web.Request, response: web.StreamResponse) -> None:

@@ -96,9 +96,15 @@ async def read_json(request: web.Request, *, limit: int | None = None) -> dict[s
     max_bytes = limit or request.app[CONFIG].http.max_body_bytes
     if request.content_length is not None and request.content_length > max_bytes:
         raise too_large(max_bytes)
-    raw = await request.content.read(max_bytes + 1)
-    if len(raw) > max_bytes:
-        raise too_large(max_bytes)
+    # StreamReader.read(n) returns whatever has arrived so far, so read until EOF, counting as we go.
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(65536):
+        size += len(chunk)
+        if size > max_bytes:
+            raise too_large(max_bytes)
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     try:
         value = json.loads(raw.decode("utf-8")) if raw else None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

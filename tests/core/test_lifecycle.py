@@ -94,15 +94,22 @@ def test_systemd_notifications(tmp_path: Path) -> None:
     assert any("STOPPING=1" in m for m in messages), messages
 
 
+def _cmd(proc: psutil.Process) -> str:
+    try:
+        return " ".join(proc.cmdline())
+    except psutil.Error:  # exited (or a zombie) between listing and asking
+        return ""
+
+
 def test_dead_worker_is_restarted(tmp_path: Path) -> None:
     daemon = start_daemon(tmp_path, workers=2)
-    workers = [p for p in daemon.tree()[1:] if "appliance.worker" in " ".join(p.cmdline())]
+    workers = [p for p in daemon.tree()[1:] if "appliance.worker" in _cmd(p)]
     assert len(workers) == 1
     os.kill(workers[0].pid, signal.SIGKILL)
     deadline = time.monotonic() + 20
     replacement = []
     while time.monotonic() < deadline and not replacement:
-        replacement = [p for p in daemon.tree()[1:] if "appliance.worker" in " ".join(p.cmdline())
+        replacement = [p for p in daemon.tree()[1:] if "appliance.worker" in _cmd(p)
                        and p.pid != workers[0].pid]
         time.sleep(0.1)
     assert replacement, daemon.output()
