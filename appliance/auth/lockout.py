@@ -82,6 +82,14 @@ class Lockouts:
 
     async def clear(self, kind: LockKind, subject: str) -> None:
         """Forget failures and any lock of one subject (successful sign-in, admin reset)."""
+        # Read first: almost every sign-in has nothing to clear, and a read costs no write lock.
+        found = await self.db.fetchval(
+            "SELECT 1 FROM login_failures WHERE kind = ? AND subject = ?"
+            " UNION ALL SELECT 1 FROM lockouts WHERE kind = ? AND subject = ? LIMIT 1",
+            (kind.value, subject, kind.value, subject),
+        )
+        if not found:
+            return
         async with self.db.transaction() as tx:
             await tx.execute("DELETE FROM login_failures WHERE kind = ? AND subject = ?", (kind.value, subject))
             await tx.execute("DELETE FROM lockouts WHERE kind = ? AND subject = ?", (kind.value, subject))
