@@ -39,6 +39,7 @@ from appliance.keys import (
 from appliance.observability import health
 from appliance.observability.metrics import DB_UP
 from appliance.web import middlewares as mw
+from appliance.web.shell import pages as shell
 
 log = logging.getLogger(__name__)
 DEV_ADMIN_PASSWORD = web.AppKey("dev_admin_password", str)
@@ -184,6 +185,7 @@ def create_app(
         add_middleware(app, middleware, order)
     app.on_response_prepare.append(mw.add_request_id_header)
     health.setup(app)
+    shell.setup(app)
     if features:
         # Imported here: feature modules import add_middleware from this module.
         from appliance.features import FEATURES

@@ -51,6 +51,11 @@ def _wants_html(request: web.Request) -> bool:
 
 def _error_response(request: web.Request, err: ApiError) -> web.Response:
     headers = dict(err.headers)
+    if err.status == 401 and request.method in ("GET", "HEAD") and _wants_html(request):
+        # A person opening a page without a session is sent to sign in, and back afterwards.
+        from appliance.web.shell.pages import login_redirect
+
+        return web.Response(status=303, headers={**headers, "Location": login_redirect(request.path_qs)})
     if _wants_html(request):
         title = f"{err.status} {html.escape(err.message)}"
         page = (
