@@ -101,7 +101,7 @@ def policy_of(handler: Any) -> Policy | None:
     for _ in range(3):
         found = getattr(target, POLICY_ATTR, None)
         if found is not None:
-            return found  # type: ignore[no-any-return]
+            return found  # type: ignore[no-any-return,unused-ignore]
         target = getattr(target, "__wrapped__", None) or getattr(target, "__func__", None)
         if target is None:
             break
