@@ -14,7 +14,9 @@ from appliance.media import metrics
 from appliance.media.access import playable, video_id_of
 from appliance.media.blocking import media_blocking
 from appliance.media.ranges import RangeNotSatisfiable, parse_range
+from appliance.media.service import MediaService
 from appliance.media.settings import MediaSettings
+from appliance.media.storage.disk import disk_etag
 from appliance.web.policy import principal, signed_in
 
 routes = web.RouteTableDef()
@@ -46,18 +48,24 @@ async def stream(request: web.Request) -> web.StreamResponse:
     key = str(row["storage_key"])
     path = svc.storage.local_path(key)
     if path is not None:
-        return await _from_disk(request, path)
+        return await _from_disk(request, svc, key, path, row["available_at"])
     settings: MediaSettings = svc.settings
     if settings.stream_mode == "redirect":
         url = await svc.storage.presigned_url(key, settings.presign_expiry_s)
         if url:
             raise web.HTTPTemporaryRedirect(url, headers={"Cache-Control": "no-store"})
-    size, etag = int(row["size_bytes"] or 0), _quoted(str(row["etag"] or ""))
+    return await _proxy(request, svc, key, int(row["size_bytes"] or 0), _quoted(str(row["etag"] or "")),
+                        row["available_at"], "s3")
+
+
+async def _proxy(request: web.Request, svc: MediaService, key: str, size: int, etag: str,
+                 available_at: str | None, backend: str) -> web.StreamResponse:
+    """Ranged reads passed through from the backend in chunks."""
     if request.headers.get("If-None-Match", "").strip() == etag:
         raise web.HTTPNotModified(headers={"ETag": etag})
     headers = {"Accept-Ranges": "bytes", "ETag": etag, "Content-Type": "video/mp4", "Cache-Control": _CACHE}
-    if row["available_at"]:
-        when = datetime.strptime(str(row["available_at"]), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    if available_at:
+        when = datetime.strptime(str(available_at), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
         headers["Last-Modified"] = formatdate(when.timestamp(), usegmt=True)
     rng = None
     if _range_applies(request, etag):
@@ -79,21 +87,26 @@ async def stream(request: web.Request) -> web.StreamResponse:
             await resp.write(chunk)
             sent += len(chunk)
     finally:
-        metrics.STREAM_BYTES.labels("s3").inc(sent)
+        metrics.STREAM_BYTES.labels(backend).inc(sent)
     await resp.write_eof()
     return resp
 
 
-async def _from_disk(request: web.Request, path: Path) -> web.StreamResponse:
+async def _from_disk(request: web.Request, svc: MediaService, key: str, path: Path,
+                     available_at: str | None) -> web.StreamResponse:
     # validate the range ourselves so a bad one gets the JSON error, the same as on S3;
     # FileResponse then does Range, ETag, If-None-Match and zero-copy sendfile
     try:
         st = await media_blocking(path.stat)
     except FileNotFoundError:
         raise not_found("video file is missing") from None
+    etag = _quoted(disk_etag(st))
     header = request.headers.get("Range")
+    if header is not None and not _range_applies(request, etag):
+        # aiohttp only understands If-Range dates; an entity tag that no longer matches means: whole file
+        return await _proxy(request, svc, key, st.st_size, etag, available_at, "disk")
     sent = st.st_size
-    if header is not None and "If-Range" not in request.headers:
+    if header is not None:
         try:
             rng = parse_range(header, st.st_size)
         except RangeNotSatisfiable as exc:

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import secrets
 from pathlib import Path
+from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, web
 
@@ -80,7 +81,8 @@ async def _handle(request: web.Request, svc: MediaService, staged: Path, limit: 
         if part.name == "title":
             title = (await part.text())[:500].strip()
         elif part.name == "file" and filename is None:
-            filename = sanitize_filename(part.filename or "video.mp4")
+            # some clients percent-encode the name; decode first so an encoded "../" is stripped too
+            filename = sanitize_filename(unquote(part.filename or "video.mp4"))
             size = await _receive(part, staged, limit)
         else:
             await part.release()
