@@ -26,7 +26,15 @@ async def identity_ctx(app: web.Application) -> AsyncIterator[None]:
     """Build the identity state once the database is open; the primary runs housekeeping."""
     config = app[CONFIG]
     passwords.configure(config.auth.argon2_time_cost, config.auth.argon2_memory_kib)
-    state = IdentityState.build(app[DB], app[CLOCK], config.auth, config.ldap, config.saml)
+    state = IdentityState.build(
+        app[DB],
+        app[CLOCK],
+        config.auth,
+        config.ldap,
+        config.saml,
+        trusted_proxies=config.http.trusted_proxies,
+        secure_cookies=config.http.secure_cookies,
+    )
     if config.saml.enabled:
         # Loading IdP metadata parses XML and may shell out to xmlsec1: keep it off the loop.
         state.saml = await run_blocking("io", SamlServiceProvider, config.saml)

@@ -42,7 +42,7 @@ async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.S
         return await handler(request)
     state = request.app[IDENTITY]
     now = request.app[CLOCK].monotonic()
-    addr = client_addr(request, state.auth.trusted_proxies)
+    addr = client_addr(request, state.trusted_proxies)
     if request.path in LOGIN_PATHS and request.method == "POST":
         checks = [("login_address", state.login_limiter, addr)]
     else:

@@ -14,11 +14,6 @@ class AuthSettings:
         12, help="Hours after sign-in after which a session ends however active it is", min=1
     )
     cookie_name: str = setting("appliance_session", help="Name of the session cookie")
-    cookie_secure: str = setting(
-        "auto",
-        help="Secure flag of the session cookie: auto (when the request came over TLS), always or never",
-        choices=("auto", "always", "never"),
-    )
     lockout_threshold: int = setting(
         5, help="Failed sign-ins within lockout_window_minutes that lock a username", min=1
     )
@@ -48,9 +43,6 @@ class AuthSettings:
     )
     argon2_memory_kib: int = setting(
         19456, help="argon2id memory in KiB; changing it rehashes passwords at sign-in", min=8192, max=1048576
-    )
-    trusted_proxies: list[str] = setting(
-        [], help="Addresses of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed"
     )
 
 

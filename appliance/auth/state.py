@@ -27,10 +27,20 @@ class IdentityState:
     login_user_limiter: Limiter
     ldap: LdapDirectory | None
     saml: SamlServiceProvider | None
+    trusted_proxies: list[str]
+    secure_cookies: bool
 
     @classmethod
     def build(
-        cls, db: Database, clock: Clock, auth: AuthSettings, ldap: LdapSettings, saml: SamlSettings
+        cls,
+        db: Database,
+        clock: Clock,
+        auth: AuthSettings,
+        ldap: LdapSettings,
+        saml: SamlSettings,
+        *,
+        trusted_proxies: list[str],
+        secure_cookies: bool,
     ) -> "IdentityState":
         """Make the state from the config sections."""
         return cls(
@@ -54,4 +64,6 @@ class IdentityState:
             login_user_limiter=Limiter(auth.login_user_rate_per_minute, auth.login_user_burst),
             ldap=LdapDirectory(ldap) if ldap.enabled else None,
             saml=None,  # built off the event loop by the feature's context (it parses IdP metadata)
+            trusted_proxies=list(trusted_proxies),
+            secure_cookies=secure_cookies,
         )

@@ -15,7 +15,7 @@ MAX_ID = 10**12
 
 def addr_of(request: web.Request) -> str:
     """The client address as the identity feature sees it (trusted proxies applied)."""
-    return client_addr(request, request.app[IDENTITY].auth.trusted_proxies)
+    return client_addr(request, request.app[IDENTITY].trusted_proxies)
 
 
 def actor_of(request: web.Request, p: Principal) -> Actor:
@@ -32,10 +32,10 @@ def path_id(request: web.Request, name: str = "id") -> int:
 
 
 def set_session_cookie(request: web.Request, response: web.StreamResponse, token: str) -> None:
-    """HttpOnly, SameSite=Lax; Secure over TLS (or always/never as configured)."""
-    settings = request.app[IDENTITY].auth
-    mode = settings.cookie_secure
-    secure = mode == "always" or (mode == "auto" and is_tls(request, settings.trusted_proxies))
+    """HttpOnly, SameSite=Lax; Secure over TLS (directly or via a trusted proxy) or when http.secure_cookies."""
+    state = request.app[IDENTITY]
+    settings = state.auth
+    secure = state.secure_cookies or is_tls(request, state.trusted_proxies)
     response.set_cookie(
         settings.cookie_name,
         token,

@@ -41,7 +41,7 @@ async def test_cookie_flags(
     make_user: MakeUser,  # type: ignore[no-untyped-def]
     browsers: Browsers,
 ) -> None:
-    client = await app_client(config_factory(auth={"cookie_secure": "always"}))
+    client = await app_client(config_factory(http={"secure_cookies": True}))
     user = await make_user(client)
     async with client.post(
         "/api/v1/auth/login", json={"username": user["username"], "password": user["password"]}
