@@ -72,12 +72,18 @@ async def search(request: web.Request) -> web.Response:
         raise bad_request("invalid_parameter", f"results beyond the first {searchworker.MAX_SCAN} are not "
                           "available; refine the query", {"parameter": "page"})
     started = time.perf_counter()
-    try:
-        out = await service.pools.search.run(
-            searchworker.search, books, q, page.offset, page.per_page,
-            service.settings.snippet_budget_ms / 1000, service.settings.max_snippets)
-    except (Saturated, QueryTimeout) as exc:
-        raise _busy(exc, "search") from None
+    key = service.search_cache.key(books, q, page.offset, page.per_page)
+    out = service.search_cache.get(key)
+    if out is None:
+        try:
+            out = await service.pools.search.run(
+                searchworker.search, books, q, page.offset, page.per_page,
+                service.settings.snippet_budget_ms / 1000, service.settings.max_snippets)
+        except (Saturated, QueryTimeout) as exc:
+            raise _busy(exc, "search") from None
+        if not out.snippets_truncated:
+            # A page cut short by the snippet budget is not cached: the next ask gets another chance.
+            service.search_cache.put(key, out, request.query_string)
     metrics.QUERY_LATENCY.labels("search").observe(time.perf_counter() - started)
     items = [{"book": h.book, "path": h.path, "title": h.title, "snippet": h.snippet, "match": h.match,
               "url": content_url(h.book, h.path)} for h in out.hits]
@@ -114,7 +120,7 @@ async def admission_middleware(request: web.Request, handler: Any) -> web.Stream
     if kind is not None:
         service = request.app[CONTENT]
         pool = service.pools.search if kind == "search" else service.pools.suggest
-        if pool.full:
+        if pool.full and not (kind == "search" and request.query_string in service.search_cache.recent):
             pool.rejected += 1
             raise _busy(Saturated(pool.klass, pool.retry_after), kind)
     return await handler(request)

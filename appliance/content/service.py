@@ -12,6 +12,7 @@ from appliance.content import metrics
 from appliance.content.directory import Directory, Library, can_see
 from appliance.content.httpcache import GzipCache
 from appliance.content.scanner import ScanReport, scan
+from appliance.content.searchcache import SearchCache
 from appliance.content.searchpool import SearchPools
 from appliance.content.settings import ContentSettings
 from appliance.content.tracking import ViewRecorder
@@ -36,6 +37,7 @@ class ContentService:
     recorder: ViewRecorder
     zim_root: object
     scan_lock: asyncio.Lock
+    search_cache: SearchCache
 
     async def refresh(self, *, force: bool = False) -> None:
         """Pick up library changes made by any process."""
@@ -92,6 +94,7 @@ async def content_ctx(app: web.Application) -> AsyncIterator[None]:
         pools=pools, gzip=GzipCache(settings.gzip_cache_bytes),
         recorder=ViewRecorder(db, settings.view_batch_max),
         zim_root=config.paths.content_root / "zim", scan_lock=asyncio.Lock(),
+        search_cache=SearchCache(settings.search_cache_entries, settings.search_cache_ttl_s),
     )
     app[CONTENT] = service
     # Search processes start on the first query: most requests never search, and tests start many apps.

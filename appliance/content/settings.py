@@ -26,6 +26,10 @@ class ContentSettings:
         150, help="time a search may spend building snippets for its page; later results come without one",
         min=0, max=10000)
     max_snippets: int = setting(25, help="snippets built per search page at most", min=0, max=25)
+    search_cache_entries: int = setting(
+        512, help="search result pages cached per HTTP worker (0 = off); keyed by books, block lists and query",
+        min=0, max=100000)
+    search_cache_ttl_s: float = setting(300.0, help="how long a cached search result page is reused", min=0)
     max_query_chars: int = setting(200, help="longest search or suggest query accepted (400 beyond)",
                                    min=1, max=10000)
     scan_interval_s: float = setting(

@@ -25,9 +25,31 @@ def html_text(data: bytes) -> str:
     return _SPACE.sub(" ", html.unescape(text)).strip()
 
 
+WINDOW_BYTES = 3000
+
+
+def _window(data: bytes, terms: list[str]) -> bytes:
+    """Bytes around the first term found in the body: only that window is parsed, not a 500 KB page."""
+    body = data.find(b"<body")
+    start = body if body >= 0 else 0
+    lower = data[start:MAX_HTML_BYTES].lower()
+    for term in terms:
+        pos = lower.find(term.encode("utf-8"))
+        if pos >= 0:
+            pos += start
+            lo = max(start, pos - WINDOW_BYTES // 2)
+            chunk = data[lo:pos + WINDOW_BYTES // 2]
+            # Drop a tag cut in half at either edge so no markup leaks into the text.
+            if lo > start and b">" in chunk[:200]:
+                chunk = chunk[chunk.index(b">") + 1:]
+            cut = chunk.rfind(b"<")
+            return chunk[:cut] if cut > chunk.rfind(b">") else chunk
+    return data[start:start + WINDOW_BYTES]
+
+
 def snippet(data: bytes, terms: list[str], width: int = SNIPPET_CHARS) -> str:
     """A window of text centred on the first query term found, or the page's opening."""
-    text = html_text(data)
+    text = html_text(_window(data, terms))
     lower = text.lower()
     pos = -1
     for term in terms:

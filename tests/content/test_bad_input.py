@@ -83,3 +83,21 @@ async def test_anonymous_browsing_per_facility(library: Library) -> None:
     assert (await c.get("/content/zimfile/A/index")).status == 404  # not visible to facility 1
     assert (await c.get("/api/v1/search?q=algebra")).status == 200
     assert (await c.get("/library")).status == 200
+
+
+async def test_cached_search_answers_while_pool_is_full(library: Library, reader: dict[str, str]) -> None:
+    c = library.client
+    first = await c.get("/api/v1/search?q=photosynthesis&books=testbook", headers=reader)
+    assert first.status == 200
+    pool = library.service.pools.search
+    pool.in_flight = pool.capacity  # every slot taken
+    try:
+        again = await c.get("/api/v1/search?q=photosynthesis&books=testbook", headers=reader)
+        assert again.status == 200
+        assert (await again.json())["data"] == (await first.json())["data"]
+        busy = await c.get("/api/v1/search?q=algebra&books=testbook", headers=reader)
+        assert busy.status == 503
+        assert (await busy.json())["error"]["code"] == "search_busy"
+        assert busy.headers["Retry-After"] == "2"
+    finally:
+        pool.in_flight = 0

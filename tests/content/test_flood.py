@@ -27,7 +27,7 @@ async def _timed(coro: Any) -> tuple[float, Any]:
 async def test_search_flood_does_not_slow_articles(app_client: Any, content_config: Any, make_user: Any,
                                                    tmp_path: Path) -> None:
     config = content_config(content={"search_processes": 1, "suggest_processes": 1, "query_queue_depth": 1,
-                                     "snippet_budget_ms": 2000},
+                                     "snippet_budget_ms": 2000, "search_cache_entries": 0},
                             auth={"api_rate_per_minute": 1_000_000})  # one test client = one address
     library = Library(await app_client(config), make_user)
     await library.show("zimfile")

@@ -126,3 +126,21 @@ def _sleep(seconds: float) -> float:
 
     time.sleep(seconds)
     return seconds
+
+
+def test_search_cache_keys_and_eviction() -> None:
+    from appliance.content.searchcache import SearchCache
+
+    a, b = BookRef("x", "/x.zim", "u1"), BookRef("x", "/x.zim", "u1", "^(?:secret/.*)$")
+    cache = SearchCache(max_entries=2, ttl_s=60)
+    cache.put(cache.key([a], "Water  Cycle", 0, 10), "first", "q=water")
+    assert cache.get(cache.key([a], "water cycle", 0, 10)) == "first"
+    assert cache.get(cache.key([b], "water cycle", 0, 10)) is None  # a block list changes the key
+    assert cache.get(cache.key([a], "water cycle", 10, 10)) is None
+    cache.put(cache.key([a], "2", 0, 10), 2, "q=2")
+    cache.put(cache.key([a], "3", 0, 10), 3, "q=3")
+    assert cache.get(cache.key([a], "water cycle", 0, 10)) is None
+    assert list(cache.recent) == ["q=2", "q=3"]
+    off = SearchCache(max_entries=0, ttl_s=60)
+    off.put(off.key([a], "q", 0, 1), 1)
+    assert off.get(off.key([a], "q", 0, 1)) is None
