@@ -75,12 +75,13 @@ async def start_session(
 ) -> web.Response:
     """Create the session (rotating any old cookie), audit, and answer with the cookie set."""
     state = request.app[IDENTITY]
-    addr = addr_of(request)
-    old = request.cookies.get(state.auth.cookie_name)
-    token, csrf, _sid = await state.sessions.create(
-        user["id"], method, addr, request.headers.get("User-Agent", ""), replaces=old
+    token, csrf = await flow.succeeded(
+        user,
+        method,
+        addr_of(request),
+        request.headers.get("User-Agent", ""),
+        request.cookies.get(state.auth.cookie_name),
     )
-    await flow.succeeded(user, method, addr)
     if redirect is not None:
         response = web.Response(status=303, headers={"Location": redirect})
     else:

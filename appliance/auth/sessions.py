@@ -67,28 +67,41 @@ class Sessions:
         self, user_id: int, method: AuthMethod, client_addr: str, user_agent: str, *, replaces: str | None = None
     ) -> tuple[str, str, int]:
         """Start a session (ending the one it replaces); return (cookie value, CSRF token, session id)."""
+        async with self.db.transaction() as tx:
+            return await self.create_tx(tx, user_id, method, client_addr, user_agent, replaces=replaces)
+
+    async def create_tx(
+        self,
+        tx: aiosqlite.Connection,
+        user_id: int,
+        method: AuthMethod,
+        client_addr: str,
+        user_agent: str,
+        *,
+        replaces: str | None = None,
+    ) -> tuple[str, str, int]:
+        """create() inside the caller's transaction (sign-in writes session and audit entry together)."""
         token, csrf = new_secret(), new_secret()
         now = self.clock.now()
-        async with self.db.transaction() as tx:
-            if replaces:
-                await self._end_where(tx, "token_hash = ?", (hash_secret(replaces),), SessionState.ROTATED, now)
-            cur = await tx.execute(
-                "INSERT INTO sessions (token_hash, user_id, csrf_token, client_addr, user_agent, auth_method,"
-                " created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    hash_secret(token),
-                    user_id,
-                    csrf,
-                    client_addr[:100],
-                    user_agent[:300],
-                    method.value,
-                    iso(now),
-                    iso(now),
-                    iso(now + self.absolute),
-                ),
-            )
-            assert cur.lastrowid is not None
-            return token, csrf, cur.lastrowid
+        if replaces:
+            await self._end_where(tx, "token_hash = ?", (hash_secret(replaces),), SessionState.ROTATED, now)
+        cur = await tx.execute(
+            "INSERT INTO sessions (token_hash, user_id, csrf_token, client_addr, user_agent, auth_method,"
+            " created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                hash_secret(token),
+                user_id,
+                csrf,
+                client_addr[:100],
+                user_agent[:300],
+                method.value,
+                iso(now),
+                iso(now),
+                iso(now + self.absolute),
+            ),
+        )
+        assert cur.lastrowid is not None
+        return token, csrf, cur.lastrowid
 
     async def lookup(self, token: str) -> SessionInfo | None:
         """The live session of a cookie value, or None (unknown, ended, expired, or user deactivated)."""

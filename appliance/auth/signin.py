@@ -110,20 +110,27 @@ class SignIn:
             await record(self.db, iso(now), AuditAction.ACCOUNT_LOCKED, actor, **target, details={"kind": kind.value})
         raise invalid_credentials()
 
-    async def succeeded(self, user: Any, method: AuthMethod, addr: str) -> None:
-        """Forget the username's failures and audit the success."""
+    async def succeeded(
+        self, user: Any, method: AuthMethod, addr: str, user_agent: str, replaces: str | None
+    ) -> tuple[str, str]:
+        """Start the session and audit the success in one write; forget the username's failures."""
         await self.state.lockouts.clear(LockKind.USERNAME, username_key(user["username"]))
         SIGN_INS.labels(method.value, "success").inc()
-        await record(
-            self.db,
-            self.clock.iso_now(),
-            AuditAction.SIGN_IN_SUCCEEDED,
-            Actor(user["id"], user["username"], addr),
-            target_id=user["id"],
-            target_name=user["username"],
-            facility_id=user["facility_id"],
-            details={"method": method.value},
-        )
+        async with self.db.transaction() as tx:
+            token, csrf, _ = await self.state.sessions.create_tx(
+                tx, user["id"], method, addr, user_agent, replaces=replaces
+            )
+            await record_tx(
+                tx,
+                self.clock.iso_now(),
+                AuditAction.SIGN_IN_SUCCEEDED,
+                Actor(user["id"], user["username"], addr),
+                target_id=user["id"],
+                target_name=user["username"],
+                facility_id=user["facility_id"],
+                details={"method": method.value},
+            )
+        return token, csrf
 
     async def upsert_external(self, profile: ExternalProfile, actor: Actor) -> Any | None:
         """Find or create the local account of a directory/IdP identity; None when it must be refused."""
