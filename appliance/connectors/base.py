@@ -40,6 +40,9 @@ class UserPush:
 class Connector(Protocol):
     """One upstream LMS account."""
 
+    def rate_remaining(self) -> float | None:
+        """What is left of the upstream's rate-limit budget, if it says."""
+
     async def probe(self, timeout: float) -> None:
         """Cheap reachability + credentials check; raises a classified UpstreamError."""
 

@@ -162,6 +162,7 @@ class SyncEngine:
             probe_interval=s.probe_interval_s,
             backoff_initial=s.backoff_initial_s,
             backoff_max=s.backoff_max_s,
+            concurrency=s.push_concurrency,
         )
         worker.pusher = Pusher(
             self.db,
@@ -173,6 +174,7 @@ class SyncEngine:
             batch=s.push_batch,
             concurrency=s.push_concurrency,
             ack_wait_s=s.ack_wait_s,
+            throttle_floor=s.throttle_floor,
         )
         worker.tasks = [
             self.tasks.spawn(f"sync-uplink-{pid}", worker.gate.run),

@@ -54,10 +54,12 @@ class Pusher:
         batch: int,
         concurrency: int,
         ack_wait_s: float,
+        throttle_floor: float = 0.0,
     ) -> None:
         self.db, self.bus, self.clock = db, bus, clock
         self.provider, self.connector, self.gate = provider, connector, gate
         self.batch, self.concurrency, self.ack_wait_s = batch, concurrency, ack_wait_s
+        self.throttle_floor = throttle_floor
         self.label = str(provider.id)
 
     async def run(self) -> None:
@@ -130,7 +132,8 @@ class Pusher:
             await self.gate.wait_open()
             started = time.monotonic()
             try:
-                result = await apply(self.db, self.provider, self.connector, record)
+                async with self.gate.limit:  # adaptive: halves on throttling, grows back on success
+                    result = await apply(self.db, self.provider, self.connector, record)
             except Throttled as exc:
                 metrics.UPSTREAM_ERRORS.labels(self.label, "throttled").inc()
                 self.gate.report_throttled(exc)
@@ -150,7 +153,7 @@ class Pusher:
                 log.exception("provider %s: record %s is malformed", self.provider.id, record.outbox_id)
                 return Settlement(record, DeliveryState.DEAD, error=exc)
             metrics.PUSH_SECONDS.labels(self.label).observe(time.monotonic() - started)
-            self.gate.report_success()
+            self.gate.report_success(self.connector.rate_remaining(), self.throttle_floor)
             state = DeliveryState.SKIPPED if result.outcome is PushOutcome.SKIPPED else DeliveryState.DONE
             return Settlement(record, state, result=result)
         return None

@@ -34,7 +34,10 @@ class SyncSettings:
     relay_batch: int = setting(500, help="outbox rows published per relay round", min=1, max=10000)
     push_concurrency: int = setting(8, help="upstream requests in flight per provider while draining", min=1, max=64)
     push_batch: int = setting(64, help="queued records fetched from JetStream per round", min=1, max=1000)
-    ack_wait_s: float = setting(60.0, help="JetStream redelivers a record not acknowledged within this", min=1)
+    ack_wait_s: float = setting(
+        10.0, help="JetStream redelivers a record not acknowledged within this (records in flight at a crash "
+        "wait this long after the restart)", min=1,
+    )
     request_timeout_s: float = setting(30.0, help="timeout of one upstream request", min=0.1)
     probe_timeout_s: float = setting(5.0, help="timeout of the cheap uplink probe", min=0.1)
     probe_interval_s: float = setting(60.0, help="probe period while the uplink is up and idle", min=0.1)

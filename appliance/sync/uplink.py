@@ -9,6 +9,7 @@ import random
 from collections.abc import Awaitable, Callable
 
 from appliance.connectors.errors import AuthFailed, NotPermitted, Throttled, UpstreamError
+from appliance.sync.limit import AdaptiveLimit
 from appliance.sync.model import RuntimeState, Uplink
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ class UplinkGate:
         probe_interval: float,
         backoff_initial: float,
         backoff_max: float,
+        concurrency: int = 8,
         seed: int | None = None,
     ) -> None:
         self.provider_id = provider_id
@@ -48,6 +50,7 @@ class UplinkGate:
         self._throttle_wait = 0.0
         self._rng = random.Random(seed)
         self.probes = 0
+        self.limit = AdaptiveLimit(concurrency)
 
     @property
     def is_open(self) -> bool:
@@ -75,12 +78,17 @@ class UplinkGate:
         now = asyncio.get_running_loop().time()
         if now < self._pause_until:
             return  # another request of the same burst: already paused, do not escalate
-        self._throttle_wait = min(max(error.retry_after, self._throttle_wait * 2), 30.0)
+        self.limit.decrease()
+        self._throttle_wait = min(max(error.retry_after, self._throttle_wait * 2), 10.0)
         self._pause_until = now + self._throttle_wait
 
-    def report_success(self) -> None:
-        """A request went through: throttling has eased."""
+    def report_success(self, remaining: float | None = None, floor: float = 0.0) -> None:
+        """A request went through; a rate-limit budget under `floor` still means slow down."""
         self._throttle_wait = self._throttle_wait / 2 if self._throttle_wait > 0.5 else 0.0
+        if remaining is not None and remaining < floor:
+            self.limit.decrease()
+        else:
+            self.limit.increase()
 
     def report_auth_failed(self, error: AuthFailed) -> None:
         """A 401 with WWW-Authenticate: stop until credentials change."""

@@ -26,7 +26,7 @@ from appliance.connectors.errors import (
 
 LINK_RE = re.compile(r'<([^>]*)>\s*;\s*rel="?([^",;]+)"?')
 THROTTLE_TEXT = "Rate Limit Exceeded"
-DEFAULT_THROTTLE_WAIT = 2.0
+DEFAULT_THROTTLE_WAIT = 1.0
 Params = Sequence[tuple[str, str]] | Mapping[str, str]
 
 

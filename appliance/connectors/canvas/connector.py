@@ -22,6 +22,10 @@ class CanvasConnector:
     def __init__(self, client: CanvasClient) -> None:
         self.client = client
 
+    def rate_remaining(self) -> float | None:
+        """Canvas's last X-Rate-Limit-Remaining."""
+        return self.client.remaining
+
     async def probe(self, timeout: float) -> None:
         """GET the account with a short timeout."""
         await self.client.probe(timeout=timeout)
