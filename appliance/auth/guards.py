@@ -14,7 +14,8 @@ from appliance.keys import CLOCK, IDENTITY
 from appliance.web.policy import AuthVia, maybe_principal
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-LOGIN_PATHS = frozenset({"/api/v1/auth/login"})
+# Sign-in entry points share the stricter per-address bucket (the SAML ones store a request row each).
+LOGIN_PATHS = frozenset({"/api/v1/auth/login", "/saml/login", "/saml/acs"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
@@ -38,12 +39,12 @@ def _csrf_failed(message: str) -> ApiError:
 @web.middleware
 async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Token buckets per client address and per signed-in user on the API; stricter ones on sign-in."""
-    if not request.path.startswith("/api/"):
+    if not request.path.startswith("/api/") and request.path not in LOGIN_PATHS:
         return await handler(request)
     state = request.app[IDENTITY]
     now = request.app[CLOCK].monotonic()
     addr = client_addr(request, state.trusted_proxies)
-    if request.path in LOGIN_PATHS and request.method == "POST":
+    if request.path in LOGIN_PATHS:
         checks = [("login_address", state.login_limiter, addr)]
     else:
         checks = [("api_address", state.api_limiter, "a:" + addr)]

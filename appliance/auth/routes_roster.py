@@ -101,7 +101,6 @@ async def _apply(
     now: str,
     p: Principal,
     request: web.Request,
-    idx: int,
     data: dict[str, Any],
     hashed: str | None,
     report: Report,
@@ -175,7 +174,7 @@ async def import_roster(request: web.Request) -> web.Response:
         for idx, data, hashed, temp in prepared:
             await tx.execute("SAVEPOINT roster_row")
             try:
-                await _apply(tx, now, p, request, idx, data, hashed, report, temp)
+                await _apply(tx, now, p, request, data, hashed, report, temp)
                 await tx.execute("RELEASE roster_row")
             except (FieldError, ApiError, sqlite3.IntegrityError) as exc:
                 await tx.execute("ROLLBACK TO roster_row")
