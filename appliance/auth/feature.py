@@ -26,6 +26,8 @@ async def identity_ctx(app: web.Application) -> AsyncIterator[None]:
     """Build the identity state once the database is open; the primary runs housekeeping."""
     config = app[CONFIG]
     passwords.configure(config.auth.argon2_time_cost, config.auth.argon2_memory_kib)
+    # Made now, so the first unknown-user sign-in does not pay for two hashes (and so stand out).
+    await run_blocking("auth", passwords.dummy_hash)
     state = IdentityState.build(
         app[DB],
         app[CLOCK],
