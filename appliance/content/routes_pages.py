@@ -30,6 +30,8 @@ async def _serve(request: web.Request, name: str) -> web.Response:
     await service.refresh()
     if maybe_principal(request) is None and not service.directory.anonymous_allowed:
         raise unauthorized()
+    # A learner is here: start this worker's search processes now, so the first search does not wait.
+    service.pools.warm()
     return web.Response(body=_page(name), content_type="text/html", charset="utf-8", headers=HEADERS)
 
 

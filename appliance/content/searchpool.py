@@ -36,7 +36,7 @@ class BoundedPool:
     """A process pool that admits at most processes + queue_depth calls at a time."""
 
     def __init__(self, klass: QueryClass, processes: int, queue_depth: int, cluster_cache_bytes: int,
-                 timeout_s: float, retry_after: int = 2) -> None:
+                 timeout_s: float, retry_after: int = 2, niceness: int = 0) -> None:
         self.klass = klass
         self.capacity = processes + queue_depth
         self.in_flight = 0
@@ -46,10 +46,14 @@ class BoundedPool:
         # spawn: a forked child would inherit the parent's threads, event loop and open sockets.
         self._executor = ProcessPoolExecutor(
             max_workers=processes, mp_context=multiprocessing.get_context("spawn"),
-            initializer=searchworker.init_process, initargs=(cluster_cache_bytes,))
+            initializer=searchworker.init_process, initargs=(cluster_cache_bytes, niceness))
+        self._warmed = False
 
     def warm(self) -> None:
-        """Start the processes now rather than on the first query."""
+        """Start the processes now rather than on the first query (once)."""
+        if self._warmed:
+            return
+        self._warmed = True
         for _ in range(self._executor._max_workers):  # noqa: SLF001 - no public accessor
             self._executor.submit(int, 0)
 
@@ -85,11 +89,11 @@ class SearchPools:
     """The two bounded pools of one HTTP worker process."""
 
     def __init__(self, *, search_processes: int, suggest_processes: int, queue_depth: int,
-                 cluster_cache_bytes: int, search_timeout_s: float) -> None:
+                 cluster_cache_bytes: int, search_timeout_s: float, niceness: int = 0) -> None:
         self.search = BoundedPool(QueryClass.SEARCH, search_processes, queue_depth,
-                                  cluster_cache_bytes, search_timeout_s)
+                                  cluster_cache_bytes, search_timeout_s, niceness=niceness)
         self.suggest = BoundedPool(QueryClass.SUGGEST, suggest_processes, queue_depth,
-                                   cluster_cache_bytes, search_timeout_s)
+                                   cluster_cache_bytes, search_timeout_s, niceness=niceness)
 
     def warm(self) -> None:
         """Start every process."""

@@ -1,5 +1,6 @@
 """Code that runs inside a search process: one Archive and Searcher per book, used by one thread only."""
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,9 +70,11 @@ class _Open:
 _OPEN: dict[tuple[str, str], _Open] = {}
 
 
-def init_process(cluster_cache_bytes: int) -> None:
-    """Process initializer: size the (process-global) cluster cache."""
+def init_process(cluster_cache_bytes: int, niceness: int = 0) -> None:
+    """Process initializer: size the (process-global) cluster cache; lower the priority below article serving."""
     set_cluster_cache_max_size(cluster_cache_bytes)
+    if niceness:
+        os.nice(niceness)
 
 
 def _handle(book: BookRef) -> _Open:

@@ -87,7 +87,7 @@ async def content_ctx(app: web.Application) -> AsyncIterator[None]:
     db = app[DB]
     pools = SearchPools(search_processes=settings.search_processes, suggest_processes=settings.suggest_processes,
                         queue_depth=settings.query_queue_depth, cluster_cache_bytes=settings.cluster_cache_bytes,
-                        search_timeout_s=settings.search_timeout_s)
+                        search_timeout_s=settings.search_timeout_s, niceness=settings.search_niceness)
     service = ContentService(
         settings=settings, db=db,
         directory=Directory(settings.anonymous_facility_id, settings.refresh_interval_s),
@@ -97,7 +97,8 @@ async def content_ctx(app: web.Application) -> AsyncIterator[None]:
         search_cache=SearchCache(settings.search_cache_entries, settings.search_cache_ttl_s),
     )
     app[CONTENT] = service
-    # Search processes start on the first query: most requests never search, and tests start many apps.
+    # Search processes start when a learner page is first opened (see routes_pages), not here:
+    # an appliance nobody reads from, and every test app, does not need them.
     tasks = app[TASKS]
     if app[ROLE] is ProcessRole.PRIMARY:
         await service.rescan()

@@ -18,6 +18,9 @@ class ContentSettings:
         16 * MIB, help="compressed article bodies kept per process so popular pages are gzipped once", min=0)
     search_processes: int = setting(1, help="full-text search processes per HTTP worker", min=1, max=16)
     suggest_processes: int = setting(1, help="title-suggestion processes per HTTP worker", min=1, max=16)
+    search_niceness: int = setting(
+        5, help="nice value added to search and suggest processes so article serving keeps the CPU first",
+        min=0, max=19)
     query_queue_depth: int = setting(
         4, help="queries that may wait per class beyond the busy processes; more get 503 + Retry-After at once",
         min=0, max=1000)
