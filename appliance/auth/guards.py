@@ -47,10 +47,10 @@ async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.S
     if request.path in LOGIN_PATHS:
         checks = [("login_address", state.login_limiter, addr)]
     else:
-        checks = [("api_address", state.api_limiter, "a:" + addr)]
+        checks = [("api_address", state.api_address_limiter, addr)]
         p = maybe_principal(request)
         if p is not None:
-            checks.append(("api_user", state.api_limiter, f"u:{p.user_id}"))
+            checks.append(("api_user", state.api_limiter, str(p.user_id)))
     for bucket, limiter, key in checks:
         wait = limiter.check(key, now)
         if wait:

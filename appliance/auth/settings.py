@@ -25,11 +25,15 @@ class AuthSettings:
     lockout_window_minutes: int = setting(15, help="Window in which failed sign-ins are counted", min=1)
     lockout_minutes: int = setting(15, help="How long a lockout lasts", min=1)
     api_rate_per_minute: int = setting(
-        600,
-        help="API requests per minute allowed to one user and to one client address (token bucket refill)",
+        600, help="API requests per minute allowed to one signed-in user (token bucket refill)", min=1
+    )
+    api_burst: int = setting(120, help="API requests one signed-in user may make at once (bucket size)", min=1)
+    api_address_rate_per_minute: int = setting(
+        3000,
+        help="API requests per minute allowed from one client address (a classroom may share one)",
         min=1,
     )
-    api_burst: int = setting(120, help="API token bucket size (requests allowed at once)", min=1)
+    api_address_burst: int = setting(600, help="API requests one client address may make at once", min=1)
     login_rate_per_minute: int = setting(
         60,
         help="Sign-in attempts per minute allowed from one client address (a classroom may share one)",

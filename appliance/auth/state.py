@@ -23,6 +23,7 @@ class IdentityState:
     sessions: Sessions
     lockouts: Lockouts
     api_limiter: Limiter
+    api_address_limiter: Limiter
     login_limiter: Limiter
     login_user_limiter: Limiter
     ldap: LdapDirectory | None
@@ -60,6 +61,7 @@ class IdentityState:
                 ),
             ),
             api_limiter=Limiter(auth.api_rate_per_minute, auth.api_burst),
+            api_address_limiter=Limiter(auth.api_address_rate_per_minute, auth.api_address_burst),
             login_limiter=Limiter(auth.login_rate_per_minute, auth.login_burst),
             login_user_limiter=Limiter(auth.login_user_rate_per_minute, auth.login_user_burst),
             ldap=LdapDirectory(ldap) if ldap.enabled else None,

@@ -33,8 +33,8 @@ async def test_api_and_login_limits_answer_429(
     client: TestClient = await app_client(
         config_factory(
             auth={
-                "api_burst": 5,
-                "api_rate_per_minute": 60,
+                "api_address_burst": 5,
+                "api_address_rate_per_minute": 60,
                 "login_burst": 3,
                 "login_rate_per_minute": 3,
                 "login_user_burst": 100,
@@ -60,3 +60,23 @@ async def test_api_and_login_limits_answer_429(
         assert r.status == 401  # refilled: two tokens back after two seconds
     async with client.get("/healthz") as r:
         assert r.status != 429  # only the API is limited
+
+
+async def test_per_user_bucket_is_separate_from_the_address(
+    app_client: AppClientFactory,
+    config_factory,  # type: ignore[no-untyped-def]
+    make_user: MakeUser,
+    browsers,  # type: ignore[no-untyped-def]
+) -> None:
+    clock = FakeClock(datetime(2026, 11, 26, 8, 0, tzinfo=UTC))
+    client: TestClient = await app_client(config_factory(auth={"api_burst": 3, "api_rate_per_minute": 6}), clock=clock)
+    busy, calm = await make_user(client), await make_user(client)
+    a, b = browsers(client), browsers(client)
+    await a.login(busy["username"], busy["password"])
+    await b.login(calm["username"], calm["password"])
+    for _ in range(3):
+        await a.call("GET", "/api/v1/auth/me")
+    body = await a.call("GET", "/api/v1/auth/me", expect=429)
+    assert body["error"]["code"] == "rate_limited"
+    assert a.last_headers["Retry-After"] == "10"
+    await b.call("GET", "/api/v1/auth/me")  # same address, other user: still served

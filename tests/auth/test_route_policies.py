@@ -100,7 +100,7 @@ async def test_policy_matrix_for_every_route(
         reached.append(request.path)
         return await handler(request)
 
-    app = create_app(config_factory(auth={"api_burst": 100_000, "api_rate_per_minute": 100_000}))
+    app = create_app(config_factory(auth={"api_burst": 100_000, "api_address_burst": 100_000}))
     app.middlewares.append(probe)
     client = TestClient(TestServer(app))
     await client.start_server()
