@@ -103,19 +103,21 @@ async def test_rescan_adds_removes_and_isolates_bad_files(library: Library, zim_
     root = c.app[CONFIG].paths.content_root / "zim"
     for name in ("corrupt.zim", "notes.zim", "empty.zim", "nomain.zim"):
         shutil.copy(zim_dir / name, root / name)
+    shutil.copy(zim_dir / "testbook.zim", root / "testbook copy.zim")  # same ZIM uuid twice
     (root / "noindex.zim").unlink()
     report = (await (await c.post("/api/v1/libraries/rescan", headers=sysadmin)).json())["data"]
-    assert sorted(report["added"]) == ["corrupt", "empty", "nomain", "notes"]
-    assert sorted(report["errors"]) == ["corrupt", "notes"]
+    assert sorted(report["added"]) == ["corrupt", "empty", "nomain", "notes", "testbook_copy"]
+    assert sorted(report["errors"]) == ["corrupt", "notes", "testbook_copy"]
     assert report["missing"] == ["noindex"]
     rows = {r["slug"]: r for r in await c.app[DB].fetchall("SELECT slug, state, error FROM libraries")}
     assert rows["corrupt"]["state"] == "error"
     assert "corrupted" in rows["corrupt"]["error"]
     assert rows["notes"]["error"] == "ValueError: not a ZIM file (bad magic number)"
     assert rows["noindex"]["state"] == "missing"
+    assert rows["testbook_copy"]["error"].startswith("duplicate of ")
     assert (await c.get("/content/testbook/a/algebra", headers=learner)).status == 200
     listed = await (await c.get("/api/v1/libraries?state=error", headers=sysadmin)).json()
-    assert {x["slug"] for x in listed["data"]} == {"corrupt", "notes"}
+    assert {x["slug"] for x in listed["data"]} == {"corrupt", "notes", "testbook_copy"}
     assert (await c.get("/content/corrupt/x", headers=sysadmin)).status == 404
     await library.show("nomain")
     await library.show("empty")
