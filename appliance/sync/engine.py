@@ -238,6 +238,8 @@ class SyncEngine:
         try:
             await puller.run(job, since)
         except asyncio.CancelledError:
+            # The worker is restarting (credentials or settings changed): run it again later.
+            await self.db.execute("UPDATE sync_runs SET state = 'queued', stage = '' WHERE id = ?", (run_id,))
             raise
         except Exception as exc:
             if isinstance(exc, AuthFailed):

@@ -50,7 +50,7 @@ class Puller:
         """Run a stage; on throttling or a lost uplink wait (not failing the run) and redo the stage."""
         self.stage = stage
         for attempt in range(STAGE_RETRIES):
-            await self.gate.wait_open()
+            await self.gate.wait_open(fail_on_auth=True)
             try:
                 await fn()
                 self.gate.report_success()

@@ -51,15 +51,27 @@ class UplinkGate:
         self._rng = random.Random(seed)
         self.probes = 0
         self.limit = AdaptiveLimit(concurrency)
+        self.auth_error: str | None = None
 
     @property
     def is_open(self) -> bool:
         """True while work may proceed."""
         return self._open.is_set()
 
-    async def wait_open(self) -> None:
-        """Block while the uplink is down, credentials failed, or upstream asked us to slow down."""
+    async def wait_open(self, *, fail_on_auth: bool = False) -> None:
+        """Block while the uplink is down, credentials failed, or upstream asked us to slow down.
+
+        With fail_on_auth, raise AuthFailed instead of waiting for new credentials (a run ends; a
+        pusher, which holds queued records, waits).
+        """
         while True:
+            if fail_on_auth:
+                if self.runtime is RuntimeState.AUTH_FAILED:
+                    raise AuthFailed(self.auth_error or "credentials rejected")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._open.wait(), 0.5)
+                if not self._open.is_set():
+                    continue
             await self._open.wait()
             delay = self._pause_until - asyncio.get_running_loop().time()
             if delay <= 0:
@@ -92,6 +104,7 @@ class UplinkGate:
 
     def report_auth_failed(self, error: AuthFailed) -> None:
         """A 401 with WWW-Authenticate: stop until credentials change."""
+        self.auth_error = str(error)
         self._open.clear()
         self._suspect.set()
 
