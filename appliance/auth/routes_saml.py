@@ -7,8 +7,10 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from appliance.auth.audit import Actor, AuditAction, record
+from appliance.auth.clientaddr import is_tls
 from appliance.auth.guards import csrf_exempt
 from appliance.auth.metrics import SIGN_INS
+from appliance.auth.opaque import hash_secret, new_secret, same
 from appliance.auth.routes_session import start_session
 from appliance.auth.saml import ACS_PATH, LOGIN_PATH, METADATA_PATH, SamlError, SamlServiceProvider
 from appliance.auth.sessions import AuthMethod
@@ -22,6 +24,7 @@ from appliance.web.policy import public
 
 routes = web.RouteTableDef()
 REQUEST_TTL = timedelta(minutes=10)
+BINDING_COOKIE = "appliance_saml"
 MAX_RESPONSE_BYTES = 256 * 1024
 
 
@@ -51,24 +54,56 @@ async def saml_metadata(request: web.Request) -> web.Response:
 @routes.get(LOGIN_PATH)
 @public
 async def saml_login(request: web.Request) -> web.Response:
-    """Redirect the browser to the IdP with a fresh AuthnRequest (remembered for the ACS)."""
+    """Redirect the browser to the IdP with a fresh AuthnRequest bound to this browser by a cookie."""
     sp = _sp(request)
-    relay = secrets.token_urlsafe(16)
-    request_id, location = await run_blocking("io", sp.login_redirect, relay)
+    request_id, location = await run_blocking("io", sp.login_redirect, secrets.token_urlsafe(16))
     app = request.app
     now = app[CLOCK].now()
+    binding = new_secret()
     await app[DB].execute(
-        "INSERT INTO saml_requests (request_id, relay_state, expires_at) VALUES (?, ?, ?)",
-        (request_id, _safe_next(request.query.get("next", "/")), iso(now + REQUEST_TTL)),
+        "INSERT INTO saml_requests (request_id, relay_state, browser_hash, expires_at) VALUES (?, ?, ?, ?)",
+        (request_id, _safe_next(request.query.get("next", "/")), hash_secret(binding), iso(now + REQUEST_TTL)),
     )
-    return web.Response(status=302, headers={"Location": location, "Cache-Control": "no-store"})
+    response = web.Response(status=302, headers={"Location": location, "Cache-Control": "no-store"})
+    # The IdP posts back cross-site: only SameSite=None (which needs Secure, so TLS) brings the cookie along.
+    tls = _tls(request)
+    response.set_cookie(
+        BINDING_COOKIE,
+        binding,
+        path=ACS_PATH,
+        httponly=True,
+        max_age=int(REQUEST_TTL.total_seconds()),
+        secure=tls,
+        samesite="None" if tls else "Lax",
+    )
+    return response
+
+
+def _tls(request: web.Request) -> bool:
+    state = request.app[IDENTITY]
+    return state.secure_cookies or is_tls(request, state.trusted_proxies)
+
+
+async def _refuse(request: web.Request, reason: str, message: str, target: str = "") -> ApiError:
+    """Count, audit and build the refusal of an IdP answer."""
+    SIGN_INS.labels("saml", "failure").inc()
+    app = request.app
+    await record(
+        app[DB],
+        app[CLOCK].iso_now(),
+        AuditAction.SIGN_IN_FAILED,
+        Actor(None, "saml", addr_of(request)),
+        target_name=target[:64],
+        details={"reason": reason},
+    )
+    return ApiError(403, "saml_refused", message)
 
 
 @routes.post(ACS_PATH)
 @public
 @csrf_exempt
 async def saml_acs(request: web.Request) -> web.Response:
-    """Check the posted assertion (signature, audience, time, InResponseTo, replay) and sign the user in."""
+    """Check the posted assertion (signature, audience, time, InResponseTo, replay, browser) and sign in."""
     sp = _sp(request)
     if request.content_length is not None and request.content_length > MAX_RESPONSE_BYTES:
         raise bad_request("invalid_saml", "SAMLResponse is too large")
@@ -78,20 +113,23 @@ async def saml_acs(request: web.Request) -> web.Response:
         raise bad_request("invalid_saml", "SAMLResponse is missing")
     app = request.app
     db, clock, state = app[DB], app[CLOCK], app[IDENTITY]
-    now = clock.now()
-    rows = await db.fetchall("SELECT request_id, relay_state FROM saml_requests WHERE expires_at > ?", (iso(now),))
+    rows = await db.fetchall(
+        "SELECT request_id, relay_state, browser_hash FROM saml_requests WHERE expires_at > ?", (clock.iso_now(),)
+    )
     outstanding = {r["request_id"]: r["relay_state"] for r in rows}
-    addr = addr_of(request)
     try:
         assertion = await run_blocking("io", sp.parse_response, saml_response, outstanding)
     except SamlError as exc:
-        SIGN_INS.labels("saml", "failure").inc()
-        await record(
-            db, iso(now), AuditAction.SIGN_IN_FAILED, Actor(None, "saml", addr), details={"reason": exc.reason.value}
-        )
-        raise ApiError(
-            403, "saml_refused", f"the identity provider's answer was refused ({exc.reason.value})"
+        raise await _refuse(
+            request, exc.reason.value, f"the identity provider's answer was refused ({exc.reason.value})"
         ) from None
+    bound = next((r["browser_hash"] for r in rows if r["request_id"] == assertion.in_response_to), "")
+    cookie = request.cookies.get(BINDING_COOKIE, "")
+    # A response must come back to the browser that asked for it, or an attacker could sign a victim's
+    # browser in to the attacker's account. Over plain HTTP browsers drop the cookie, so it is checked when
+    # present there and required over TLS.
+    if (cookie or _tls(request)) and not (cookie and bound and same(hash_secret(cookie), bound)):
+        raise await _refuse(request, "other_browser", "this sign-in was started in another browser")
     async with db.transaction() as tx:
         # Both the request id and the assertion id are single-use: a replay finds neither.
         cur = await tx.execute("DELETE FROM saml_requests WHERE request_id = ?", (assertion.in_response_to,))
@@ -102,24 +140,18 @@ async def saml_acs(request: web.Request) -> web.Response:
         )
         fresh = fresh and cur.rowcount == 1
     if not fresh:
-        SIGN_INS.labels("saml", "failure").inc()
-        await record(
-            db, iso(now), AuditAction.SIGN_IN_FAILED, Actor(None, "saml", addr), details={"reason": "replayed"}
-        )
-        raise ApiError(403, "saml_refused", "the identity provider's answer was already used")
+        raise await _refuse(request, "replayed", "the identity provider's answer was already used")
     flow = SignIn(db, clock, state)
-    user = await flow.upsert_external(assertion.profile, Actor(None, "saml", addr))
+    user = await flow.upsert_external(assertion.profile, Actor(None, "saml", addr_of(request)))
     if user is None:
-        SIGN_INS.labels("saml", "failure").inc()
-        await record(
-            db,
-            iso(now),
-            AuditAction.SIGN_IN_FAILED,
-            Actor(None, "saml", addr),
-            target_name=assertion.profile.username[:64],
-            details={"reason": "account_refused"},
+        raise await _refuse(
+            request,
+            "account_refused",
+            "this account may not sign in through the identity provider",
+            assertion.profile.username,
         )
-        raise ApiError(403, "saml_refused", "this account may not sign in through the identity provider")
-    return await start_session(
+    response = await start_session(
         request, flow, user, AuthMethod.SAML, redirect=outstanding.get(assertion.in_response_to or "", "/")
     )
+    response.del_cookie(BINDING_COOKIE, path=ACS_PATH)
+    return response

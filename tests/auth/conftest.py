@@ -41,12 +41,12 @@ async def saml_idp(tmp_path: Path) -> AsyncIterator[LocalIdp]:
 
 
 @pytest.fixture
-async def browsers() -> AsyncIterator[Callable[[TestClient], Browser]]:
+async def browsers() -> AsyncIterator[Callable[..., Browser]]:
     """Make independent browsers (own cookie jars); all are closed at the end."""
     made: list[Browser] = []
 
-    def make(client: TestClient) -> Browser:
-        browser = Browser(client)
+    def make(client: TestClient, *, secure_origin: bool = False) -> Browser:
+        browser = Browser(client, secure_origin=secure_origin)
         made.append(browser)
         return browser
 

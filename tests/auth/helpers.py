@@ -9,10 +9,12 @@ from aiohttp.test_utils import TestClient
 class Browser:
     """One person's browser against the test app."""
 
-    def __init__(self, client: TestClient) -> None:
+    def __init__(self, client: TestClient, *, secure_origin: bool = False) -> None:
         self.client = client
         self.base = str(client.make_url("")).rstrip("/")
-        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        # secure_origin: send Secure cookies over this plain-HTTP test server, as if TLS ended at a proxy.
+        jar = aiohttp.CookieJar(unsafe=True, treat_as_secure_origin=[self.base] if secure_origin else None)
+        self.http = aiohttp.ClientSession(cookie_jar=jar)
         self.csrf = ""
 
     async def close(self) -> None:

@@ -13,7 +13,7 @@ from tests.auth.helpers import Browser
 from tests.auth.saml_idp import IdpMode, LocalIdp, form_fields
 from tests.conftest import AppClientFactory, MakeFacility, MakeUser
 
-Browsers = Callable[[TestClient], Browser]
+Browsers = Callable[..., Browser]
 BASE = "https://appliance.test"
 ALICE = {
     "uid": ["alice"],
@@ -168,3 +168,57 @@ async def test_saml_disabled_is_404(client: TestClient) -> None:
     for path in ("/saml/metadata", "/saml/login"):
         async with client.get(path, allow_redirects=False) as resp:
             assert resp.status == 404
+
+
+async def test_response_must_return_to_the_browser_that_asked(
+    app_client: AppClientFactory,
+    config_factory: Any,
+    make_facility: MakeFacility,
+    saml_idp: LocalIdp,
+    browsers: Browsers,
+) -> None:
+    client = await saml_app(app_client, config_factory, make_facility, saml_idp)
+    saml_idp.user = ALICE
+    attacker, victim = browsers(client), browsers(client)
+    fields = await via_idp(attacker, saml_idp)  # the attacker's own, valid, unused answer
+    await via_idp(victim, saml_idp)  # the victim started a sign-in of their own: they hold a binding cookie
+    status, _, body = await post_acs(victim, saml_idp, fields)
+    assert status == 403
+    assert "another browser" in body["error"]["message"]
+    await victim.call("GET", "/api/v1/auth/me", expect=401)
+    status, _, _ = await post_acs(attacker, saml_idp, fields)  # still usable by the browser that asked
+    assert status == 303
+
+
+async def test_binding_cookie_is_required_behind_tls(
+    app_client: AppClientFactory,
+    config_factory: Any,
+    make_facility: MakeFacility,
+    saml_idp: LocalIdp,
+    browsers: Browsers,
+) -> None:
+    metadata = saml_idp.configure(SamlServiceProvider(SamlSettings(enabled=True, base_url=BASE)).metadata_xml())
+    client = await app_client(
+        config_factory(
+            http={"secure_cookies": True},
+            saml={
+                "enabled": True,
+                "base_url": BASE,
+                "idp_metadata_file": str(metadata),
+                "role_map": {"student": "learner"},
+            },
+        )
+    )
+    saml_idp.user = ALICE
+    owner, stranger = browsers(client, secure_origin=True), browsers(client, secure_origin=True)
+    async with owner.http.get(owner.base + "/saml/login", allow_redirects=False) as resp:
+        cookie = resp.headers["Set-Cookie"]
+        assert "SameSite=None" in cookie
+        assert "Secure" in cookie
+        location = resp.headers["Location"]
+    async with owner.http.get(location) as resp:
+        _, fields = form_fields(await resp.text())
+    status, _, _ = await post_acs(stranger, saml_idp, fields)  # no binding cookie at all
+    assert status == 403
+    status, _, _ = await post_acs(owner, saml_idp, fields)
+    assert status == 303

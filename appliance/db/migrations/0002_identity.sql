@@ -72,10 +72,12 @@ CREATE TABLE lockouts (
     PRIMARY KEY (kind, subject)
 );
 
--- AuthnRequests sent to the IdP and not yet answered (any worker may receive the answer).
+-- AuthnRequests sent to the IdP and not yet answered (any worker may receive the answer);
+-- browser_hash binds each to the browser that started it (SHA-256 of its binding cookie).
 CREATE TABLE saml_requests (
     request_id TEXT PRIMARY KEY,
     relay_state TEXT NOT NULL DEFAULT '/',
+    browser_hash TEXT NOT NULL DEFAULT '',
     expires_at TEXT NOT NULL
 );
 
