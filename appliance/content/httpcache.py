@@ -90,6 +90,11 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
     return False
 
 
+def compress(body: bytes) -> bytes:
+    """gzip at level 6 with a fixed mtime, so the same entry always compresses to the same bytes."""
+    return gzip.compress(body, compresslevel=6, mtime=0)
+
+
 class GzipCache:
     """Compressed bodies kept up to a byte budget, so a popular page is compressed once per process."""
 
@@ -98,14 +103,28 @@ class GzipCache:
         self.used = 0
         self._items: OrderedDict[tuple[str, int], bytes] = OrderedDict()
 
-    def get(self, uuid: str, index: int, body: bytes) -> bytes:
-        """The gzip of body, from the cache when present."""
+    def lookup(self, uuid: str, index: int) -> bytes | None:
+        """The cached gzip of an entry, if any."""
         key = (uuid, index)
         hit = self._items.get(key)
         if hit is not None:
             self._items.move_to_end(key)
+        return hit
+
+    def get(self, uuid: str, index: int, body: bytes) -> bytes:
+        """The gzip of body, from the cache when present (compresses on a miss: call it off the event loop)."""
+        hit = self.lookup(uuid, index)
+        if hit is not None:
             return hit
-        packed = gzip.compress(body, compresslevel=6, mtime=0)
+        packed = compress(body)
+        self.store(uuid, index, packed)
+        return packed
+
+    def store(self, uuid: str, index: int, packed: bytes) -> None:
+        """Keep a compressed body, evicting the least recently used beyond the byte budget."""
+        key = (uuid, index)
+        if key in self._items:
+            return
         if len(packed) <= self.max_bytes:
             self._items[key] = packed
             self.used += len(packed)

@@ -9,6 +9,7 @@ from appliance.content.httpcache import (
     IMMUTABLE,
     RangeKind,
     accepts_gzip,
+    compress,
     compressible,
     etag,
     not_modified,
@@ -84,7 +85,15 @@ async def entry(request: web.Request) -> web.StreamResponse:
     html = is_html(found.mimetype)
     if html and request.method == "GET" and "Range" not in request.headers:
         _record(request, service, p, lib.id, found.path, found.title)
-    return _respond(request, service, lib.uuid, found.index, found.mimetype, found.content, html)
+    packed = None
+    if (compressible(found.mimetype, len(found.content)) and "Range" not in request.headers
+            and accepts_gzip(request.headers.get("Accept-Encoding"))):
+        packed = service.gzip.lookup(lib.uuid, found.index)
+        if packed is None:
+            # zlib releases the GIL, so compressing in a thread really runs beside the event loop.
+            packed = await run_blocking("gzip", compress, found.content)
+            service.gzip.store(lib.uuid, found.index, packed)
+    return _respond(request, lib.uuid, found.index, found.mimetype, found.content, html, packed)
 
 
 def _record(request: web.Request, service: ContentService, p: object, library_id: int, path: str,
@@ -99,8 +108,8 @@ def _record(request: web.Request, service: ContentService, p: object, library_id
             tasks.spawn("content-views-now", service.recorder.flush, restart=False)
 
 
-def _respond(request: web.Request, service: ContentService, uuid: str, index: int, mimetype: str,
-             body: bytes, html: bool) -> web.Response:
+def _respond(request: web.Request, uuid: str, index: int, mimetype: str, body: bytes, html: bool,
+             packed: bytes | None) -> web.Response:
     """304, 206, 416 or 200 (gzipped when worthwhile and accepted)."""
     headers = {"Cache-Control": HTML_CACHE if html else IMMUTABLE, "Accept-Ranges": "bytes",
                "X-Content-Type-Options": "nosniff"}
@@ -121,10 +130,10 @@ def _respond(request: web.Request, service: ContentService, uuid: str, index: in
         metrics.ENTRIES_SERVED.labels("partial").inc()
         return web.Response(status=206, body=body[rng.start:rng.end + 1], headers=headers,
                             content_type=mimetype.split(";")[0])
-    if zippable and accepts_gzip(request.headers.get("Accept-Encoding")):
+    if packed is not None:
         headers["ETag"] = etag(uuid, index, True)
         headers["Content-Encoding"] = "gzip"
-        body = service.gzip.get(uuid, index, body)
+        body = packed
     else:
         headers["ETag"] = etag(uuid, index)
     metrics.ENTRIES_SERVED.labels("ok").inc()

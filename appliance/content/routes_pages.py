@@ -5,6 +5,7 @@ from pathlib import Path
 from aiohttp import web
 
 from appliance.content.service import CONTENT
+from appliance.core.blocking import run_blocking
 from appliance.core.errors import unauthorized
 from appliance.web.policy import maybe_principal, public
 
@@ -17,10 +18,10 @@ HEADERS = {"Cache-Control": "no-cache", "X-Frame-Options": "SAMEORIGIN",
                                       "script-src 'self'; frame-ancestors 'self'"}
 
 
-def _page(name: str) -> bytes:
-    """A page's bytes (read once per process; they ship with the code)."""
+async def _page(name: str) -> bytes:
+    """A page's bytes (read once per process, off the event loop; they ship with the code)."""
     if name not in _cache:
-        _cache[name] = (PAGES / name).read_bytes()
+        _cache[name] = await run_blocking("io", (PAGES / name).read_bytes)
     return _cache[name]
 
 
@@ -32,7 +33,7 @@ async def _serve(request: web.Request, name: str) -> web.Response:
         raise unauthorized()
     # A learner is here: start this worker's search processes now, so the first search does not wait.
     service.pools.warm()
-    return web.Response(body=_page(name), content_type="text/html", charset="utf-8", headers=HEADERS)
+    return web.Response(body=await _page(name), content_type="text/html", charset="utf-8", headers=HEADERS)
 
 
 @routes.get("/library")

@@ -16,6 +16,7 @@ from appliance.content.searchcache import SearchCache
 from appliance.content.searchpool import SearchPools
 from appliance.content.settings import ContentSettings
 from appliance.content.tracking import ViewRecorder
+from appliance.core.blocking import register_pool
 from appliance.core.errors import ApiError, not_found, unauthorized
 from appliance.core.process import ProcessRole
 from appliance.db import Database
@@ -83,6 +84,7 @@ async def content_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     settings: ContentSettings = config.content
     set_cluster_cache_max_size(settings.cluster_cache_bytes)
+    register_pool("gzip", 2)  # compression of popular pages on a cache miss (zlib releases the GIL)
     metrics.CLUSTER_CACHE_MAX.set(settings.cluster_cache_bytes)
     db = app[DB]
     pools = SearchPools(search_processes=settings.search_processes, suggest_processes=settings.suggest_processes,

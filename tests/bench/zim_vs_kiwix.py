@@ -112,7 +112,8 @@ def start_appliance(tmp: Path, zim: Path, workers: int, search_cache: bool) -> t
     (tmp / "content" / "zim").mkdir(parents=True)
     shutil.copy(zim, tmp / "content" / "zim" / zim.name)
     toml = (f"[content]\ncluster_cache_bytes = 268435456\nsearch_cache_entries = {512 if search_cache else 0}\n\n"
-            "[auth]\napi_rate_per_minute = 100000000\napi_burst = 100000000\n")
+            "[auth]\napi_rate_per_minute = 100000000\napi_burst = 100000000\n"
+            "api_address_rate_per_minute = 100000000\napi_address_burst = 100000000\n")
     d = daemon(tmp, toml, workers=workers)
     from appliance.auth.passwords import hash_password
     from appliance.auth.usernames import username_key

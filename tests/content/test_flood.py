@@ -26,9 +26,11 @@ async def _timed(coro: Any) -> tuple[float, Any]:
 @pytest.mark.slow
 async def test_search_flood_does_not_slow_articles(app_client: Any, content_config: Any, make_user: Any,
                                                    tmp_path: Path) -> None:
+    # One test client is one address and one user: lift identity's rate limits, they are not under test.
     config = content_config(content={"search_processes": 1, "suggest_processes": 1, "query_queue_depth": 1,
                                      "snippet_budget_ms": 2000, "search_cache_entries": 0},
-                            auth={"api_rate_per_minute": 1_000_000})  # one test client = one address
+                            auth={"api_rate_per_minute": 1_000_000, "api_burst": 100_000,
+                                  "api_address_rate_per_minute": 1_000_000, "api_address_burst": 100_000})
     library = Library(await app_client(config), make_user)
     await library.show("zimfile")
     h = await library.user()
