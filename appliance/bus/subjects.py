@@ -23,3 +23,8 @@ def media_fetch() -> str:
 def media_progress() -> str:
     """Live download progress and state changes of videos (core NATS, not stored)."""
     return f"{ROOT}.media.progress"
+
+
+def content_rescan() -> str:
+    """Request/reply: an HTTP worker asks the primary (which owns library scanning) to rescan now."""
+    return f"{ROOT}.content.rescan"

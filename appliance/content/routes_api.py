@@ -5,13 +5,15 @@ from typing import Any
 
 from aiohttp import web
 
+from appliance.bus.subjects import content_rescan
 from appliance.content.blocklist import BlocklistError, validate_patterns
 from appliance.content.directory import can_see
 from appliance.content.downloads import ImportState, file_name_from_url
 from appliance.content.service import CONTENT
 from appliance.core.blocking import run_blocking
-from appliance.core.errors import bad_request, conflict, not_found
-from appliance.keys import CONFIG, DB
+from appliance.core.errors import ApiError, bad_request, conflict, not_found, unavailable
+from appliance.core.process import ProcessRole
+from appliance.keys import BUS, CONFIG, DB, ROLE
 from appliance.web.policy import ADMIN_ROLES, Principal, Role, principal, require_facility, roles, signed_in
 from appliance.web.responses import ok, page_params, paginated, read_json
 
@@ -264,8 +266,19 @@ async def put_blocklist(request: web.Request) -> web.Response:
 @roles(Role.SYSTEM_ADMIN)
 async def rescan(request: web.Request) -> web.Response:
     """Scan the content root now: new files become libraries, vanished ones become missing."""
-    report = await request.app[CONTENT].rescan()
-    return ok(report.as_dict())
+    service = request.app[CONTENT]
+    if request.app[ROLE] is ProcessRole.PRIMARY:
+        return ok((await service.rescan()).as_dict())
+    try:
+        reply = await request.app[BUS].nc.request(content_rescan(), b"", timeout=120)
+        body = json.loads(reply.data)
+    except Exception as exc:  # NATS down or the primary busy: say so rather than scan from here
+        raise unavailable(f"the primary process did not answer the rescan request: {type(exc).__name__}",
+                          5) from None
+    if "error" in body:
+        raise ApiError(500, "rescan_failed", body["error"])
+    await service.refresh(force=True)
+    return ok(body["data"])
 
 
 def _import_json(row: Any) -> dict[str, Any]:

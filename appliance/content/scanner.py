@@ -92,7 +92,10 @@ async def scan(db: Database, root: Path) -> ScanReport:
             else:
                 cols = ", ".join(("path", *_FIELDS))
                 marks = ", ".join("?" * (len(_FIELDS) + 1))
-                await tx.execute(f"INSERT INTO libraries ({cols}) VALUES ({marks})", (info.path, *values))
+                # Upsert: `appliance library rescan` may race the daemon's own scan.
+                updates = ", ".join(f"{f} = excluded.{f}" for f in _FIELDS)
+                await tx.execute(f"INSERT INTO libraries ({cols}) VALUES ({marks})"
+                                 f" ON CONFLICT (path) DO UPDATE SET {updates}", (info.path, *values))
                 report.added.append(slug)
             if info.state is LibraryState.ERROR:
                 report.errors.append(slug)

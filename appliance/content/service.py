@@ -1,6 +1,8 @@
 """The per-process content service: directory, archives, search pools, caches and the view recorder."""
 
 import asyncio
+import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -8,6 +10,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from libzim.reader import get_cluster_cache_current_size, set_cluster_cache_max_size
 
+from appliance.bus.subjects import content_rescan
 from appliance.content import metrics
 from appliance.content.directory import Directory, Library, can_see
 from appliance.content.httpcache import GzipCache
@@ -20,7 +23,7 @@ from appliance.core.blocking import register_pool
 from appliance.core.errors import ApiError, not_found, unauthorized
 from appliance.core.process import ProcessRole
 from appliance.db import Database
-from appliance.keys import CONFIG, DB, RELOAD_HOOKS, ROLE, TASKS
+from appliance.keys import BUS, CONFIG, DB, RELOAD_HOOKS, ROLE, TASKS
 from appliance.web.policy import Principal, maybe_principal
 
 log = logging.getLogger(__name__)
@@ -102,9 +105,11 @@ async def content_ctx(app: web.Application) -> AsyncIterator[None]:
     # Search processes start when a learner page is first opened (see routes_pages), not here:
     # an appliance nobody reads from, and every test app, does not need them.
     tasks = app[TASKS]
+    subscription = None
     if app[ROLE] is ProcessRole.PRIMARY:
         await service.rescan()
         app[RELOAD_HOOKS].append(_rescan_hook(service))
+        subscription = await app[BUS].nc.subscribe(content_rescan(), cb=_rescan_responder(service))
         if settings.scan_interval_s > 0:
             tasks.spawn("content-scan", _periodic_scan(service, settings.scan_interval_s))
         from appliance.content.importer import import_loop
@@ -115,11 +120,26 @@ async def content_ctx(app: web.Application) -> AsyncIterator[None]:
         app[RELOAD_HOOKS].append(_reload_hook(service))
     tasks.spawn("content-views", _flush_loop(service, settings.view_flush_interval_s))
     yield
+    if subscription is not None:
+        with contextlib.suppress(Exception):
+            await subscription.unsubscribe()
     try:
         await service.recorder.flush()
     except Exception:
         log.exception("final flush of article views failed")
     await asyncio.get_running_loop().run_in_executor(None, pools.close)
+
+
+def _rescan_responder(service: ContentService):  # type: ignore[no-untyped-def]
+    # Workers forward POST /api/v1/libraries/rescan here: only the primary scans and writes rows.
+    async def respond(msg) -> None:  # type: ignore[no-untyped-def]
+        try:
+            body = {"data": (await service.rescan()).as_dict()}
+        except Exception as exc:
+            log.exception("rescan requested by a worker failed")
+            body = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+        await msg.respond(json.dumps(body).encode())
+    return respond
 
 
 def _rescan_hook(service: ContentService):  # type: ignore[no-untyped-def]

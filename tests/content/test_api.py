@@ -2,6 +2,7 @@
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 from appliance.keys import CONFIG, DB
 from tests.content.conftest import Library
@@ -126,3 +127,22 @@ async def test_rescan_adds_removes_and_isolates_bad_files(library: Library, zim_
     assert "no main page" in (await resp.json())["error"]["message"]
     assert (await c.get("/random?content=empty", headers=learner)).status == 404
     assert (await c.post("/api/v1/libraries/rescan", headers=learner)).status == 403
+
+
+async def test_rescan_on_a_worker_is_done_by_the_primary(app_client: Any, content_config: Any, make_user: Any,
+                                                          zim_dir: Path) -> None:
+    from appliance.app import BUS_URL
+    from appliance.core.process import ProcessRole
+
+    config = content_config()
+    primary = Library(await app_client(config), make_user)
+    worker = Library(await app_client(config, role=ProcessRole.WORKER, bus_url=primary.client.app[BUS_URL]),
+                     make_user)
+    admin = await worker.user(role="system_admin")
+    shutil.copy(zim_dir / "nomain.zim", config.paths.content_root / "zim" / "nomain.zim")
+    scanned_before = primary.service.directory.generation
+    resp = await worker.client.post("/api/v1/libraries/rescan", headers=admin)
+    assert resp.status == 200
+    assert (await resp.json())["data"]["added"] == ["nomain"]
+    assert primary.service.directory.generation > scanned_before  # the primary did the scan
+    assert "nomain" in worker.service.directory.by_slug
