@@ -47,9 +47,10 @@ async def identity_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def housekeeping_once(app: web.Application) -> None:
-    """Expire stale sessions, prune failures, locks and SAML state, refresh the sessions gauge."""
+    """Expire stale sessions, forget old ended ones, prune failures, locks and SAML state, refresh the gauge."""
     state, db, now = app[IDENTITY], app[DB], app[CLOCK].now()
     await state.sessions.expire_stale()
+    await state.sessions.forget_ended()
     await state.lockouts.prune(now)
     async with db.transaction() as tx:
         await tx.execute("DELETE FROM saml_requests WHERE expires_at <= ?", (iso(now),))

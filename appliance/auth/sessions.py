@@ -172,6 +172,13 @@ class Sessions:
             or 0
         )
 
+    async def forget_ended(self, keep: timedelta = timedelta(days=30)) -> int:
+        """Delete sessions that ended more than `keep` ago (the audit log keeps the history)."""
+        result = await self.db.execute(
+            "DELETE FROM sessions WHERE state != 'active' AND ended_at < ?", (iso(self.clock.now() - keep),)
+        )
+        return result.rowcount
+
     async def expire_stale(self) -> int:
         """Mark sessions past either expiry as expired (housekeeping; lookups do it lazily too)."""
         now = self.clock.now()

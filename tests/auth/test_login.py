@@ -203,3 +203,27 @@ async def test_change_password_rotates_and_ends_other_sessions(
     await other.call("GET", "/api/v1/auth/me", expect=401)
     await browsers(client).login(user["username"], user["password"], expect=401)
     await browsers(client).login(user["username"], "brand new 77")
+
+
+async def test_housekeeping_expires_and_forgets_sessions(
+    app_client: AppClientFactory,
+    config_factory,
+    make_user: MakeUser,
+    browsers: Browsers,  # type: ignore[no-untyped-def]
+) -> None:
+    from appliance.auth.feature import housekeeping_once
+
+    clock = FakeClock(datetime(2026, 11, 26, 8, 0, tzinfo=UTC))
+    client = await app_client(config_factory(), clock=clock)
+    user = await make_user(client)
+    await browsers(client).login(user["username"], user["password"])
+    db = client.app[DB]
+    clock.advance(31 * 60)
+    await housekeeping_once(client.app)
+    assert await db.fetchval("SELECT state FROM sessions") == "expired"
+    clock.advance(29 * 86400)
+    await housekeeping_once(client.app)
+    assert await db.fetchval("SELECT count(*) FROM sessions") == 1
+    clock.advance(2 * 86400)
+    await housekeeping_once(client.app)
+    assert await db.fetchval("SELECT count(*) FROM sessions") == 0
