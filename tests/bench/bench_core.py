@@ -61,8 +61,9 @@ def main() -> None:
     print(f"ratio appliance --workers 2 / anchor: {results[2][0].rps / anchor.rps:.2f}")
     print(f"p99 ratio (1 process): {same.p99_ms / anchor.p99_ms:.2f}")
     for workers, (_res, rss) in results.items():
-        print(f"idle RSS --workers {workers}: all {rss['all'] / 2**20:.1f} MiB "
-              f"(appliance processes {rss['appliance'] / 2**20:.1f} MiB, nats-server {rss['nats_server'] / 2**20:.1f} MiB)")
+        mib = {k: v / 2**20 for k, v in rss.items()}
+        print(f"idle RSS --workers {workers}: all {mib['all']:.1f} MiB "
+              f"(appliance processes {mib['appliance']:.1f} MiB, nats-server {mib['nats_server']:.1f} MiB)")
     for workers, secs in ready_times:
         print(f"time from `appliance serve` to /readyz 200 (--workers {workers}): {secs:.2f} s  (target < 2 s)")
 
