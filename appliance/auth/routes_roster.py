@@ -20,13 +20,14 @@ from appliance.auth.accounts import (
 )
 from appliance.auth.audit import AuditAction, record_tx
 from appliance.auth.passwords import generate_password, hash_password
+from appliance.auth.principals import outranks
 from appliance.auth.routes_users import ADMINS, check_grant
 from appliance.auth.usernames import username_key
 from appliance.auth.webutil import actor_of
 from appliance.core.blocking import run_blocking
 from appliance.core.errors import ApiError, bad_request, too_large
 from appliance.keys import CLOCK, CONFIG, DB, IDENTITY
-from appliance.web.policy import Principal, can_access_facility, principal, roles
+from appliance.web.policy import Principal, Role, can_access_facility, principal, roles
 from appliance.web.responses import ok
 
 routes = web.RouteTableDef()
@@ -124,6 +125,8 @@ async def _apply(
         return
     if not can_access_facility(p, existing["facility_id"]):
         raise ApiError(409, "username_taken", "username is taken")
+    if not outranks(p.role, Role(existing["role"])):
+        raise ApiError(403, "forbidden", "you may not manage a user of your own or a higher role")
     changes = {k: v for k, v in data.items() if k not in ("username", "password")}
     fields = validate_fields(changes, creating=False)
     if "role" in fields or "facility_id" in fields:

@@ -68,12 +68,13 @@ async def test_import_is_confined_to_the_admins_facility(
 ) -> None:
     other = await make_facility(client)
     await make_user(client, username="zed", facility_id=other)
+    await make_user(client, username="peer", role="facility_admin")
     b = await admin_browser(client, make_user, browsers, "facility_admin")
-    body = (await _csv(b, f"username,facility_id,role\nnew1,{other},learner\nzed,,\nboss,,system_admin\n", "per_row"))[
-        "data"
-    ]
+    rows = f"new1,{other},learner,\nzed,,,\nboss,,system_admin,\npeer,,,Renamed\n"
+    body = (await _csv(b, "username,facility_id,role,last_name\n" + rows, "per_row"))["data"]
     assert body["created"] == 0
-    assert [e["row"] for e in body["errors"]] == [2, 3, 4]
+    assert [e["row"] for e in body["errors"]] == [2, 3, 4, 5]
+    assert await client.app[DB].fetchval("SELECT last_name FROM users WHERE username = 'peer'") == "User"
     assert await client.app[DB].fetchval("SELECT first_name FROM users WHERE username = 'zed'") == "Test"
 
 
