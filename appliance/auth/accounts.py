@@ -51,6 +51,11 @@ def _text(data: dict[str, Any], name: str, *, optional: bool, pattern: re.Patter
     return value
 
 
+def is_row_id(value: Any) -> bool:
+    """A JSON value usable as a row id (bool is not; SQLite integers stop at 2**63)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value < 2**62
+
+
 def _utf8(value: str) -> bool:
     try:
         value.encode("utf-8")
@@ -91,13 +96,13 @@ def validate_fields(data: dict[str, Any], *, creating: bool) -> dict[str, Any]:
             raise FieldError("role", f"must be one of {', '.join(sorted(_ROLES))}")
         out["role"] = data["role"]
     if "facility_id" in data:
-        if not isinstance(data["facility_id"], int) or isinstance(data["facility_id"], bool):
-            raise FieldError("facility_id", "must be an integer")
+        if not is_row_id(data["facility_id"]):
+            raise FieldError("facility_id", "must be a positive integer")
         out["facility_id"] = data["facility_id"]
     if "extra_facility_ids" in data:
         extra = data["extra_facility_ids"]
-        if not isinstance(extra, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in extra):
-            raise FieldError("extra_facility_ids", "must be a list of integers")
+        if not isinstance(extra, list) or len(extra) > 1000 or not all(is_row_id(i) for i in extra):
+            raise FieldError("extra_facility_ids", "must be a list of positive integers")
         out["extra_facility_ids"] = sorted(set(extra))
     if creating and data.get("password") is not None:
         if not isinstance(data["password"], str):

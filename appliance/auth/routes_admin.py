@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from appliance.auth.accounts import is_row_id
 from appliance.auth.audit import AuditAction, entry_json, record
 from appliance.auth.opaque import hash_secret, new_api_token
 from appliance.auth.principals import outranks
@@ -156,8 +157,8 @@ async def create_token(request: web.Request) -> web.Response:
         raise bad_request("invalid_field", "unknown role", {"field": "role"})
     user_id = data.get("user_id", p.user_id)
     days = data.get("expires_in_days")
-    if not isinstance(user_id, int) or isinstance(user_id, bool):
-        raise bad_request("invalid_field", "user_id must be an integer", {"field": "user_id"})
+    if not is_row_id(user_id):
+        raise bad_request("invalid_field", "user_id must be a positive integer", {"field": "user_id"})
     if days is not None and (not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= MAX_TOKEN_DAYS):
         raise bad_request("invalid_field", f"expires_in_days must be 1-{MAX_TOKEN_DAYS}", {"field": "expires_in_days"})
     app = request.app

@@ -143,3 +143,20 @@ async def test_tampered_cookie_and_token(client: TestClient, make_user: MakeUser
     await forged.call("GET", "/api/v1/auth/me", expect=401)
     forged.http.cookie_jar.update_cookies({"appliance_session": "x" * 5000})
     await forged.call("GET", "/api/v1/auth/me", expect=401)
+
+
+async def test_out_of_range_ids_are_400_not_500(client: TestClient, make_user: MakeUser, browsers: Browsers) -> None:
+    admin = await make_user(client, role="system_admin")
+    learner = await make_user(client)
+    b = browsers(client)
+    await b.login(admin["username"], admin["password"])
+    before = await _counts(client)
+    huge = 2**70
+    await b.call("POST", "/api/v1/users", json={"username": "n1", "role": "learner", "facility_id": huge}, expect=400)
+    await b.call("PATCH", f"/api/v1/users/{learner['id']}", json={"facility_id": -1}, expect=400)
+    await b.call("PATCH", f"/api/v1/users/{learner['id']}", json={"extra_facility_ids": [huge]}, expect=400)
+    await b.call("PATCH", f"/api/v1/users/{learner['id']}", json={"facility_id": True}, expect=400)
+    await b.call("POST", "/api/v1/tokens", json={"name": "t", "user_id": huge}, expect=400)
+    await b.call("GET", f"/api/v1/users/{'9' * 30}", expect=404)
+    await b.call("GET", "/api/v1/audit?facility_id=" + "9" * 30, expect=400)
+    assert await _counts(client) == before
