@@ -30,11 +30,11 @@ def is_admin(p: Principal) -> bool:
 
 async def playable(repo: VideoRepo, p: Principal, video_id: int) -> sqlite3.Row:
     """The video if this caller may play it now; 404 otherwise (hidden videos do not reveal themselves)."""
-    row = await repo.get(video_id)
+    row, visible_in = await repo.play_info(video_id)
     if row is None or row["availability"] != Availability.AVAILABLE.value or row["storage_key"] is None:
         raise not_found("no such video")
     if p.role is Role.SYSTEM_ADMIN:
         return row
-    if not await repo.is_visible(video_id, sorted(p.facility_ids | {p.facility_id})):
+    if visible_in.isdisjoint(p.facility_ids | {p.facility_id}):
         raise not_found("no such video")
     return row

@@ -9,6 +9,8 @@ import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from appliance.core.children import die_with_parent
+
 
 class ProcessTimeout(Exception):
     """The program ran past its timeout and was killed."""
@@ -36,7 +38,8 @@ async def run_supervised(
     """Run `argv`, feeding stdout lines to `on_stdout_line`; kill it on timeout or cancellation."""
     proc = await asyncio.create_subprocess_exec(
         *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        start_new_session=True, env=env,
+        # own session: a kill reaches ffmpeg too; die_with_parent: a SIGKILLed daemon leaves no yt-dlp behind
+        start_new_session=True, env=env, preexec_fn=die_with_parent,
     )
     out_lines: list[bytes] = []
     err = bytearray()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,11 +24,34 @@ class Stored:
     thumbnail_key: str | None
 
 
+# Playback checks are cached this long per process: a stream request then costs no SQLite round trip.
+# Changes made in this process apply at once; other worker processes see them within this time.
+PLAY_CACHE_S = 2.0
+
+
 class VideoRepo:
     """Queries over the media tables."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._play: dict[int, tuple[float, sqlite3.Row | None, frozenset[int]]] = {}
+
+    def forget(self, video_id: int) -> None:
+        """Drop the cached playback facts of a video (after any change to it)."""
+        self._play.pop(video_id, None)
+
+    async def play_info(self, video_id: int) -> tuple[sqlite3.Row | None, frozenset[int]]:
+        """The row and visible facilities of a video, cached for PLAY_CACHE_S."""
+        now = time.monotonic()
+        hit = self._play.get(video_id)
+        if hit is not None and hit[0] > now:
+            return hit[1], hit[2]
+        row = await self.get(video_id)
+        facilities = frozenset(await self.facilities_of(video_id)) if row is not None else frozenset()
+        if len(self._play) > 10_000:
+            self._play.clear()
+        self._play[video_id] = (now + PLAY_CACHE_S, row, facilities)
+        return row, facilities
 
     async def get(self, video_id: int) -> sqlite3.Row | None:
         """One video."""
@@ -105,6 +129,7 @@ class VideoRepo:
 
     async def set_visibility(self, video_id: int, facility_ids: Sequence[int], *, scope: Sequence[int] | None) -> None:
         """Replace the facilities a video is visible in (only within `scope` unless scope is None)."""
+        self.forget(video_id)
         async with self.db.transaction() as tx:
             if scope is None:
                 await tx.execute("DELETE FROM video_facilities WHERE video_id = ?", (video_id,))
@@ -139,6 +164,7 @@ class VideoRepo:
 
     async def start_attempt(self, video_id: int) -> int:
         """Mark the video processing, count an attempt and log it; return the attempt number."""
+        self.forget(video_id)
         async with self.db.transaction() as tx:
             await tx.execute(
                 f"UPDATE videos SET availability = ?, attempts = attempts + 1, next_attempt_at = NULL,"
@@ -157,6 +183,7 @@ class VideoRepo:
     async def finish_attempt(self, video_id: int, outcome: AttemptOutcome, kind: FailureReason | None = None,
                              error: str | None = None) -> None:
         """Close the running attempt log row."""
+        self.forget(video_id)
         await self.db.execute(
             f"UPDATE video_download_attempts SET outcome = ?, failure_kind = ?, error = ?, finished_at = {_NOW}"
             " WHERE id = (SELECT MAX(id) FROM video_download_attempts WHERE video_id = ? AND outcome = 'running')",
@@ -165,6 +192,7 @@ class VideoRepo:
 
     async def log_waiting(self, video_id: int, error: str, next_attempt_at: str) -> None:
         """Record that a job waited for the uplink (no attempt spent) and show why on the video."""
+        self.forget(video_id)
         async with self.db.transaction() as tx:
             cur = await tx.execute("SELECT attempts FROM videos WHERE id = ?", (video_id,))
             row = await cur.fetchone()
@@ -182,6 +210,7 @@ class VideoRepo:
 
     async def refund_attempt(self, video_id: int) -> None:
         """Give back an attempt that failed only because the source became unreachable."""
+        self.forget(video_id)
         await self.db.execute(
             "UPDATE videos SET attempts = MAX(attempts - 1, 0) WHERE id = ?", (video_id,)
         )
@@ -189,6 +218,7 @@ class VideoRepo:
     async def set_state(self, video_id: int, availability: Availability, *, error: str | None = None,
                         next_attempt_at: str | None = None) -> None:
         """Change a video's availability with its reason."""
+        self.forget(video_id)
         await self.db.execute(
             f"UPDATE videos SET availability = ?, last_error = ?, next_attempt_at = ?, updated_at = {_NOW}"
             " WHERE id = ?",
@@ -197,6 +227,7 @@ class VideoRepo:
 
     async def set_metadata(self, video_id: int, meta: dict[str, Any]) -> None:
         """Store metadata from yt-dlp's info JSON or ffprobe."""
+        self.forget(video_id)
         cols = ("extractor", "external_id", "title", "description", "channel", "duration_s", "width", "height",
                 "format")
         sets = ", ".join(f"{c} = COALESCE(?, {c})" for c in cols)
@@ -207,6 +238,7 @@ class VideoRepo:
 
     async def mark_available(self, video_id: int, stored: Stored) -> None:
         """The file is stored: record where and make the video available."""
+        self.forget(video_id)
         await self.db.execute(
             f"UPDATE videos SET availability = ?, storage_key = ?, size_bytes = ?, etag = ?, thumbnail_key = ?,"
             f" last_error = NULL, next_attempt_at = NULL, available_at = {_NOW}, updated_at = {_NOW} WHERE id = ?",
@@ -216,6 +248,7 @@ class VideoRepo:
 
     async def reset_for_retry(self, video_id: int) -> None:
         """Manual retry: back to pending with a fresh attempt budget."""
+        self.forget(video_id)
         await self.db.execute(
             f"UPDATE videos SET availability = ?, attempts = 0, last_error = NULL, next_attempt_at = NULL,"
             f" updated_at = {_NOW} WHERE id = ?",
@@ -232,6 +265,7 @@ class VideoRepo:
 
     async def delete(self, video_id: int) -> None:
         """Remove a video row (side tables cascade)."""
+        self.forget(video_id)
         await self.db.execute("DELETE FROM videos WHERE id = ?", (video_id,))
 
     async def used_bytes(self) -> int:

@@ -48,7 +48,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     key = str(row["storage_key"])
     path = svc.storage.local_path(key)
     if path is not None:
-        return await _from_disk(request, svc, key, path, row["available_at"])
+        return await _from_disk(request, svc, key, path, int(row["size_bytes"] or 0), row["available_at"])
     settings: MediaSettings = svc.settings
     if settings.stream_mode == "redirect":
         url = await svc.storage.presigned_url(key, settings.presign_expiry_s)
@@ -92,26 +92,27 @@ async def _proxy(request: web.Request, svc: MediaService, key: str, size: int, e
     return resp
 
 
-async def _from_disk(request: web.Request, svc: MediaService, key: str, path: Path,
+async def _from_disk(request: web.Request, svc: MediaService, key: str, path: Path, size: int,
                      available_at: str | None) -> web.StreamResponse:
-    # validate the range ourselves so a bad one gets the JSON error, the same as on S3;
+    # validate the range ourselves (against the stored size) so a bad one gets the JSON error, as on S3;
     # FileResponse then does Range, ETag, If-None-Match and zero-copy sendfile
-    try:
-        st = await media_blocking(path.stat)
-    except FileNotFoundError:
-        raise not_found("video file is missing") from None
-    etag = _quoted(disk_etag(st))
     header = request.headers.get("Range")
-    if header is not None and not _range_applies(request, etag):
-        # aiohttp only understands If-Range dates; an entity tag that no longer matches means: whole file
-        return await _proxy(request, svc, key, st.st_size, etag, available_at, "disk")
-    sent = st.st_size
+    if header is not None and "If-Range" in request.headers:
+        try:
+            st = await media_blocking(path.stat)
+        except FileNotFoundError:
+            raise not_found("video file is missing") from None
+        etag = _quoted(disk_etag(st))
+        if not _range_applies(request, etag):
+            # aiohttp only understands If-Range dates; an entity tag that no longer matches means: whole file
+            return await _proxy(request, svc, key, st.st_size, etag, available_at, "disk")
+    sent = size
     if header is not None:
         try:
-            rng = parse_range(header, st.st_size)
+            rng = parse_range(header, size)
         except RangeNotSatisfiable as exc:
-            raise _unsatisfiable(st.st_size, str(exc)) from None
-        sent = rng.length if rng else st.st_size
+            raise _unsatisfiable(size, str(exc)) from None
+        sent = rng.length if rng else size
     if request.method != "HEAD":
         metrics.STREAM_BYTES.labels("disk").inc(sent)
     return web.FileResponse(path, chunk_size=_CHUNK, headers={"Cache-Control": _CACHE})

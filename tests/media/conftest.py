@@ -28,11 +28,17 @@ def sample_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-async def video_site(tmp_path: Path, sample_mp4: Path) -> AsyncIterator[VideoSite]:
-    """A local web site with a <video> page, a playlist page, a non-video, and routes that 404 or hang."""
+def gate() -> asyncio.Event:
+    """Holds the site's /hang and /gate routes until set."""
+    return asyncio.Event()
+
+
+@pytest.fixture
+async def video_site(tmp_path: Path, sample_mp4: Path, gate: asyncio.Event) -> AsyncIterator[VideoSite]:
+    """A local web site with a <video> page, a playlist page, a non-video, and routes that 404, hang or wait."""
     root = tmp_path / "site"
     build_site(root, sample_mp4)
-    hang = asyncio.Event()
+    hang = gate
     runner = web.AppRunner(site_app(root, hang), shutdown_timeout=1)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

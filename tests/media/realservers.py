@@ -119,6 +119,10 @@ def build_site(root: Path, sample: Path) -> None:
     (root / "gone.html").write_text(
         '<!doctype html><html><head><title>Gone</title></head><body><video src="missing.mp4"></video></body></html>'
     )
+    (root / "gated.html").write_text(
+        "<!doctype html><html><head><title>Gated</title></head>"
+        '<body><video src="/gate/lecture.mp4"></video></body></html>'
+    )
     (root / "hanging.html").write_text(
         '<!doctype html><html><head><title>Slow</title></head><body><video src="/hang/v.mp4"></video></body></html>'
     )
@@ -139,8 +143,14 @@ def site_app(root: Path, hang: asyncio.Event) -> web.Application:
         await hang.wait()
         raise web.HTTPNotFound()
 
+    async def gated(request: web.Request) -> web.StreamResponse:
+        # held until the test opens the gate (`hang` set), then served normally
+        await hang.wait()
+        return web.FileResponse(root / request.match_info["name"])
+
     app = web.Application()
     app.router.add_get("/hang/{tail:.*}", hanging)
+    app.router.add_get("/gate/{name}", gated)
     app.router.add_get("/{name}", page)
     return app
 

@@ -28,6 +28,7 @@ class DiskStorage:
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
+        self._playable: dict[str, Path] = {}
 
     def path_for(self, key: str) -> Path:
         """Resolve `key` under the root; refuse anything that would land outside it."""
@@ -120,8 +121,13 @@ class DiskStorage:
             fh.close()
 
     def local_path(self, key: str) -> Path | None:
-        """The file itself, for sendfile."""
-        return self.path_for(key)
+        """The file itself, for sendfile (resolved once per key: this is on every stream request)."""
+        path = self._playable.get(key)
+        if path is None:
+            if len(self._playable) > 10_000:
+                self._playable.clear()
+            path = self._playable[key] = self.path_for(key)
+        return path
 
     async def presigned_url(self, key: str, expires_s: int) -> str | None:
         """Disk has no presigned URLs."""
@@ -137,6 +143,7 @@ class DiskStorage:
 
     async def delete_prefix(self, prefix: str) -> None:
         """Remove a video's folder."""
+        self._playable = {k: v for k, v in self._playable.items() if not k.startswith(prefix)}
         await media_blocking(self._delete_prefix, prefix)
 
     def _list(self, prefix: str) -> list[ObjectInfo]:

@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 import urllib3
 from minio import Minio
 from minio.error import S3Error
@@ -38,6 +39,8 @@ class S3Storage:
         part_size: int, sse: str, timeout_s: float,
     ) -> None:
         self.bucket = bucket
+        self.timeout_s = timeout_s
+        self._session: aiohttp.ClientSession | None = None
         self.part_size = part_size
         self.sse_mode = sse
         self.sse: SseS3 | None = None
@@ -60,6 +63,11 @@ class S3Storage:
 
     async def start(self) -> None:
         """Create the bucket if missing and find out whether SSE-S3 works here."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(sock_connect=self.timeout_s, sock_read=self.timeout_s),
+                connector=aiohttp.TCPConnector(limit=128), auto_decompress=False,
+            )
         if not await self._call(self.client.bucket_exists, self.bucket):
             try:
                 await self._call(self.client.make_bucket, self.bucket)
@@ -70,6 +78,8 @@ class S3Storage:
             self.sse = SseS3()
         elif self.sse_mode == "auto":
             self.sse = await self._probe_sse()
+        # presigning needs the bucket's region; look it up now (network) so later presigns stay local
+        await self._call(self.client.presigned_get_object, self.bucket, "probe")
 
     async def _probe_sse(self) -> SseS3 | None:
         key = f"probe/.sse-{secrets.token_hex(4)}"
@@ -82,7 +92,10 @@ class S3Storage:
         return SseS3()
 
     async def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pools."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
         self.http.clear()
 
     async def put_file(self, key: str, src: Path, content_type: str) -> ObjectInfo:
@@ -136,18 +149,22 @@ class S3Storage:
         return ObjectInfo(key=key, size=int(st.size or 0), etag=str(st.etag or ""), mtime=mtime)
 
     async def read_range(self, key: str, start: int, length: int) -> AsyncIterator[bytes]:
-        """Ranged GET passed through in chunks."""
+        """Ranged GET passed through in chunks, on the event loop (a presigned URL, no thread per chunk)."""
         check_key(key)
-        resp = await self._call(self.client.get_object, self.bucket, key, offset=start, length=length)
+        if self._session is None:
+            raise StorageUnavailable("S3 storage is not started")
+        url = self.client.presigned_get_object(self.bucket, key, expires=timedelta(minutes=10))
+        headers = {"Range": f"bytes={start}-{start + length - 1}"}
         try:
-            while True:
-                chunk = await self._call(resp.read, _CHUNK)
-                if not chunk:
-                    break
-                yield bytes(chunk)
-        finally:
-            resp.close()
-            resp.release_conn()
+            async with self._session.get(url, headers=headers) as resp:
+                if resp.status == 404:
+                    raise StorageError(f"no object {key!r}")
+                if resp.status not in (200, 206) or (resp.status == 200 and start != 0):
+                    raise StorageUnavailable(f"S3 answered {resp.status} to a ranged read")
+                async for chunk in resp.content.iter_chunked(_CHUNK):
+                    yield chunk
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise StorageUnavailable(f"S3 unreachable: {exc}") from exc
 
     def local_path(self, key: str) -> Path | None:
         """S3 objects have no local path."""
