@@ -46,8 +46,9 @@ class Connector(Protocol):
     async def probe(self, timeout: float) -> None:
         """Cheap reachability + credentials check; raises a classified UpstreamError."""
 
-    async def ensure_user(self, user: UserPush, *, create: bool) -> PushResult:
-        """Make the upstream user match (check-before-create by SIS id = uuid)."""
+    async def ensure_user(self, user: UserPush, *, create: bool, check_first: bool = True) -> PushResult:
+        """Make the upstream user match: look up by SIS id = uuid before creating, unless the record was
+        never attempted (check_first=False), where a create goes first and a "taken" conflict is adopted."""
 
     async def deactivate_user(self, uuid: str) -> PushResult:
         """Suspend the upstream user, if it exists."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from appliance.connectors.base import Connector, PushOutcome, PushResult, UserPush
@@ -36,25 +36,39 @@ def skip(reason: str) -> PushResult:
     return PushResult(PushOutcome.SKIPPED, detail=reason)
 
 
-async def local_user(db: Database, uuid: str) -> dict[str, Any] | None:
-    """The user's current row as a payload-shaped dict (fresher than the queued snapshot)."""
-    row = await db.fetchone(
-        "SELECT id, uuid, username, first_name, last_name, email, doc_id, facility_id, role, deactivated_at"
-        " FROM users WHERE uuid = ?",
-        (uuid,),
-    )
-    return None if row is None else dict(row)
+@dataclass
+class Context:
+    """What a batch knows up front: current users by uuid, and whether the record was never tried."""
+
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fresh: bool = False  # never attempted before: a create may go first (a conflict is adopted)
+
+    async def user(self, db: Database, uuid: str) -> dict[str, Any] | None:
+        """The user's current row (fresher than the queued snapshot)."""
+        if uuid not in self.users:
+            row = await db.fetchone(
+                "SELECT id, uuid, username, first_name, last_name, email, doc_id, facility_id, role, deactivated_at"
+                " FROM users WHERE uuid = ?",
+                (uuid,),
+            )
+            if row is None:
+                return None
+            self.users[uuid] = dict(row)
+        return self.users[uuid]
 
 
-async def apply(db: Database, provider: Provider, connector: Connector, record: Record) -> PushResult:
+async def apply(
+    db: Database, provider: Provider, connector: Connector, record: Record, context: Context | None = None
+) -> PushResult:
     """Push one record; raises a classified UpstreamError when upstream did not accept it."""
+    ctx = context or Context()
     try:
         topic = OutboxTopic(record.topic)
     except ValueError:
         return skip(f"unknown topic {record.topic}")
     if topic in USER_TOPICS:
-        return await _apply_user(db, provider, connector, topic, record.payload)
-    return await _apply_enrollment(db, provider, connector, topic, record.payload)
+        return await _apply_user(db, provider, connector, topic, record.payload, ctx)
+    return await _apply_enrollment(db, provider, connector, topic, record.payload, ctx)
 
 
 def _out_of_scope(provider: Provider, user: dict[str, Any]) -> str | None:
@@ -66,10 +80,10 @@ def _out_of_scope(provider: Provider, user: dict[str, Any]) -> str | None:
 
 
 async def _apply_user(
-    db: Database, provider: Provider, connector: Connector, topic: OutboxTopic, payload: dict[str, Any]
+    db: Database, provider: Provider, connector: Connector, topic: OutboxTopic, payload: dict[str, Any], ctx: Context
 ) -> PushResult:
     uuid = str(payload["uuid"])
-    user = await local_user(db, uuid) or payload
+    user = await ctx.user(db, uuid) or payload
     reason = _out_of_scope(provider, user)
     if reason:
         return skip(reason)
@@ -78,14 +92,15 @@ async def _apply_user(
     deactivated = bool(user.get("deactivated_at"))
     if topic is OutboxTopic.USER_DEACTIVATED:
         return await connector.deactivate_user(uuid)
-    result = await connector.ensure_user(UserPush(uuid, user, deactivated), create=True)
+    fresh = ctx.fresh and topic is OutboxTopic.USER_CREATED
+    result = await connector.ensure_user(UserPush(uuid, user, deactivated), create=True, check_first=not fresh)
     if deactivated and result.outcome is not PushOutcome.CREATED:
         await connector.deactivate_user(uuid)
     return result
 
 
 async def _apply_enrollment(
-    db: Database, provider: Provider, connector: Connector, topic: OutboxTopic, payload: dict[str, Any]
+    db: Database, provider: Provider, connector: Connector, topic: OutboxTopic, payload: dict[str, Any], ctx: Context
 ) -> PushResult:
     if int(payload.get("provider_id", -1)) != provider.id:
         return skip("course of another provider")
@@ -97,7 +112,7 @@ async def _apply_enrollment(
         return skip("superseded by a later change")
     if not wanted_active:
         return await connector.drop_enrollment(course, uuid)
-    user = await local_user(db, uuid)
+    user = await ctx.user(db, uuid)
     if user is None:
         raise Rejected(422, {"errors": [{"message": "learner no longer exists locally"}]}, "unknown learner")
     ensured = await connector.ensure_user(

@@ -47,6 +47,7 @@ class Uplink(Enum):
 class DeliveryState(Enum):
     """Outcome of one outbox row for one provider."""
 
+    SENDING = "sending"  # an upstream call may have happened: look before creating
     DONE = "done"
     SKIPPED = "skipped"
     DEAD = "dead"

@@ -18,9 +18,9 @@ from appliance.connectors.errors import AuthFailed, Rejected, Throttled, Transie
 from appliance.core.clock import Clock
 from appliance.db.database import Database
 from appliance.sync import metrics
-from appliance.sync.apply import Record, apply
+from appliance.sync.apply import Context, Record, apply
 from appliance.sync.model import DeliveryState, Provider
-from appliance.sync.store import dumps, settled
+from appliance.sync.store import dumps, ledger_states, users_by_uuid
 from appliance.sync.streams import STREAM, ensure_consumer
 from appliance.sync.uplink import UplinkGate
 
@@ -91,13 +91,21 @@ class Pusher:
             except (ValueError, KeyError, TypeError):
                 log.error("provider %s: dropping unreadable queue message", self.provider.id)
                 await msg.ack()
-        done = await settled(self.db, self.provider.id, [r.outbox_id for _, r in records])
+        states = await ledger_states(self.db, self.provider.id, [r.outbox_id for _, r in records])
         todo: list[tuple[Msg, Record]] = []
         for msg, record in records:
-            if record.outbox_id in done or record.outbox_id <= self.provider.outbox_floor:
+            state = states.get(record.outbox_id)
+            if (
+                state is not None and state != DeliveryState.SENDING.value
+            ) or record.outbox_id <= self.provider.outbox_floor:
                 await msg.ack()  # a redelivery of something already settled, or older than the provider
             else:
                 todo.append((msg, record))
+        if not todo:
+            return
+        await self.mark_sending([r for _, r in todo])
+        uuids = {str(r.payload.get("uuid") or r.payload.get("user_uuid") or "") for _, r in todo}
+        users = await users_by_uuid(self.db, uuids - {""})
         groups: dict[str, list[tuple[Msg, Record]]] = {}
         for item in todo:
             groups.setdefault(item[1].aggregate_id, []).append(item)
@@ -108,7 +116,8 @@ class Pusher:
             async with gate:
                 blocked = False
                 for msg, record in items:
-                    outcome = None if blocked else await self.settle(record)
+                    fresh = record.outbox_id not in states
+                    outcome = None if blocked else await self.settle(record, Context(users, fresh))
                     blocked = blocked or outcome is None  # keep a learner's later records behind it
                     outcomes.append((msg, outcome))
 
@@ -124,7 +133,17 @@ class Pusher:
             else:
                 await msg.ack()
 
-    async def settle(self, record: Record) -> Settlement | None:
+    async def mark_sending(self, records: list[Record]) -> None:
+        """Before any upstream call: remember that one may happen, so a crash is followed by a look-up."""
+        now = self.clock.iso_now()
+        async with self.db.transaction() as tx:
+            await tx.executemany(
+                "INSERT INTO push_deliveries (outbox_id, provider_id, state, attempts, updated_at)"
+                " VALUES (?, ?, 'sending', 0, ?) ON CONFLICT (outbox_id, provider_id) DO NOTHING",
+                [(r.outbox_id, self.provider.id, now) for r in records],
+            )
+
+    async def settle(self, record: Record, context: Context | None = None) -> Settlement | None:
         """Push one record; None means "not now" (uplink down, throttled too long, credentials)."""
         for _ in range(MAX_THROTTLE_RETRIES):
             if not self.gate.is_open:
@@ -133,7 +152,7 @@ class Pusher:
             started = time.monotonic()
             try:
                 async with self.gate.limit:  # adaptive: halves on throttling, grows back on success
-                    result = await apply(self.db, self.provider, self.connector, record)
+                    result = await apply(self.db, self.provider, self.connector, record, context)
             except Throttled as exc:
                 metrics.UPSTREAM_ERRORS.labels(self.label, "throttled").inc()
                 self.gate.report_throttled(exc)
@@ -162,28 +181,51 @@ class Pusher:
         """One transaction: deliveries, dead letters, user mappings, enrollment ids, last push time."""
         now = self.clock.iso_now()
         pid = self.provider.id
+        deliveries, resolved, users, enrollments = [], [], [], []
+        for s in finals:
+            external = s.result.external_id if s.result else None
+            detail = s.result.detail if s.result else str(s.error)
+            deliveries.append((s.record.outbox_id, pid, s.state.value, external, detail[:500], now))
+            metrics.PUSHED.labels(self.label, s.result.outcome.value if s.result else "dead").inc()
+            if s.state is DeliveryState.DEAD:
+                continue
+            resolved.append((now, pid, s.record.outbox_id))
+            if external is None:
+                continue
+            if s.record.topic.startswith("roster.user."):
+                users.append((str(s.record.payload.get("uuid")), external))
+            elif s.record.topic == "roster.enrollment.added" and s.record.payload.get("enrollment_id"):
+                enrollments.append((external, s.record.payload["enrollment_id"]))
         async with self.db.transaction() as tx:
+            await tx.executemany(
+                "INSERT INTO push_deliveries (outbox_id, provider_id, state, external_id, detail, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (outbox_id, provider_id) DO UPDATE SET"
+                " state = excluded.state, external_id = excluded.external_id, detail = excluded.detail,"
+                " attempts = attempts + 1, updated_at = excluded.updated_at",
+                deliveries,
+            )
             for s in finals:
-                external = s.result.external_id if s.result else None
-                detail = s.result.detail if s.result else str(s.error)
-                await tx.execute(
-                    "INSERT INTO push_deliveries (outbox_id, provider_id, state, external_id, detail, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (outbox_id, provider_id) DO UPDATE SET"
-                    " state = excluded.state, external_id = excluded.external_id, detail = excluded.detail,"
-                    " attempts = attempts + 1, updated_at = excluded.updated_at",
-                    (s.record.outbox_id, pid, s.state.value, external, detail[:500], now),
-                )
-                metrics.PUSHED.labels(self.label, s.result.outcome.value if s.result else "dead").inc()
                 if s.state is DeliveryState.DEAD:
                     await self._dead_letter(tx, s, now)
-                else:
-                    if external is not None:
-                        await self._link(tx, s.record, external, now)
-                    await tx.execute(
-                        "UPDATE dead_letters SET state = 'resolved', updated_at = ? WHERE provider_id = ?"
-                        " AND outbox_id = ? AND state != 'resolved'",
-                        (now, pid, s.record.outbox_id),
-                    )
+            await tx.executemany(
+                "UPDATE dead_letters SET state = 'resolved', updated_at = ? WHERE provider_id = ? AND outbox_id = ?"
+                " AND state != 'resolved'",
+                resolved,
+            )
+            # Which upstream object each pushed learner became (a re-pointed user drops its old mapping).
+            await tx.executemany(
+                "DELETE FROM provider_user_mappings WHERE provider_id = ? AND external_user_id != ? AND user_id ="
+                " (SELECT id FROM users WHERE uuid = ?)",
+                [(pid, ext, uuid) for uuid, ext in users],
+            )
+            await tx.executemany(
+                "INSERT INTO provider_user_mappings (provider_id, user_id, external_user_id, external_sis_id,"
+                " matched_by, updated_at) SELECT ?, id, ?, uuid, 'pushed', ? FROM users WHERE uuid = ?"
+                " ON CONFLICT (provider_id, external_user_id) DO UPDATE SET user_id = excluded.user_id,"
+                " updated_at = excluded.updated_at",
+                [(pid, ext, now, uuid) for uuid, ext in users],
+            )
+            await tx.executemany("UPDATE enrollments SET external_id = ? WHERE id = ?", enrollments)
             await tx.execute("UPDATE providers SET last_push_at = ? WHERE id = ?", (now, pid))
 
     async def _dead_letter(self, tx: Any, s: Settlement, now: str) -> None:
@@ -210,28 +252,6 @@ class Pusher:
                 now,
             ),
         )
-
-    async def _link(self, tx: Any, record: Record, external: str, now: str) -> None:
-        """Remember which upstream object a pushed record became."""
-        if record.topic.startswith("roster.user."):
-            cur = await tx.execute("SELECT id FROM users WHERE uuid = ?", (record.payload.get("uuid"),))
-            row = await cur.fetchone()
-            if row is None:
-                return
-            await tx.execute(
-                "DELETE FROM provider_user_mappings WHERE provider_id = ? AND user_id = ? AND external_user_id != ?",
-                (self.provider.id, row["id"], external),
-            )
-            await tx.execute(
-                "INSERT INTO provider_user_mappings (provider_id, user_id, external_user_id, external_sis_id,"
-                " matched_by, updated_at) VALUES (?, ?, ?, ?, 'pushed', ?) ON CONFLICT (provider_id,"
-                " external_user_id) DO UPDATE SET user_id = excluded.user_id, updated_at = excluded.updated_at",
-                (self.provider.id, row["id"], external, record.payload.get("uuid"), now),
-            )
-        elif record.topic == "roster.enrollment.added" and record.payload.get("enrollment_id"):
-            await tx.execute(
-                "UPDATE enrollments SET external_id = ? WHERE id = ?", (external, record.payload["enrollment_id"])
-            )
 
 
 def record_from_row(row: Any) -> Record:

@@ -103,23 +103,34 @@ async def queue_depth(db: Database, provider_id: int, floor: int) -> tuple[int, 
     """Outbox rows newer than the provider not yet dealt with, and the creation time of the oldest."""
     row = await db.fetchone(
         "SELECT COUNT(*) AS n, MIN(o.created_at) AS oldest FROM outbox o WHERE o.id > ? AND NOT EXISTS"
-        " (SELECT 1 FROM push_deliveries d WHERE d.outbox_id = o.id AND d.provider_id = ?)",
+        " (SELECT 1 FROM push_deliveries d WHERE d.outbox_id = o.id AND d.provider_id = ? AND d.state != 'sending')",
         (floor, provider_id),
     )
     assert row is not None
     return int(row["n"]), row["oldest"]
 
 
-async def settled(db: Database, provider_id: int, outbox_ids: list[int]) -> set[int]:
-    """Which of these outbox rows the provider has already dealt with (done, skipped or dead)."""
+async def ledger_states(db: Database, provider_id: int, outbox_ids: list[int]) -> dict[int, str]:
+    """The ledger state (sending, done, skipped, dead) of those outbox rows that have one."""
     if not outbox_ids:
-        return set()
+        return {}
     marks = ",".join("?" * len(outbox_ids))
     rows = await db.fetchall(
-        f"SELECT outbox_id FROM push_deliveries WHERE provider_id = ? AND outbox_id IN ({marks})",
+        f"SELECT outbox_id, state FROM push_deliveries WHERE provider_id = ? AND outbox_id IN ({marks})",
         (provider_id, *outbox_ids),
     )
-    return {r["outbox_id"] for r in rows}
+    return {r["outbox_id"]: r["state"] for r in rows}
+
+
+async def users_by_uuid(db: Database, uuids: set[str]) -> dict[str, dict[str, Any]]:
+    """Current rows of these users, payload-shaped (one query per batch instead of one per record)."""
+    if not uuids:
+        return {}
+    marks = ",".join("?" * len(uuids))
+    rows = await db.fetchall(
+        "SELECT id, uuid, username, first_name, last_name, email, doc_id, facility_id, role, deactivated_at"
+        f" FROM users WHERE uuid IN ({marks})", tuple(uuids))
+    return {r["uuid"]: dict(r) for r in rows}
 
 
 def dumps(value: Any) -> str:

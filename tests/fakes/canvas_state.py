@@ -32,6 +32,9 @@ class CanvasState:
     user_updates: Counter[str] = field(default_factory=Counter)
     rejected_writes: list[dict[str, Any]] = field(default_factory=list)
     _next: int = 100
+    _index_key: tuple[int, int] = (0, 0)
+    _by_sis: dict[str, int] = field(default_factory=dict)
+    _by_login: dict[str, int] = field(default_factory=dict)
 
     def next_id(self) -> int:
         """A fresh object id (shared sequence, like a busy shard)."""
@@ -65,6 +68,7 @@ class CanvasState:
             "workflow_state": "registered",
         }
         self.users[user_id] = user
+        by_sis, by_login = self._indexes()
         login_pk = self.next_id()
         self.logins[login_pk] = {
             "id": login_pk,
@@ -75,27 +79,41 @@ class CanvasState:
             "workflow_state": "active",
             "created_at": user["created_at"],
         }
+        if sis_user_id:
+            by_sis[sis_user_id] = user_id
+        by_login[user["login_id"].lower()] = user_id
+        self._index_key = (id(self.logins), len(self.logins))
         return user
+
+    def _indexes(self) -> tuple[dict[str, int], dict[str, int]]:
+        """SIS id → user and lower-cased login → user, rebuilt when pseudonyms change (tests edit them)."""
+        key = (id(self.logins), len(self.logins))
+        if self._index_key != key:
+            self._by_sis = {p["sis_user_id"]: p["user_id"] for p in self.logins.values() if p["sis_user_id"]}
+            self._by_login = {p["unique_id"].lower(): p["user_id"] for p in self.logins.values()}
+            self._index_key = key
+        return self._by_sis, self._by_login
 
     def find_user(self, ref: str) -> dict[str, Any] | None:
         """Resolve `123`, `sis_user_id:X` or `sis_login_id:X` like Canvas's api_find."""
+        by_sis, by_login = self._indexes()
         if ref.startswith("sis_user_id:"):
-            sis = ref.removeprefix("sis_user_id:")
-            return next((u for u in self.users.values() if u["sis_user_id"] == sis), None)
+            user_id = by_sis.get(ref.removeprefix("sis_user_id:"))
+            return None if user_id is None else self.users.get(user_id)
         if ref.startswith("sis_login_id:"):
-            login = ref.removeprefix("sis_login_id:")
-            return next((u for u in self.users.values() if u["login_id"] == login), None)
+            user_id = by_login.get(ref.removeprefix("sis_login_id:").lower())
+            return None if user_id is None else self.users.get(user_id)
         if ref.isdigit():
             return self.users.get(int(ref))
         return None
 
     def sis_taken(self, sis: str) -> bool:
         """Whether a pseudonym already holds this SIS id."""
-        return any(login["sis_user_id"] == sis for login in self.logins.values())
+        return sis in self._indexes()[0]
 
     def login_taken(self, unique_id: str) -> bool:
         """Whether a pseudonym already holds this login id (case-insensitive, as Canvas does)."""
-        return any(login["unique_id"].lower() == unique_id.lower() for login in self.logins.values())
+        return unique_id.lower() in self._indexes()[1]
 
     # ---- courses and enrollments -------------------------------------------------------------------
     def add_course(

@@ -24,8 +24,14 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 FAST_SYNC = {
-    "relay_interval_s": 0.05, "scheduler_tick_s": 3600.0, "probe_interval_s": 1.0, "probe_timeout_s": 1.0,
-    "backoff_initial_s": 0.05, "backoff_max_s": 0.4, "request_timeout_s": 5.0, "status_interval_s": 0.5,
+    "relay_interval_s": 0.05,
+    "scheduler_tick_s": 3600.0,
+    "probe_interval_s": 1.0,
+    "probe_timeout_s": 1.0,
+    "backoff_initial_s": 0.05,
+    "backoff_max_s": 0.4,
+    "request_timeout_s": 5.0,
+    "status_interval_s": 0.5,
 }
 
 

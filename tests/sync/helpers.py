@@ -31,8 +31,12 @@ def install_header_auth(client: TestClient) -> None:
             return None
         extra = await db.fetchall("SELECT facility_id FROM user_facilities WHERE user_id = ?", (row["id"],))
         return Principal(
-            user_id=row["id"], uuid=row["uuid"], username=row["username"], role=Role(row["role"]),
-            facility_id=row["facility_id"], facility_ids=frozenset({row["facility_id"], *(r[0] for r in extra)}),
+            user_id=row["id"],
+            uuid=row["uuid"],
+            username=row["username"],
+            role=Role(row["role"]),
+            facility_id=row["facility_id"],
+            facility_ids=frozenset({row["facility_id"], *(r[0] for r in extra)}),
             via=AuthVia.TOKEN,
         )
 
@@ -48,24 +52,43 @@ async def create_learner(client: TestClient, *, facility_id: int = 1, role: str 
     """Insert a user and its `roster.user.created` outbox row in one transaction, as identity does."""
     name = fields.pop("username", None) or f"learner{uuid.uuid4().hex[:10]}"
     user = {
-        "uuid": str(uuid.uuid4()), "username": name, "first_name": fields.get("first_name", "Ada"),
-        "last_name": fields.get("last_name", "Learner"), "email": fields.get("email"),
-        "doc_id": fields.get("doc_id"), "facility_id": facility_id, "role": role, "deactivated_at": None,
+        "uuid": str(uuid.uuid4()),
+        "username": name,
+        "first_name": fields.get("first_name", "Ada"),
+        "last_name": fields.get("last_name", "Learner"),
+        "email": fields.get("email"),
+        "doc_id": fields.get("doc_id"),
+        "facility_id": facility_id,
+        "role": role,
+        "deactivated_at": None,
     }
     async with client.app[DB].transaction() as tx:
         cur = await tx.execute(
             "INSERT INTO users (uuid, username, username_key, first_name, last_name, email, doc_id, facility_id, role)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (user["uuid"], name, username_key(name), user["first_name"], user["last_name"], user["email"],
-             user["doc_id"], facility_id, role),
+            (
+                user["uuid"],
+                name,
+                username_key(name),
+                user["first_name"],
+                user["last_name"],
+                user["email"],
+                user["doc_id"],
+                facility_id,
+                role,
+            ),
         )
         user["id"] = cur.lastrowid
         await add_outbox(tx, OutboxTopic.USER_CREATED, user["uuid"], {k: v for k, v in user.items() if k != "id"})
     return user
 
 
-async def wait_until(predicate: Callable[[], Awaitable[bool] | bool], timeout: float = 30.0,
-                     interval: float = 0.05, message: str = "condition") -> None:
+async def wait_until(
+    predicate: Callable[[], Awaitable[bool] | bool],
+    timeout: float = 30.0,
+    interval: float = 0.05,
+    message: str = "condition",
+) -> None:
     """Poll until predicate() is true."""
     async with asyncio.timeout(timeout):
         while True:

@@ -8,8 +8,13 @@ from appliance.keys import CONFIG, DB
 from tests.sync.helpers import as_user
 from tests.sync.test_push import add_provider
 
-VALID = {"type": "canvas_cloud", "name": "Canvas", "base_url": "http://127.0.0.1:9", "account_id": 1,
-         "credentials": {"access_token": "secret-token-123"}}
+VALID = {
+    "type": "canvas_cloud",
+    "name": "Canvas",
+    "base_url": "http://127.0.0.1:9",
+    "account_id": 1,
+    "credentials": {"access_token": "secret-token-123"},
+}
 
 
 async def test_credentials_are_encrypted_and_never_returned(admin):
@@ -28,21 +33,25 @@ async def test_credentials_are_encrypted_and_never_returned(admin):
     assert "secret-token-123" not in listing
     key = client.app[CONFIG].paths.data_dir / "secrets" / "sync.key"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
-    resp = await client.patch(f"/api/v1/providers/{data['id']}", json={"state": "disabled", "push_roster": False},
-                              headers=as_user(user))
+    resp = await client.patch(
+        f"/api/v1/providers/{data['id']}", json={"state": "disabled", "push_roster": False}, headers=as_user(user)
+    )
     assert (await resp.json())["data"]["state"] == "disabled"
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({**VALID, "type": "blackboard"}, "type"),
-    ({**VALID, "base_url": "ftp://x"}, "base_url"),
-    ({**VALID, "credentials": {"password": "x"}}, "credentials"),
-    ({**VALID, "credentials": "token"}, "credentials"),
-    ({**VALID, "name": ""}, "name"),
-    ({**VALID, "state": "paused"}, "state"),
-    ({**VALID, "push_roster": "yes"}, "push_roster"),
-    ({k: v for k, v in VALID.items() if k != "base_url"}, "base_url"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({**VALID, "type": "blackboard"}, "type"),
+        ({**VALID, "base_url": "ftp://x"}, "base_url"),
+        ({**VALID, "credentials": {"password": "x"}}, "credentials"),
+        ({**VALID, "credentials": "token"}, "credentials"),
+        ({**VALID, "name": ""}, "name"),
+        ({**VALID, "state": "paused"}, "state"),
+        ({**VALID, "push_roster": "yes"}, "push_roster"),
+        ({k: v for k, v in VALID.items() if k != "base_url"}, "base_url"),
+    ],
+)
 async def test_bad_provider_bodies_are_clear_400s(admin, body, field):
     client, user = admin
     resp = await client.post("/api/v1/providers", json=body, headers=as_user(user))
@@ -54,8 +63,9 @@ async def test_bad_provider_bodies_are_clear_400s(admin, body, field):
 
 async def test_bad_json_unknown_fields_and_duplicates(admin):
     client, user = admin
-    resp = await client.post("/api/v1/providers", data=b"{nope", headers={**as_user(user),
-                                                                           "Content-Type": "application/json"})
+    resp = await client.post(
+        "/api/v1/providers", data=b"{nope", headers={**as_user(user), "Content-Type": "application/json"}
+    )
     assert resp.status == 400
     resp = await client.post("/api/v1/providers", json={**VALID, "colour": "red"}, headers=as_user(user))
     assert (await resp.json())["error"]["code"] == "unknown_field"

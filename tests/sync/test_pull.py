@@ -46,8 +46,10 @@ async def test_pull_matches_users_and_reads_courses_enrollments_milestones(sync_
     run = await run_and_wait(client, admin, provider["id"])
     assert run["state"] == "succeeded", run["errors"]
     db = client.app[DB]
-    matches = {r["external_user_id"]: (r["user_id"], r["matched_by"]) for r in await db.fetchall(
-        "SELECT external_user_id, user_id, matched_by FROM provider_user_mappings")}
+    matches = {
+        r["external_user_id"]: (r["user_id"], r["matched_by"])
+        for r in await db.fetchall("SELECT external_user_id, user_id, matched_by FROM provider_user_mappings")
+    }
     assert len(matches) == 154  # every page was read
     assert matches[str(a["id"])] == (by_sis["id"], "sis_id")
     assert matches[str(b["id"])] == (by_login["id"], "username")
@@ -65,15 +67,19 @@ async def test_pull_matches_users_and_reads_courses_enrollments_milestones(sync_
     grades = await db.fetchval("SELECT COUNT(*) FROM milestones WHERE type = 'grade_received'")
     assert grades == 1
 
-    unmatched = await (await client.get(f"/api/v1/providers/{provider['id']}/unmatched-users?per_page=100",
-                                        headers=as_user(admin))).json()
+    unmatched = await (
+        await client.get(f"/api/v1/providers/{provider['id']}/unmatched-users?per_page=100", headers=as_user(admin))
+    ).json()
     assert unmatched["meta"]["total"] == 151
     link = f"/api/v1/providers/{provider['id']}/unmatched-users/{d['id']}/link"
     resp = await client.post(link, json={"user_id": to_link["id"]}, headers=as_user(admin))
     assert resp.status == 200
     assert (await client.post(link, json={"user_id": to_link["id"]}, headers=as_user(admin))).status == 409
-    resp = await client.post(f"/api/v1/providers/{provider['id']}/unmatched-users/{c['id']}/link",
-                             json={"user_id": to_link["id"]}, headers=as_user(admin))
+    resp = await client.post(
+        f"/api/v1/providers/{provider['id']}/unmatched-users/{c['id']}/link",
+        json={"user_id": to_link["id"]},
+        headers=as_user(admin),
+    )
     assert resp.status == 409  # already linked upstream user
 
 

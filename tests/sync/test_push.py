@@ -5,8 +5,14 @@ from tests.sync.helpers import as_user, create_learner, wait_until
 
 
 async def add_provider(client, admin_user, canvas, **fields):
-    body = {"type": "canvas_oss", "name": fields.pop("name", "Canvas"), "base_url": canvas.base_url,
-            "account_id": "1", "credentials": {"access_token": fields.pop("token", "canvas-token")}, **fields}
+    body = {
+        "type": "canvas_oss",
+        "name": fields.pop("name", "Canvas"),
+        "base_url": canvas.base_url,
+        "account_id": "1",
+        "credentials": {"access_token": fields.pop("token", "canvas-token")},
+        **fields,
+    }
     resp = await client.post("/api/v1/providers", json=body, headers=as_user(admin_user))
     assert resp.status == 201, await resp.text()
     return (await resp.json())["data"]
@@ -24,15 +30,19 @@ async def test_learners_and_enrollments_reach_canvas_exactly_once(admin, canvas)
 
     course = canvas.state.add_course("Algebra")
     db = client.app[DB]
-    await db.execute("INSERT INTO courses (provider_id, external_id, name) VALUES (?, ?, 'Algebra')",
-                     (provider["id"], str(course["id"])))
+    await db.execute(
+        "INSERT INTO courses (provider_id, external_id, name) VALUES (?, ?, 'Algebra')",
+        (provider["id"], str(course["id"])),
+    )
     local_course = await db.fetchval("SELECT id FROM courses WHERE external_id = ?", (str(course["id"]),))
-    resp = await client.post(f"/api/v1/courses/{local_course}/enrollments", json={"user_id": learners[0]["id"]},
-                             headers=as_user(user))
+    resp = await client.post(
+        f"/api/v1/courses/{local_course}/enrollments", json={"user_id": learners[0]["id"]}, headers=as_user(user)
+    )
     assert resp.status == 201, await resp.text()
     await wait_until(lambda: len(canvas.state.enrollment_creates) == 1)
-    resp = await client.delete(f"/api/v1/courses/{local_course}/enrollments", json={"user_id": learners[0]["id"]},
-                               headers=as_user(user))
+    resp = await client.delete(
+        f"/api/v1/courses/{local_course}/enrollments", json={"user_id": learners[0]["id"]}, headers=as_user(user)
+    )
     assert resp.status == 200
     await wait_until(lambda: len(canvas.state.enrollment_deletes) == 1)
 

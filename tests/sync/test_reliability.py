@@ -20,8 +20,10 @@ async def queue_empty(client, user) -> bool:
 async def add_course(client, provider, canvas, name="Course"):
     course = canvas.state.add_course(name)
     db = client.app[DB]
-    result = await db.execute("INSERT INTO courses (provider_id, external_id, name) VALUES (?, ?, ?)",
-                              (provider["id"], str(course["id"]), name))
+    result = await db.execute(
+        "INSERT INTO courses (provider_id, external_id, name) VALUES (?, ?, ?)",
+        (provider["id"], str(course["id"]), name),
+    )
     return result.lastrowid, course["id"]
 
 
@@ -45,8 +47,9 @@ async def test_flapping_uplink_delivers_every_record_exactly_once(admin, canvas)
     while not flapping.done():  # keep queueing while it flaps
         learners.append(await create_learner(client))
         if len(learners) % 3 == 0:
-            resp = await client.post(f"/api/v1/courses/{course_id}/enrollments",
-                                     json={"user_id": learners[-1]["id"]}, headers=as_user(user))
+            resp = await client.post(
+                f"/api/v1/courses/{course_id}/enrollments", json={"user_id": learners[-1]["id"]}, headers=as_user(user)
+            )
             assert resp.status == 201
         await asyncio.sleep(0.25)
     await flapping
@@ -86,8 +89,10 @@ async def test_nats_server_killed_during_drain_is_restarted_and_drain_resumes(ad
 async def fill(writer, size: int) -> None:
     """Insert already-published filler outbox rows until the database refuses."""
     for _ in range(100_000):
-        await writer.execute("INSERT INTO outbox (topic, aggregate_id, payload, published_at)"
-                             " VALUES ('test.filler', 'x', ?, 'x')", ("x" * size,))
+        await writer.execute(
+            "INSERT INTO outbox (topic, aggregate_id, payload, published_at) VALUES ('test.filler', 'x', ?, 'x')",
+            ("x" * size,),
+        )
 
 
 @pytest.mark.parametrize("failure", ["read_only", "full"])
@@ -112,21 +117,26 @@ async def test_failing_write_leaves_no_half_change_and_no_orphan_outbox_row(admi
                 await fill(writer, size)
         before = (before[0], await db.fetchval("SELECT COUNT(*) FROM outbox"))
     try:
-        resp = await client.post(f"/api/v1/courses/{course_id}/enrollments", json={"user_id": learner["id"]},
-                                 headers=as_user(user))
+        resp = await client.post(
+            f"/api/v1/courses/{course_id}/enrollments", json={"user_id": learner["id"]}, headers=as_user(user)
+        )
         body = await resp.json()
         assert resp.status == 503
         assert body["error"]["code"] == "storage_unavailable"
-        after = (await db.fetchval("SELECT COUNT(*) FROM enrollments"),
-                 await db.fetchval("SELECT COUNT(*) FROM outbox"))
+        after = (
+            await db.fetchval("SELECT COUNT(*) FROM enrollments"),
+            await db.fetchval("SELECT COUNT(*) FROM outbox"),
+        )
         assert after == before
     finally:
         await writer.execute("PRAGMA query_only = OFF")
         await writer.execute("PRAGMA max_page_count = 1073741823")
-    resp = await client.post(f"/api/v1/courses/{course_id}/enrollments", json={"user_id": learner["id"]},
-                             headers=as_user(user))
+    resp = await client.post(
+        f"/api/v1/courses/{course_id}/enrollments", json={"user_id": learner["id"]}, headers=as_user(user)
+    )
     assert resp.status == 201
     orphans = await db.fetchval(
         "SELECT COUNT(*) FROM outbox o WHERE o.topic LIKE 'roster.enrollment.%' AND NOT EXISTS"
-        " (SELECT 1 FROM enrollments e WHERE e.id = json_extract(o.payload, '$.enrollment_id'))")
+        " (SELECT 1 FROM enrollments e WHERE e.id = json_extract(o.payload, '$.enrollment_id'))"
+    )
     assert orphans == 0

@@ -16,8 +16,16 @@ async def test_windows_run_once_and_missed_windows_catch_up_once(sync_client, ma
     admin = await make_user(client, role="system_admin")
     db = client.app[DB]
     await db.execute("UPDATE facilities SET timezone = 'America/Chicago' WHERE id = 1")
-    resp = await client.post("/api/v1/providers", headers=as_user(admin), json={
-        "type": "canvas_oss", "name": "C", "base_url": "http://127.0.0.1:9", "credentials": {"access_token": "t"}})
+    resp = await client.post(
+        "/api/v1/providers",
+        headers=as_user(admin),
+        json={
+            "type": "canvas_oss",
+            "name": "C",
+            "base_url": "http://127.0.0.1:9",
+            "credentials": {"access_token": "t"},
+        },
+    )
     assert resp.status == 201
     await db.execute("UPDATE providers SET created_at = '2026-02-01T00:00:00.000Z'")
     clock = FakeClock(datetime(2026, 3, 1, 10, 20, tzinfo=UTC))
@@ -35,8 +43,10 @@ async def test_windows_run_once_and_missed_windows_catch_up_once(sync_client, ma
     clock.advance(5 * 3600)  # down for five hours: only the latest window runs, once
     queued = await tick(db, clock, SCHEDULE, startup=True)
     assert len(queued) == 1
-    assert await db.fetchval("SELECT window_id FROM sync_runs WHERE id = ?", (queued[0],)) == \
-        "1:pull:2026-03-01T16:00:00.000Z"
+    assert (
+        await db.fetchval("SELECT window_id FROM sync_runs WHERE id = ?", (queued[0],))
+        == "1:pull:2026-03-01T16:00:00.000Z"
+    )
     await db.execute("UPDATE sync_runs SET state = 'running' WHERE id = ?", (queued[0],))
     assert await recover_interrupted(db) == 1
     await db.execute("UPDATE providers SET state = 'disabled'")

@@ -70,8 +70,9 @@ async def test_throttling_halves_concurrency_and_success_grows_it_back():
     async def sink(runtime, uplink, error) -> None:
         return None
 
-    gate = UplinkGate(1, probe, sink, probe_timeout=1, probe_interval=30, backoff_initial=0.01, backoff_max=0.05,
-                      concurrency=8)
+    gate = UplinkGate(
+        1, probe, sink, probe_timeout=1, probe_interval=30, backoff_initial=0.01, backoff_max=0.05, concurrency=8
+    )
     gate.report_throttled(Throttled(0.05))
     gate.report_throttled(Throttled(0.05))  # same burst: no further escalation
     assert gate.limit.limit == 4

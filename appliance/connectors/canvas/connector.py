@@ -30,16 +30,17 @@ class CanvasConnector:
         """GET the account with a short timeout."""
         await self.client.probe(timeout=timeout)
 
-    async def ensure_user(self, user: UserPush, *, create: bool) -> PushResult:
+    async def ensure_user(self, user: UserPush, *, create: bool, check_first: bool = True) -> PushResult:
         """Create the user unless its SIS id exists; otherwise update names/email when they differ."""
-        current = await self.client.user_by_sis(user.uuid)
+        current = await self.client.user_by_sis(user.uuid) if check_first or not create else None
         if current is None:
             if not create:
                 return PushResult(PushOutcome.SKIPPED, detail="not provisioned upstream")
             try:
                 created = await self.client.create_user(mapping.user_create_body(user.payload))
             except Rejected as exc:
-                # Someone (an earlier attempt whose answer we lost) created it meanwhile: adopt it.
+                # Canvas keeps SIS ids unique: "taken" means it exists already (an earlier attempt whose
+                # answer we lost), so adopt it instead of failing.
                 found = await self.client.user_by_sis(user.uuid) if _taken(exc) else None
                 if found is None:
                     raise

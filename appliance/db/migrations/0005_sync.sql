@@ -137,11 +137,12 @@ CREATE TABLE sync_runs (
 CREATE INDEX sync_runs_provider ON sync_runs(provider_id, id);
 CREATE INDEX sync_runs_queued ON sync_runs(state) WHERE state IN ('queued', 'running');
 
--- One row per (outbox row, provider) once the provider has dealt with it: the exactly-once ledger.
+-- One row per (outbox row, provider): 'sending' is written before the first upstream call (so a
+-- redelivery after a crash knows to look upstream before creating), then done/skipped/dead.
 CREATE TABLE push_deliveries (
     outbox_id INTEGER NOT NULL REFERENCES outbox(id) ON DELETE CASCADE,
     provider_id INTEGER NOT NULL REFERENCES providers(id) ON DELETE CASCADE,
-    state TEXT NOT NULL CHECK (state IN ('done', 'skipped', 'dead')),
+    state TEXT NOT NULL CHECK (state IN ('sending', 'done', 'skipped', 'dead')),
     attempts INTEGER NOT NULL DEFAULT 1,
     external_id TEXT,
     detail TEXT,
