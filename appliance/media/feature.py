@@ -14,7 +14,7 @@ from appliance.core.process import ProcessRole
 from appliance.keys import BUS, CLOCK, CONFIG, DB, MEDIA, ROLE, TASKS
 from appliance.media import api, pages, stream, upload  # noqa: F401 - upload registers on api.routes
 from appliance.media.blocking import POOL
-from appliance.media.jobs import JobConsumer, enqueue, stream_spec
+from appliance.media.jobs import JobConsumer, stream_spec
 from appliance.media.maintenance import sweep
 from appliance.media.models import Availability
 from appliance.media.service import MediaService
@@ -28,14 +28,13 @@ REQUEUE_INTERVAL_S = 15.0
 
 
 async def _requeue_unqueued(svc: MediaService) -> None:
-    """Queue pending videos that never got a job (added by `video add`, or NATS was down); msg ids dedupe."""
+    """Queue pending videos that never got a job (added by `video add`, or NATS was down at the time)."""
     rows = await svc.db.fetchall(
-        "SELECT id FROM videos WHERE source_kind = 'download' AND availability = ? AND attempts = 0"
-        " AND next_attempt_at IS NULL AND created_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-5 seconds')",
+        "SELECT id FROM videos WHERE source_kind = 'download' AND availability = ? AND queued_at IS NULL",
         (Availability.PENDING.value,),
     )
     for row in rows:
-        await enqueue(svc.bus, int(row["id"]), "initial")
+        await svc.queue(int(row["id"]), "initial")
 
 
 async def media_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -48,6 +47,9 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
     except StorageError as exc:
         # the appliance still serves everything else; media calls fail until storage is back
         log.error("video storage is not available: %s", exc)
+    except BaseException:
+        await svc.close()
+        raise
     app[MEDIA] = svc
     await svc.hub.attach(app[BUS])
     consumer = None

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from appliance.core.clock import iso
 from appliance.media import metrics
 from appliance.media.blocking import media_blocking
-from appliance.media.jobs import JobResult, Verdict, enqueue
+from appliance.media.jobs import JobResult, Verdict
 from appliance.media.models import AttemptOutcome, Availability, FailureReason
 from appliance.media.probe import NotAVideo, check_mp4_complete, make_thumbnail, probe_video
 from appliance.media.repo import Stored
@@ -140,7 +140,7 @@ class Fetcher:
                 if entry.title:
                     await s.repo.set_metadata(child, {"title": entry.title[:500]})
                 await s.copy_visibility(video_id, child)
-                await enqueue(s.bus, child, "initial")
+                await s.queue(child, "initial")
                 await s.publish_state(child)
         await s.repo.delete(video_id)
         await s.hub.emit({"type": "deleted", "video_id": video_id, "replaced_by_playlist": len(entries)})

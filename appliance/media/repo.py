@@ -246,6 +246,10 @@ class VideoRepo:
              video_id),
         )
 
+    async def mark_queued(self, video_id: int) -> None:
+        """Record that a download job was published for the video."""
+        await self.db.execute(f"UPDATE videos SET queued_at = {_NOW} WHERE id = ?", (video_id,))
+
     async def reset_for_retry(self, video_id: int) -> None:
         """Manual retry: back to pending with a fresh attempt budget."""
         self.forget(video_id)

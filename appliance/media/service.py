@@ -116,14 +116,19 @@ class MediaService:
         """Insert a pending video for a checked URL and queue its download; (id, created)."""
         video_id, created = await self.repo.add_download(url, added_by)
         if created:
-            await enqueue(self.bus, video_id, "initial")
+            await self.queue(video_id, "initial")
             await self.publish_state(video_id)
         return video_id, created
+
+    async def queue(self, video_id: int, generation: str) -> None:
+        """Publish the download job and remember that it was published."""
+        await enqueue(self.bus, video_id, generation)
+        await self.repo.mark_queued(video_id)
 
     async def retry(self, video_id: int) -> None:
         """Manual retry of a video in `error`: a fresh attempt budget and a new job."""
         await self.repo.reset_for_retry(video_id)
-        await enqueue(self.bus, video_id, f"retry-{self.clock.iso_now()}")
+        await self.queue(video_id, f"retry-{self.clock.iso_now()}")
         await self.publish_state(video_id)
 
     async def delete(self, video_id: int) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from appliance.keys import CONFIG, DB
 from appliance.media import cli
+from appliance.media.feature import _requeue_unqueued
 from appliance.media.maintenance import reindex, sweep
 from appliance.media.storage import video_key
 from tests.media.conftest import MediaEnv
@@ -56,7 +57,8 @@ async def test_cli_add_reindex_and_sweep(media_env_factory: Any, video_site: Vid
     assert "queued: video 1" in capsys.readouterr().out
     rc = await cli.cmd_add(argparse.Namespace(urls=["http://169.254.169.254/x"]), config)
     assert rc == 2
-    # the daemon picks up what the command queued
+    # the daemon's requeue loop picks up what the command inserted (run once here instead of waiting for it)
+    await _requeue_unqueued(env.svc)
     video = await env.wait_for(1, {"available", "error"}, timeout=90)
     assert video["availability"] == "available"
     await env.client.app[DB].execute("DELETE FROM videos")

@@ -68,14 +68,13 @@ async def test_head(playable: tuple[MediaEnv, int], sample_bytes: bytes) -> None
     assert resp.headers["Content-Range"] == f"bytes 10-19/{len(sample_bytes)}"
 
 
-@pytest.mark.parametrize("header", ["bytes=999999999-", "bytes=5-1", "bytes=abc", "pages=0-1", "bytes=0-1,4-5",
-                                    "bytes=-0", "bytes="])
-async def test_bad_ranges_are_416(playable: tuple[MediaEnv, int], sample_bytes: bytes, header: str) -> None:
+async def test_bad_ranges_are_416(playable: tuple[MediaEnv, int], sample_bytes: bytes) -> None:
     env, vid = playable
-    resp = await env.client.get(f"/videos/{vid}/stream", headers={**env.h("learner"), "Range": header})
-    assert resp.status == 416
-    assert resp.headers["Content-Range"] == f"bytes */{len(sample_bytes)}"
-    assert (await resp.json())["error"]["code"] == "range_not_satisfiable"
+    for header in ("bytes=999999999-", "bytes=5-1", "bytes=abc", "pages=0-1", "bytes=0-1,4-5", "bytes=-0", "bytes="):
+        resp = await env.client.get(f"/videos/{vid}/stream", headers={**env.h("learner"), "Range": header})
+        assert resp.status == 416, header
+        assert resp.headers["Content-Range"] == f"bytes */{len(sample_bytes)}"
+        assert (await resp.json())["error"]["code"] == "range_not_satisfiable"
 
 
 async def test_access_rules(playable: tuple[MediaEnv, int], make_facility: Any) -> None:

@@ -24,6 +24,7 @@ CREATE TABLE videos (
     attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
     last_error TEXT,
     next_attempt_at TEXT,
+    queued_at TEXT,  -- when a job was last published; NULL = the daemon must queue it (e.g. `video add`)
     added_by INTEGER REFERENCES users(id) ON DELETE SET NULL,
     created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
