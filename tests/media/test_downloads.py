@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 
+from appliance.keys import BUS
 from appliance.media.storage import info_key, thumbnail_key, video_key
 from tests.media.conftest import MediaEnv
 from tests.media.realservers import VideoSite, free_port, site_app
@@ -46,6 +48,11 @@ async def test_download_becomes_available_and_plays(media_env: MediaEnv, video_s
     resp = await env.client.get(f"/videos/{entry['id']}/thumbnail", headers=env.h("learner"))
     assert resp.status == 200
     assert (await resp.read())[:2] == b"\xff\xd8"
+    # the domain event for webhooks is on the EVENTS stream, and the metrics count the download
+    event = await env.client.app[BUS].js.get_last_msg("EVENTS", "appliance.events.video.available")
+    assert json.loads(event.data) == {"video_id": entry["id"]}
+    metrics = await (await env.client.get("/metrics")).text()
+    assert 'appliance_media_downloads_total{outcome="succeeded"}' in metrics
 
 
 @pytest.mark.slow
