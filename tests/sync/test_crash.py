@@ -15,7 +15,7 @@ from appliance.auth.usernames import username_key
 from appliance.sync.secrets import Vault, load_or_create_key
 from tests.daemon import start_daemon, write_config
 
-LEARNERS = 1000
+LEARNERS = 2500
 SYNC_TOML = """[sync]
 relay_interval_s = 0.05
 backoff_initial_s = 0.05
