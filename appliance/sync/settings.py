@@ -33,7 +33,7 @@ class SyncSettings:
     )
     relay_batch: int = setting(500, help="outbox rows published per relay round", min=1, max=10000)
     push_concurrency: int = setting(8, help="upstream requests in flight per provider while draining", min=1, max=64)
-    push_batch: int = setting(64, help="queued records fetched from JetStream per round", min=1, max=1000)
+    push_batch: int = setting(256, help="queued records fetched from JetStream per round", min=1, max=1000)
     ack_wait_s: float = setting(
         10.0, help="JetStream redelivers a record not acknowledged within this (records in flight at a crash "
         "wait this long after the restart)", min=1,
