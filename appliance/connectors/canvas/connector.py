@@ -50,8 +50,12 @@ class CanvasConnector:
                     await self.client.update_user(created["id"], {"user": {"event": "suspend"}})
                 return PushResult(PushOutcome.CREATED, mapping.sid(created["id"]))
         external_id = mapping.sid(current["id"])
-        if mapping.user_needs_update(current, user.payload):
-            await self.client.update_user(external_id, mapping.user_update_body(user.payload))
+        body = mapping.user_update_body(user.payload)
+        reactivate = not user.deactivated and current.get("workflow_state") == "suspended"
+        if reactivate:
+            body["user"]["event"] = "unsuspend"  # reactivated at the facility
+        if reactivate or mapping.user_needs_update(current, user.payload):
+            await self.client.update_user(external_id, body)
             return PushResult(PushOutcome.UPDATED, external_id)
         return PushResult(PushOutcome.UNCHANGED, external_id)
 
