@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import aiohttp
 
@@ -305,11 +306,11 @@ class SyncEngine:
                     continue
                 depth, oldest = await store.queue_depth(self.db, pid, worker.provider.outbox_floor)
                 metrics.QUEUE_DEPTH.labels(str(pid)).set(depth)
-                age = 0.0
-                if oldest:
-                    from datetime import datetime
-
-                    age = (self.clock.now() - datetime.fromisoformat(oldest.replace("Z", "+00:00"))).total_seconds()
+                age = (
+                    (self.clock.now() - datetime.fromisoformat(oldest.replace("Z", "+00:00"))).total_seconds()
+                    if oldest
+                    else 0.0
+                )
                 metrics.OLDEST_PENDING.labels(str(pid)).set(max(0.0, age))
                 open_dead = await self.db.fetchval(
                     "SELECT COUNT(*) FROM dead_letters WHERE provider_id = ? AND state != 'resolved'", (pid,)

@@ -28,8 +28,9 @@ import psutil
 
 from appliance.auth.usernames import username_key
 from appliance.sync.secrets import Vault, load_or_create_key
-from tests.daemon import start_daemon, write_config
+from tests.daemon import write_config
 from tests.fakes.canvas import FakeCanvas
+from tests.sync.test_crash import start_ready
 
 SYNC_TOML = """[sync]
 relay_interval_s = 0.05
@@ -156,7 +157,7 @@ async def main(short: bool) -> None:
         await asyncio.to_thread(seed, db_path, root / "var" / "secrets" / "sync.key", fake.base_url, learners)
         print(f"queued {learners:,} roster changes offline in {time.monotonic() - started:.1f}s")
         await fake.down()
-        daemon = await asyncio.to_thread(start_daemon, root, config=config)
+        daemon = await asyncio.to_thread(start_ready, root, config)
         sampler = RssSampler(daemon.pid)
         sampler.start()
         try:

@@ -67,6 +67,17 @@ def settled(db_path: Path) -> int:
         conn.close()
 
 
+def start_ready(tmp_path: Path, config: Path):
+    """Start the daemon and wait until ready; never leave it running if it does not get there."""
+    daemon = start_daemon(tmp_path, config=config, wait=False)
+    try:
+        daemon.wait_ready()
+    except BaseException:
+        kill_tree(daemon)
+        raise
+    return daemon
+
+
 def kill_tree(daemon) -> None:
     """SIGKILL the primary like a power cut of the process, then wait until its children are gone too."""
     tree = daemon.tree()
@@ -93,7 +104,7 @@ async def test_kill_dash_nine_during_drain_ten_times(tmp_path, canvas):
     rng = random.Random(6)
     kills, mid_drain = 0, 0
     while kills < 10:
-        daemon = await asyncio.to_thread(start_daemon, tmp_path, config=config)
+        daemon = await asyncio.to_thread(start_ready, tmp_path, config)
         try:
             await asyncio.sleep(rng.uniform(0.2, 1.2))
         finally:
@@ -106,7 +117,7 @@ async def test_kill_dash_nine_during_drain_ten_times(tmp_path, canvas):
             break  # drained before the tenth kill; the remaining kills would not be "during a drain"
     assert kills == 10
     assert mid_drain >= 5  # most kills really hit a drain in progress
-    daemon = await asyncio.to_thread(start_daemon, tmp_path, config=config)
+    daemon = await asyncio.to_thread(start_ready, tmp_path, config)
     try:
         async with asyncio.timeout(120):
             while await asyncio.to_thread(settled, db_path) < LEARNERS:
