@@ -43,18 +43,27 @@ class BoundedPool:
         self.rejected = 0
         self.timeout_s = timeout_s
         self.retry_after = retry_after
-        # spawn: a forked child would inherit the parent's threads, event loop and open sockets.
-        self._executor = ProcessPoolExecutor(
-            max_workers=processes, mp_context=multiprocessing.get_context("spawn"),
-            initializer=searchworker.init_process, initargs=(cluster_cache_bytes, niceness))
+        self._processes = processes
+        self._init_args = (cluster_cache_bytes, niceness)
+        self._executor_: ProcessPoolExecutor | None = None
         self._warmed = False
+
+    @property
+    def _executor(self) -> ProcessPoolExecutor:
+        """Created on first use: even an idle pool's queues start a resource-tracker process."""
+        if self._executor_ is None:
+            # spawn: a forked child would inherit the parent's threads, event loop and open sockets.
+            self._executor_ = ProcessPoolExecutor(
+                max_workers=self._processes, mp_context=multiprocessing.get_context("spawn"),
+                initializer=searchworker.init_process, initargs=self._init_args)
+        return self._executor_
 
     def warm(self) -> None:
         """Start the processes now rather than on the first query (once)."""
         if self._warmed:
             return
         self._warmed = True
-        for _ in range(self._executor._max_workers):  # noqa: SLF001 - no public accessor
+        for _ in range(self._processes):
             self._executor.submit(int, 0)
 
     @property
@@ -82,7 +91,8 @@ class BoundedPool:
 
     def close(self) -> None:
         """Stop the processes (running queries are abandoned)."""
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._executor_ is not None:
+            self._executor_.shutdown(wait=True, cancel_futures=True)
 
 
 class SearchPools:
