@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -163,6 +164,23 @@ class Puller:
                 )
             self.count("courses", len(page))
 
+    async def each_course(self, fn: Callable[[Any], Awaitable[None]]) -> None:
+        """Run fn for every live course, several at once (the provider's adaptive limit bounds them)."""
+
+        pending = iter(await self._courses())
+
+        async def worker() -> None:  # a few workers share the list: no task (or waiter) per course
+            for course in pending:
+                async with self.gate.limit:
+                    await fn(course)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(self.gate.limit.maximum):
+                    group.create_task(worker())
+        except ExceptionGroup as failures:  # surface the first classified failure to resilient()
+            raise failures.exceptions[0] from None
+
     async def _courses(self) -> list[Any]:
         return await self.db.fetchall(
             "SELECT id, external_id FROM courses WHERE provider_id = ? AND state IN ('available', 'completed')"
@@ -181,7 +199,8 @@ class Puller:
     async def pull_enrollments(self) -> None:
         """Student enrollments of mapped learners; a local row keeps its own state (its push may be pending)."""
         users = await self._user_map()
-        for course in await self._courses():
+
+        async def one(course: Any) -> None:
             async for page in self.connector.enrollments(course["external_id"]):
                 rows = [
                     (users[e.user_external_id], course["id"], e.external_id, e.state)
@@ -200,10 +219,13 @@ class Puller:
                         )
                 self.count("enrollments", len(page))
 
+        await self.each_course(one)
+
     async def pull_milestones(self, since: str | None) -> None:
         """Submissions and grades since the cursor."""
         users = await self._user_map()
-        for course in await self._courses():
+
+        async def one(course: Any) -> None:
             async for page in self.connector.milestones(course["external_id"], since):
                 rows = [
                     (
@@ -229,10 +251,13 @@ class Puller:
                         )
                 self.count("milestones", len(page))
 
+        await self.each_course(one)
+
     async def pull_activity(self) -> None:
         """Daily report: time spent (enrollment totals, optional analytics) and current grades."""
         users = await self._user_map()
-        for course in await self._courses():
+
+        async def one(course: Any) -> None:
             async for page in self.connector.enrollments(course["external_id"]):
                 for e in page:
                     user_id = users.get(e.user_external_id)
@@ -252,6 +277,8 @@ class Puller:
                             (user_id, course["id"], f"{e.current_score:g}"),
                         )
                 self.count("activity", len(page))
+
+        await self.each_course(one)
 
     async def _record_activity(
         self, user_id: int, course_id: int, total: int, views: int | None, external_id: str

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
 import json
 import random
 import time
@@ -252,17 +253,19 @@ class FakeCanvas:
         return self.render(request, NOT_FOUND, status=404)
 
     def page(self, request: web.Request, items: list[dict[str, Any]]) -> web.Response:
-        """One page of `items` (sorted by id) with Canvas's Link header and opaque bookmarks."""
+        """One page of `items` (in rising id order) with Canvas's Link header and opaque bookmarks."""
         try:
             per_page = int(request.query.get("per_page", "10"))
         except ValueError:
             per_page = 10
         per_page = max(1, min(per_page, self.max_per_page))
         after = decode_bookmark(request.query.get("page", "first"))
-        ordered = sorted(items, key=lambda item: item["id"])
-        if after is not None:
-            ordered = [item for item in ordered if item["id"] > after]
-        chunk = ordered[:per_page]
+        # Lists come from the state dicts, whose ids rise in insertion order: already sorted, so a
+        # bookmark is found by bisection instead of a scan (the benchmark pages through 150,000 users).
+        ordered = items
+        start = 0 if after is None else bisect.bisect_right(ordered, after, key=lambda item: item["id"])
+        chunk = ordered[start:start + per_page]
+        remaining = len(ordered) - start
         kept = [
             (k, v)
             for k, v in request.query.items()
@@ -275,7 +278,7 @@ class FakeCanvas:
             return f'<{base}?{query}>; rel="{rel}"'
 
         links = [link(request.query.get("page", "first"), "current")]
-        if len(ordered) > per_page:
+        if remaining > per_page:
             links.append(link(encode_bookmark(chunk[-1]["id"]), "next"))
         links.append(link("first", "first"))
         return self.render(request, chunk, headers={"Link": ",".join(links)})
