@@ -81,3 +81,24 @@ async def test_learners_created_updated_and_deactivated_through_identity_reach_c
         assert resp.status == 200, await resp.text()
         await wait_until(lambda state=state: upstream["workflow_state"] == state)
     assert canvas.state.user_creates[created["uuid"]] == 1
+
+
+async def test_metrics_show_queue_depth_and_pushes(admin, canvas):
+    client, user = admin
+    provider = await add_provider(client, user, canvas)
+    await canvas.down()
+    for _ in range(3):
+        await create_learner(client)
+
+    async def depth_reported() -> bool:
+        text = await (await client.get("/metrics")).text()
+        return f'appliance_sync_queue_depth_records{{provider="{provider["id"]}"}} 3.0' in text
+
+    await wait_until(depth_reported, timeout=20)
+    text = await (await client.get("/metrics")).text()
+    assert f'appliance_sync_uplink_up{{provider="{provider["id"]}"}} 0.0' in text
+    await canvas.up()
+    await wait_until(lambda: len(canvas.state.user_creates) == 3, timeout=20)
+    text = await (await client.get("/metrics")).text()
+    assert "appliance_sync_pushed_records_total" in text
+    assert "appliance_sync_relayed_records_total" in text
