@@ -27,7 +27,11 @@ class ImportState(enum.Enum):
 
 
 class DownloadError(Exception):
-    """A download that cannot continue (the reason is shown to the operator)."""
+    """A download that cannot continue (the reason is shown to the operator); retryable ones resume later."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 def file_name_from_url(url: str) -> str:
@@ -85,7 +89,8 @@ async def download(session: aiohttp.ClientSession, url: str, part: Path, have: i
         if resp.status == 200:
             have = 0
         elif resp.status != 206:
-            raise DownloadError(f"upstream answered HTTP {resp.status}")
+            raise DownloadError(f"upstream answered HTTP {resp.status}",
+                                retryable=resp.status >= 500 or resp.status in (408, 429))
         total = _total_from_content_range(resp.headers.get("Content-Range")) if resp.status == 206 else (
             resp.content_length)
         mode = "ab" if have else "wb"
@@ -100,7 +105,7 @@ async def download(session: aiohttp.ClientSession, url: str, part: Path, have: i
                     reported = have
                     await on_progress(have, total)
     if total is not None and have != total:
-        raise DownloadError(f"connection ended at {have} of {total} bytes")
+        raise DownloadError(f"connection ended at {have} of {total} bytes", retryable=True)
     await on_progress(have, total)
     return have
 

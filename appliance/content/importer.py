@@ -70,6 +70,8 @@ async def run_import(app: web.Application, import_id: int) -> None:
             raise DownloadError(f"{final.name} already exists in the library")
         await run_blocking("io", part.rename, final)
     except DownloadError as exc:
+        if exc.retryable:
+            raise
         await _set(db, import_id, state=ImportState.FAILED.value, error=str(exc)[:500])
         log.warning("import %d of %s failed: %s", import_id, row["url"], exc)
         return

@@ -72,7 +72,9 @@ async def entry(request: web.Request) -> web.StreamResponse:
     if lib.blocklist.blocks(path):
         metrics.ENTRIES_SERVED.labels("blocked").inc()
         raise forbidden("this article is blocked")
-    archive = service.directory.cached_archive(lib) or await service.directory.archive(lib)
+    archive = service.directory.cached_archive(lib)
+    if archive is None:
+        archive = await service.directory.archive(lib)
     found = await run_blocking("zim", resolve, archive, path)
     if found.outcome is Outcome.MISSING:
         metrics.ENTRIES_SERVED.labels("missing").inc()

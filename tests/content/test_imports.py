@@ -16,7 +16,8 @@ CALLS = web.AppKey("calls", list)
 GATE = web.AppKey("gate", asyncio.Event)
 
 
-def upstream_app(zim: Path, *, stall_first: bool = False, sha256: str | None = None) -> web.Application:
+def upstream_app(zim: Path, *, stall_first: bool = False, sha256: str | None = None,
+                 fail_first: int = 0) -> web.Application:
     """A peer appliance / Kiwix mirror: the .zim with Range, a .sha256 sidecar and an OPDS feed."""
     data = zim.read_bytes()
     app = web.Application()
@@ -25,6 +26,8 @@ def upstream_app(zim: Path, *, stall_first: bool = False, sha256: str | None = N
 
     async def zim_file(request: web.Request) -> web.StreamResponse:
         app[CALLS].append(request.headers.get("Range"))
+        if len(app[CALLS]) <= fail_first:
+            return web.Response(status=503, text="mirror overloaded")
         if stall_first and len(app[CALLS]) == 1:
             resp = web.StreamResponse(headers={"Content-Length": str(len(data))})
             await resp.prepare(request)
@@ -147,3 +150,15 @@ async def test_download_survives_restart(aiohttp_server: Any, app_client: Any, c
 async def _creds(library: Library) -> tuple[str, str]:
     user = await library._make_user(library.client, role="system_admin")
     return user["username"], user["password"]
+
+
+async def test_upstream_errors_are_retried_with_backoff(aiohttp_server: Any, app_client: Any, content_config: Any,
+                                                        make_user: Any, zim_dir: Path) -> None:
+    server = await aiohttp_server(upstream_app(zim_dir / "nomain.zim", fail_first=2))
+    library = Library(await app_client(content_config(content={"import_poll_interval_s": 0.05})), make_user)
+    admin = await library.user(role="system_admin")
+    resp = await library.client.post("/api/v1/libraries/import", headers=admin,
+                                     json={"url": str(server.make_url("/files/remote.zim"))})
+    done = await wait_import(library, admin, (await resp.json())["data"]["id"], {"done", "failed"})
+    assert done["state"] == "done", done
+    assert len(server.app[CALLS]) == 3
