@@ -92,7 +92,7 @@ def validate_fields(data: dict[str, Any], *, creating: bool) -> dict[str, Any]:
     if "doc_id" in data:
         out["doc_id"] = _text(data, "doc_id", optional=True, pattern=_DOC_ID)
     if "role" in data:
-        if data["role"] not in _ROLES:
+        if not isinstance(data["role"], str) or data["role"] not in _ROLES:
             raise FieldError("role", f"must be one of {', '.join(sorted(_ROLES))}")
         out["role"] = data["role"]
     if "facility_id" in data:

@@ -153,7 +153,7 @@ async def create_token(request: web.Request) -> web.Response:
     name, role = data.get("name"), data.get("role", Role.LEARNER.value)
     if not isinstance(name, str) or not name.strip() or len(name) > 100 or not name.isprintable():
         raise bad_request("invalid_field", "name must be 1-100 printable characters", {"field": "name"})
-    if role not in {r.value for r in Role}:
+    if not isinstance(role, str) or role not in {r.value for r in Role}:
         raise bad_request("invalid_field", "unknown role", {"field": "role"})
     user_id = data.get("user_id", p.user_id)
     days = data.get("expires_in_days")
