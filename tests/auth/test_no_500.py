@@ -3,6 +3,8 @@
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from appliance.keys import DB
 from tests.auth.helpers import Browser
 from tests.conftest import AppClientFactory, MakeUser
@@ -29,6 +31,7 @@ FIELDS = [
 ]
 
 
+@pytest.mark.slow
 async def test_odd_values_never_crash(
     app_client: AppClientFactory, config_factory: Any, make_user: MakeUser, browsers: Browsers
 ) -> None:
