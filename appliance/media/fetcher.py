@@ -116,14 +116,29 @@ class Fetcher:
             await self._attempt(video_id, url)
         except AttemptFailed as exc:
             return await self._failed(video_id, attempt, exc)
+        except asyncio.CancelledError:
+            # shutdown killed yt-dlp: not the video's fault, so the attempt is given back before the job is
+            await asyncio.shield(self._interrupted(video_id))
+            raise
         finally:
             metrics.DOWNLOADS_ACTIVE.dec()
         metrics.DOWNLOAD_SECONDS.observe(time.monotonic() - started)
         metrics.DOWNLOADS.labels("succeeded").inc()
+        await s.refresh_usage()
         await s.repo.finish_attempt(video_id, AttemptOutcome.SUCCEEDED)
         await s.publish_state(video_id)
         await s.publish_event("available", video_id)
         return JobResult(Verdict.ACK)
+
+    async def _interrupted(self, video_id: int) -> None:
+        s = self.s
+        try:
+            await s.repo.finish_attempt(video_id, AttemptOutcome.WAITING, FailureReason.FAILED,
+                                        "interrupted by shutdown; the job is redelivered")
+            await s.repo.refund_attempt(video_id)
+            await s.repo.set_state(video_id, Availability.PENDING, error="interrupted by shutdown")
+        except Exception:  # noqa: BLE001 - best effort while stopping; the redelivered job carries on anyway
+            log.warning("could not record the interrupted download of video %d", video_id, exc_info=True)
 
     async def _expand_playlist(self, video_id: int, url: str) -> bool:
         """If the URL is a playlist, replace this row by one pending video per entry; True if it was."""

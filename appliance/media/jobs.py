@@ -22,6 +22,10 @@ from appliance.core.tasks import TaskSupervisor
 log = logging.getLogger(__name__)
 STREAM = "MEDIA_JOBS"
 DURABLE = "media-fetch"
+FETCH_EXPIRES_S = 5.0
+# A job handed back at shutdown is redelivered after this delay: by then this process's last pull
+# request has expired, so the server cannot hand the job straight back to a subscriber that is gone.
+HANDBACK_DELAY_S = FETCH_EXPIRES_S + 1.0
 
 
 def stream_spec(ack_wait_s: float = 120.0) -> StreamSpec:
@@ -96,7 +100,7 @@ class JobConsumer:
             while True:
                 await self.slots.acquire()
                 try:
-                    msgs = await sub.fetch(1, timeout=5)
+                    msgs = await sub.fetch(1, timeout=FETCH_EXPIRES_S)
                 except (TimeoutError, nats.errors.TimeoutError):
                     self.slots.release()
                     continue
@@ -150,7 +154,7 @@ class JobConsumer:
         except asyncio.CancelledError:
             # shutdown: hand the job back at once so the next start picks it up without waiting ack_wait
             with contextlib.suppress(Exception):
-                await asyncio.shield(msg.nak())
+                await asyncio.shield(msg.nak(delay=HANDBACK_DELAY_S))
             raise
         except Exception:
             log.exception("media job for video %d failed unexpectedly", video_id)

@@ -13,11 +13,13 @@ from appliance.bus.client import Bus
 from appliance.config import Config
 from appliance.core.clock import Clock
 from appliance.db.database import Database
+from appliance.media import metrics
 from appliance.media.blocking import media_blocking
 from appliance.media.jobs import enqueue
 from appliance.media.models import Availability
 from appliance.media.progress import ProgressHub
 from appliance.media.repo import VideoRepo
+from appliance.media.sendfile import OpenFiles
 from appliance.media.settings import MediaSettings
 from appliance.media.space import SpaceGuard
 from appliance.media.ssrf import IPNetwork, parse_networks
@@ -61,6 +63,7 @@ class MediaService:
         self.clock = clock
         self.storage: VideoStorage = storage or build_storage(config)
         self.hub = ProgressHub()
+        self.open_files = OpenFiles()
         self.ytdlp = ytdlp_options(self.settings)
         self.allowed_networks: list[IPNetwork] = parse_networks(self.settings.allowed_networks)
         self.staging: Path = config.paths.data_dir / "media-staging"
@@ -81,6 +84,7 @@ class MediaService:
     async def close(self) -> None:
         """Stop SSE streams and release storage."""
         await self.hub.close()
+        self.open_files.close()
         await self.storage.close()
 
     # ---------------------------------------------------------------- state and events
@@ -135,10 +139,18 @@ class MediaService:
         """Delete the row first (nothing can play it any more), then its files."""
         await self.repo.delete(video_id)
         await self.remove_files(video_id)
+        await self.refresh_usage()
         await self.hub.emit({"type": "deleted", "video_id": video_id})
+
+    async def refresh_usage(self) -> None:
+        """Update the cache-size gauge."""
+        metrics.CACHE_BYTES.set(await self.repo.used_bytes())
 
     async def remove_files(self, video_id: int) -> None:
         """Remove a video's stored files; failures are left to the orphan sweeper."""
+        folder = self.storage.local_path(video_prefix(video_id).rstrip("/"))
+        if folder is not None:
+            self.open_files.forget(folder)
         try:
             await self.storage.delete_prefix(video_prefix(video_id))
         except Exception:  # noqa: BLE001 - the sweeper removes what is left

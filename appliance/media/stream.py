@@ -12,11 +12,10 @@ from appliance.core.errors import ApiError, not_found
 from appliance.keys import MEDIA
 from appliance.media import metrics
 from appliance.media.access import playable, video_id_of
-from appliance.media.blocking import media_blocking
 from appliance.media.ranges import RangeNotSatisfiable, parse_range
+from appliance.media.sendfile import SendfileResponse
 from appliance.media.service import MediaService
 from appliance.media.settings import MediaSettings
-from appliance.media.storage.disk import disk_etag
 from appliance.web.policy import principal, signed_in
 
 routes = web.RouteTableDef()
@@ -48,7 +47,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     key = str(row["storage_key"])
     path = svc.storage.local_path(key)
     if path is not None:
-        return await _from_disk(request, svc, key, path, int(row["size_bytes"] or 0), row["available_at"])
+        return await _from_disk(request, svc, path)
     settings: MediaSettings = svc.settings
     if settings.stream_mode == "redirect":
         url = await svc.storage.presigned_url(key, settings.presign_expiry_s)
@@ -92,30 +91,28 @@ async def _proxy(request: web.Request, svc: MediaService, key: str, size: int, e
     return resp
 
 
-async def _from_disk(request: web.Request, svc: MediaService, key: str, path: Path, size: int,
-                     available_at: str | None) -> web.StreamResponse:
-    # validate the range ourselves (against the stored size) so a bad one gets the JSON error, as on S3;
-    # FileResponse then does Range, ETag, If-None-Match and zero-copy sendfile
-    header = request.headers.get("Range")
-    if header is not None and "If-Range" in request.headers:
+async def _from_disk(request: web.Request, svc: MediaService, path: Path) -> web.StreamResponse:
+    """Range, ETag and If-None-Match/If-Range handled here; the bytes go out with sendfile(2)."""
+    try:
+        f = await svc.open_files.get(path)
+    except FileNotFoundError:
+        raise not_found("video file is missing") from None
+    if request.headers.get("If-None-Match", "").strip() == f.etag:
+        raise web.HTTPNotModified(headers={"ETag": f.etag})
+    headers = {"Accept-Ranges": "bytes", "ETag": f.etag, "Content-Type": "video/mp4", "Cache-Control": _CACHE,
+               "Last-Modified": formatdate(f.mtime, usegmt=True)}
+    rng = None
+    if _range_applies(request, f.etag):
         try:
-            st = await media_blocking(path.stat)
-        except FileNotFoundError:
-            raise not_found("video file is missing") from None
-        etag = _quoted(disk_etag(st))
-        if not _range_applies(request, etag):
-            # aiohttp only understands If-Range dates; an entity tag that no longer matches means: whole file
-            return await _proxy(request, svc, key, st.st_size, etag, available_at, "disk")
-    sent = size
-    if header is not None:
-        try:
-            rng = parse_range(header, size)
+            rng = parse_range(request.headers.get("Range"), f.size)
         except RangeNotSatisfiable as exc:
-            raise _unsatisfiable(size, str(exc)) from None
-        sent = rng.length if rng else size
+            raise _unsatisfiable(f.size, str(exc)) from None
+    if rng:
+        headers["Content-Range"] = rng.content_range()
+    start, length = (rng.start, rng.length) if rng else (0, f.size)
     if request.method != "HEAD":
-        metrics.STREAM_BYTES.labels("disk").inc(sent)
-    return web.FileResponse(path, chunk_size=_CHUNK, headers={"Cache-Control": _CACHE})
+        metrics.STREAM_BYTES.labels("disk").inc(length)
+    return SendfileResponse(f.fobj, start, length, status=206 if rng else 200, headers=headers)
 
 
 @routes.get(r"/videos/{id:\d+}/thumbnail")
@@ -131,5 +128,4 @@ async def thumbnail(request: web.Request) -> web.StreamResponse:
     if path is not None:
         return web.FileResponse(path, headers={"Cache-Control": _CACHE, "Content-Type": "image/jpeg"})
     data = await svc.storage.get_bytes(key)
-    return web.Response(body=data, content_type="image/jpeg",
-                        headers={"Cache-Control": _CACHE, "Last-Modified": formatdate(usegmt=True)})
+    return web.Response(body=data, content_type="image/jpeg", headers={"Cache-Control": _CACHE})

@@ -117,6 +117,7 @@ async def _handle(request: web.Request, svc: MediaService, staged: Path, limit: 
     finally:
         await media_blocking(thumb.unlink, True)
     metrics.UPLOADS.labels("stored").inc()
+    await svc.refresh_usage()
     await svc.publish_state(video_id)
     row = await svc.repo.get(video_id)
     assert row is not None

@@ -9,6 +9,7 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -97,3 +98,26 @@ async def test_job_survives_a_killed_daemon(tmp_path: Path, video_site: VideoSit
         assert (tmp_path / "content" / "videos" / str(vid) / "video.mp4").is_file()
     finally:
         await asyncio.to_thread(d.stop)
+
+
+@pytest.mark.slow
+async def test_shutdown_kills_ytdlp_and_hands_the_job_back(media_env_factory: Any, video_site: VideoSite,
+                                                         gate: asyncio.Event) -> None:
+    env = await media_env_factory("disk", job_ack_wait_s=60)
+    url = video_site.url("gated.html")
+    [entry] = await env.add(url)
+    await env.wait_for(entry["id"], {"processing"})
+    deadline = time.monotonic() + 30
+    while not _ytdlp_running(url) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert _ytdlp_running(url)
+    await env.client.close()  # graceful stop: yt-dlp is killed, the attempt given back, the job nak'ed
+    assert _ytdlp_running(url) == []
+    gate.set()
+    # the same data directory again: the job comes back within seconds, not after the 60 s ack wait
+    env = await media_env_factory("disk", job_ack_wait_s=60)
+    video = await env.wait_for(entry["id"], {"available", "error"}, timeout=40)
+    assert video["availability"] == "available"
+    assert video["attempts"] == 1
+    outcomes = [a["outcome"] for a in video["download_attempts"]]
+    assert outcomes == ["waiting", "succeeded"]

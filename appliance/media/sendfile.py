@@ -1,0 +1,97 @@
+"""Zero-copy file responses from a small cache of open files (no thread hop per request)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
+
+from appliance.media.blocking import media_blocking
+from appliance.media.storage.disk import disk_etag
+
+_TTL_S = 30.0  # re-stat after this long, so a deleted file's space is released and changes are noticed
+_MAX_OPEN = 256
+
+
+@dataclass
+class OpenFile:
+    """An open video file with the facts its responses need."""
+
+    fobj: IO[bytes]
+    size: int
+    etag: str
+    mtime: float
+    expires: float
+
+
+class OpenFiles:
+    """An LRU of open files per path; each process keeps its own."""
+
+    def __init__(self) -> None:
+        self._files: OrderedDict[Path, OpenFile] = OrderedDict()
+
+    async def get(self, path: Path) -> OpenFile:
+        """The open file (opened or refreshed off the event loop when needed)."""
+        now = time.monotonic()
+        hit = self._files.get(path)
+        if hit is not None and hit.expires > now:
+            self._files.move_to_end(path)
+            return hit
+        fresh = await media_blocking(self._open, path, now)
+        old = self._files.pop(path, None)
+        if old is not None:
+            await media_blocking(old.fobj.close)
+        self._files[path] = fresh
+        while len(self._files) > _MAX_OPEN:
+            _, evicted = self._files.popitem(last=False)
+            await media_blocking(evicted.fobj.close)
+        return fresh
+
+    @staticmethod
+    def _open(path: Path, now: float) -> OpenFile:
+        fobj = path.open("rb")
+        st = os.fstat(fobj.fileno())
+        return OpenFile(fobj, st.st_size, f'"{disk_etag(st)}"', st.st_mtime, now + _TTL_S)
+
+    def forget(self, prefix: Path) -> None:
+        """Drop (and close) cached files under a folder (the video was deleted)."""
+        for path in [p for p in self._files if p.is_relative_to(prefix)]:
+            self._files.pop(path).fobj.close()
+
+    def close(self) -> None:
+        """Close every cached file."""
+        for entry in self._files.values():
+            entry.fobj.close()
+        self._files.clear()
+
+
+class SendfileResponse(web.StreamResponse):
+    """Headers, then the byte range straight from the page cache with sendfile(2)."""
+
+    def __init__(self, fobj: IO[bytes], offset: int, count: int, *, status: int, headers: dict[str, str]) -> None:
+        super().__init__(status=status, headers=headers)
+        self._fobj = fobj
+        self._offset = offset
+        self._count = count
+        self.content_length = count
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        """Send headers and body (aiohttp calls this once the handler returns)."""
+        if self.prepared:
+            return self._payload_writer
+        writer = await super().prepare(request)
+        if request.method == "HEAD" or self._count == 0:
+            await super().write_eof()
+            return writer
+        transport: Any = request.transport
+        if transport is None:
+            raise ConnectionResetError("connection lost")
+        await request._loop.sendfile(transport, self._fobj, self._offset, self._count)  # noqa: SLF001
+        await super().write_eof()
+        return writer
