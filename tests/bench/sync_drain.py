@@ -181,6 +181,9 @@ async def main(short: bool) -> None:
             created = len(fake.state.user_creates)
             dupes = sum(1 for n in fake.state.user_creates.values() if n > 1)
             per_s = learners / drain
+            again = await anchor(fake, concurrency)  # the machine is shared: anchor before and after
+            rate = (rate + again) / 2
+            print(f"anchor again after the drain: {again:,.0f} requests/s (mean {rate:,.0f})")
             print(
                 f"drain: {learners:,} records in {drain:.1f}s = {per_s:,.0f} records/s; upstream requests"
                 f" {upstream_rate:,.0f}/s = {upstream_rate / rate:.2f} of the anchor; upstream users {created:,},"
