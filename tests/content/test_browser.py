@@ -25,6 +25,10 @@ async def test_reader_beacon(library: Library, make_user: Any) -> None:
             page = await browser.new_page()
             external: list[str] = []
             page.on("request", lambda r: None if r.url.startswith(base) else external.append(r.url))
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
             resp = await page.request.post(f"{base}/api/v1/auth/login",
                                            data={"username": user["username"], "password": user["password"]})
             assert resp.status == 200
@@ -55,5 +59,9 @@ async def test_reader_beacon(library: Library, make_user: Any) -> None:
                 "SELECT path FROM article_views WHERE user_id = ? ORDER BY id", (user["id"],))]
             assert views == ["home", "a/photosynthesis"]
             assert external == []  # everything is local: no CDN, no call home
+            await page.goto(f"{base}/library/search?q=photosynthesis")
+            await page.get_by_role("link", name="Photosynthesis").first.wait_for()
+            assert "results" in await page.locator("#status").inner_text()
+            assert errors == []
         finally:
             await browser.close()
