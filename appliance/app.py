@@ -49,7 +49,11 @@ Middleware = Callable[[web.Request, Callable[[web.Request], Awaitable[web.Stream
 
 
 def add_middleware(app: web.Application, middleware: Middleware, order: int) -> None:
-    """Register a middleware at a position (lower runs earlier); features use 50-89."""
+    """Register a middleware that must wrap the handler (lower runs earlier; core uses 10 and 50).
+
+    Checks that only refuse requests should be guards (appliance.web.middlewares.add_guard): they run
+    inside the one access layer and cost far less per request than a middleware each.
+    """
     app[MIDDLEWARES].append((order, middleware))
 
 
@@ -177,11 +181,8 @@ def create_app(
     app.cleanup_ctx.extend(
         [paths_ctx, metrics_ctx, database_ctx, nats_server_ctx, nats_client_ctx, http_client_ctx, tasks_ctx]
     )
-    for order, middleware in (
-        (10, mw.core_middleware),
-        (50, mw.authentication_middleware),
-        (90, mw.policy_middleware),
-    ):
+    app[mw.GUARDS] = []
+    for order, middleware in ((10, mw.core_middleware), (50, mw.access_middleware)):
         add_middleware(app, middleware, order)
     app.on_response_prepare.append(mw.add_request_id_header)
     health.setup(app)
@@ -194,4 +195,5 @@ def create_app(
             setup(app)
     for _order, middleware in sorted(app[MIDDLEWARES], key=lambda pair: pair[0]):
         app.middlewares.append(middleware)
+    app[mw.GUARDS].sort(key=lambda pair: pair[0])
     return app

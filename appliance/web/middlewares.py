@@ -211,25 +211,45 @@ def route_label(request: web.Request) -> str:
     return resource.canonical
 
 
-@web.middleware
-async def authentication_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Ask each registered authenticator in turn who the caller is."""
+Guard = Callable[[web.Request], Awaitable[None]]
+GUARDS = web.AppKey("guards", list)
+"""(order, guard) pairs: checks that run before the handler without wrapping it (rate limits, CSRF...)."""
+AUTHENTICATION_ORDER = 50
+
+
+def add_guard(app: web.Application, guard: Guard, order: int) -> None:
+    """Register a check that raises to refuse a request; below 50 it runs before authentication."""
+    app[GUARDS].append((order, guard))
+
+
+async def _authenticate(request: web.Request) -> None:
     for authenticate in request.app[AUTHENTICATORS]:
         found = await authenticate(request)
         if found is not None:
             request[PRINCIPAL_KEY] = found
-            break
-    return await handler(request)
+            return
 
 
 @web.middleware
-async def policy_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Enforce the matched route's declared policy; routes without one are denied."""
+async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Guards, authentication and the route's policy in one layer: every request pays for one, not five.
+
+    Order: guards below 50 (cheap admission control, before any session lookup), then the registered
+    authenticators (first non-None wins), then guards from 50 up (rate limits, CSRF, forced password
+    change), then the matched route's declared policy (undeclared routes are denied).
+    """
+    guards = request.app[GUARDS]
+    for order, guard in guards:
+        if order >= AUTHENTICATION_ORDER:
+            break
+        await guard(request)
+    await _authenticate(request)
+    for order, guard in guards:
+        if order >= AUTHENTICATION_ORDER:
+            await guard(request)
     match = request.match_info
     if match.http_exception is not None:
         raise match.http_exception
-    route = match.route
-    if isinstance(route.resource, web.StaticResource):
-        return await handler(request)  # static assets are public by design
-    check(policy_of(match.handler), request.get(PRINCIPAL_KEY))
+    if not isinstance(match.route.resource, web.StaticResource):  # static assets are public by design
+        check(policy_of(match.handler), request.get(PRINCIPAL_KEY))
     return await handler(request)
