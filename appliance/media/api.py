@@ -15,7 +15,7 @@ from appliance.keys import MEDIA
 from appliance.media.access import is_admin, playable, video_id_of
 from appliance.media.models import Availability, video_json
 from appliance.media.space import NoSpace
-from appliance.media.ssrf import UrlRefused, check_url
+from appliance.media.ssrf import UnresolvableHost, UrlRefused, check_url
 from appliance.web.policy import Role, principal, require_facility, roles, signed_in
 from appliance.web.responses import ok, page_params, paginated, read_json
 
@@ -43,6 +43,8 @@ async def add_videos(request: web.Request) -> web.Response:
     for index, url in enumerate(urls):
         try:
             await check_url(url.strip(), svc.allowed_networks)
+        except UnresolvableHost:
+            continue  # offline now: accepted, and checked again by the download job before any request
         except UrlRefused as exc:
             problems.append({"index": index, "url": url[:200], "reason": str(exc)})
     if problems:

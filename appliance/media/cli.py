@@ -13,7 +13,7 @@ async def cmd_add(args: argparse.Namespace, config: Config) -> int:
     from appliance.core.clock import Clock
     from appliance.db import open_database
     from appliance.media.service import MediaService
-    from appliance.media.ssrf import UrlRefused, check_url
+    from appliance.media.ssrf import UnresolvableHost, UrlRefused, check_url
 
     async with open_database(config) as db:
         svc = MediaService(config, db, None, Clock())
@@ -21,6 +21,8 @@ async def cmd_add(args: argparse.Namespace, config: Config) -> int:
         for url in args.urls:
             try:
                 await check_url(url, svc.allowed_networks)
+            except UnresolvableHost:
+                print(f"note: {url} does not resolve now; the download job checks it again")
             except UrlRefused as exc:
                 print(f"refused {url}: {exc}")
                 refused += 1

@@ -22,7 +22,7 @@ from appliance.media.models import AttemptOutcome, Availability, FailureReason
 from appliance.media.probe import NotAVideo, check_mp4_complete, make_thumbnail, probe_video
 from appliance.media.repo import Stored
 from appliance.media.space import NoSpace
-from appliance.media.ssrf import UrlRefused, check_url
+from appliance.media.ssrf import UnresolvableHost, UrlRefused, check_url
 from appliance.media.storage import StorageError, StorageUnavailable, info_key, thumbnail_key, video_key
 from appliance.media.ytdlp import Progress, YtdlpError, download, resolve
 
@@ -98,10 +98,13 @@ class Fetcher:
         url = str(row["source_url"])
         try:
             await check_url(url, s.allowed_networks)
+            reachable = await source_reachable(url)
+        except UnresolvableHost:
+            reachable = False  # no DNS is what an offline facility looks like: wait, do not fail
         except UrlRefused as exc:
             await s.set_state(video_id, Availability.ERROR, error=f"refused: {exc}")
             return JobResult(Verdict.ACK)
-        if not await source_reachable(url):
+        if not reachable:
             msg = "source unreachable; waiting for the uplink (no attempt spent)"
             await s.repo.log_waiting(video_id, msg, self._later(s.settings.uplink_wait_s))
             await s.publish_state(video_id)

@@ -18,6 +18,10 @@ class UrlRefused(Exception):
     """The URL is not acceptable (scheme, syntax or target address); the message says why."""
 
 
+class UnresolvableHost(UrlRefused):
+    """The host name does not resolve now (offline, or no such host): checked again before downloading."""
+
+
 def parse_networks(cidrs: Sequence[str]) -> list[IPNetwork]:
     """Parse `media.allowed_networks`; raise ValueError naming a bad entry."""
     nets = []
@@ -73,6 +77,6 @@ async def check_url(url: str, allowed: Sequence[IPNetwork]) -> None:
         try:
             infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
         except OSError as exc:
-            raise UrlRefused(f"host {host!r} does not resolve") from exc
+            raise UnresolvableHost(f"host {host!r} does not resolve") from exc
         addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
     check_addresses(addresses, allowed)

@@ -209,3 +209,18 @@ async def test_quota_refuses_new_downloads(media_env_factory: Any, video_site: V
     body = await resp.json()
     assert body["error"]["code"] == "insufficient_storage"
     assert "min_free_disk_mb" in body["error"]["message"]
+
+
+async def test_unresolvable_host_is_accepted_and_waits(media_env_factory: Any) -> None:
+    env = await media_env_factory("disk", uplink_wait_s=1)
+    [entry] = await env.add("http://lectures.invalid/algebra.html")  # offline: DNS fails, that is not a refusal
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        video = await env.wait_for(entry["id"], {"pending"})
+        # row and attempts log are two reads: wait until both show the first wait
+        if video["last_error"] and any(a["outcome"] == "waiting" for a in video["download_attempts"]):
+            break
+        assert asyncio.get_running_loop().time() < deadline, video
+        await asyncio.sleep(0.2)
+    assert video["attempts"] == 0
+    assert "uplink" in video["last_error"]
