@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
@@ -30,7 +30,7 @@ NATS_SERVER: web.AppKey[NatsServer | None] = web.AppKey("nats_server")
 BUS: web.AppKey[Bus] = web.AppKey("bus")
 HTTP_CLIENT = web.AppKey("http_client", aiohttp.ClientSession)
 AUTHENTICATORS: web.AppKey[list[Authenticator]] = web.AppKey("authenticators")
-MIDDLEWARES: web.AppKey[list[tuple[int, Callable[..., Awaitable[web.StreamResponse]]]]] = web.AppKey("middlewares")
+MIDDLEWARES: web.AppKey[list[tuple[int, Any]]] = web.AppKey("middlewares")
 # Callables run by the primary on SIGHUP (e.g. rescan the ZIM library).
 RELOAD_HOOKS: web.AppKey[list[Callable[[], Awaitable[None]]]] = web.AppKey("reload_hooks")
 
