@@ -6,10 +6,9 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from appliance.app import add_middleware
 from appliance.auth import passwords, routes_admin, routes_roster, routes_saml, routes_session, routes_users
 from appliance.auth.authn import session_authenticator, token_authenticator
-from appliance.auth.guards import csrf_middleware, password_change_middleware, rate_limit_middleware
+from appliance.auth.guards import GUARDS
 from appliance.auth.metrics import SESSIONS_ACTIVE
 from appliance.auth.saml import SamlServiceProvider
 from appliance.auth.state import IdentityState
@@ -17,6 +16,7 @@ from appliance.core.blocking import run_blocking
 from appliance.core.clock import iso
 from appliance.core.process import ProcessRole
 from appliance.keys import AUTHENTICATORS, CLOCK, CONFIG, DB, IDENTITY, ROLE, TASKS
+from appliance.web.middlewares import add_guard
 
 log = logging.getLogger(__name__)
 HOUSEKEEPING_SECONDS = 60
@@ -72,6 +72,5 @@ def setup(app: web.Application) -> None:
         app.router.add_routes(module.routes)
     # Tokens first: an explicit Authorization header wins over a cookie the browser sent along.
     app[AUTHENTICATORS].extend([token_authenticator, session_authenticator])
-    add_middleware(app, rate_limit_middleware, 60)
-    add_middleware(app, csrf_middleware, 70)
-    add_middleware(app, password_change_middleware, 80)
+    for order, guard in GUARDS:
+        add_guard(app, guard, order)

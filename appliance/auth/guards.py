@@ -1,6 +1,5 @@
-"""Identity middlewares: rate limits (order 60), CSRF (70) and the forced password change (80)."""
+"""Identity guards: rate limits (order 60), CSRF (70) and the forced password change (80)."""
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -13,7 +12,6 @@ from appliance.core.errors import ApiError, too_many
 from appliance.keys import CLOCK, IDENTITY
 from appliance.web.policy import AuthVia, maybe_principal
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Sign-in entry points share the stricter per-address bucket (the SAML ones store a request row each).
 LOGIN_PATHS = frozenset({"/api/v1/auth/login", "/saml/login", "/saml/acs"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -36,11 +34,10 @@ def _csrf_failed(message: str) -> ApiError:
     return ApiError(403, "csrf_failed", message)
 
 
-@web.middleware
-async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def rate_limit_guard(request: web.Request) -> None:
     """Token buckets per client address and per signed-in user on the API; stricter ones on sign-in."""
     if not request.path.startswith("/api/") and request.path not in LOGIN_PATHS:
-        return await handler(request)
+        return
     state = request.app[IDENTITY]
     now = request.app[CLOCK].monotonic()
     addr = client_addr(request, state.trusted_proxies)
@@ -56,36 +53,33 @@ async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.S
         if wait:
             RATE_LIMITED.labels(bucket).inc()
             raise too_many(wait)
-    return await handler(request)
 
 
-@web.middleware
-async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def csrf_guard(request: web.Request) -> None:
     """State-changing cookie-authenticated requests need the session's CSRF token; form posts always do."""
     if request.method in SAFE_METHODS or getattr(request.match_info.handler, CSRF_EXEMPT_ATTR, False):
-        return await handler(request)
+        return
     p = maybe_principal(request)
     if p is not None and p.via is AuthVia.TOKEN:
-        return await handler(request)  # a bearer token is never sent by a browser on its own
+        return  # a bearer token is never sent by a browser on its own
     origin = request.headers.get("Origin")
     if origin and origin != "null" and origin.split("://", 1)[-1] != request.host:
         raise _csrf_failed("cross-origin request refused")
     info = request.get(SESSION_KEY)
     if info is not None:
         sent = request.headers.get(CSRF_HEADER, "")
-        if not sent and request.content_type in _FORM_TYPES[:2]:
+        # Only small urlencoded forms are read here: a multipart upload must send the header (never buffered).
+        if not sent and request.content_type == "application/x-www-form-urlencoded":
             sent = str((await request.post()).get(CSRF_FIELD, ""))
         if not sent or not same(sent, info.csrf_token):
             raise _csrf_failed("missing or wrong CSRF token")
-        return await handler(request)
+        return
     if request.content_type in _FORM_TYPES or origin == "null":
         # Anonymous form posts (e.g. a login form on another site) have no session to bind a token to.
         raise _csrf_failed("form posts need a CSRF token; send JSON")
-    return await handler(request)
 
 
-@web.middleware
-async def password_change_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def password_change_guard(request: web.Request) -> None:
     """A user holding a temporary password may only change it (or sign out) until they do."""
     p = maybe_principal(request)
     if (
@@ -95,4 +89,7 @@ async def password_change_middleware(request: web.Request, handler: Handler) -> 
         and request.path not in _PASSWORD_CHANGE_PATHS
     ):
         raise ApiError(403, "password_change_required", "change your temporary password first")
-    return await handler(request)
+
+
+# (order, guard): after authentication (50), before the route policy.
+GUARDS = ((60, rate_limit_guard), (70, csrf_guard), (80, password_change_guard))
