@@ -2,9 +2,9 @@
 
 from aiohttp import web
 
-from appliance.app import add_middleware
 from appliance.content import routes_api, routes_catalog, routes_content, routes_pages, routes_reports, routes_search
 from appliance.content.service import content_ctx
+from appliance.web.middlewares import add_guard
 
 
 def setup(app: web.Application) -> None:
@@ -18,4 +18,4 @@ def setup(app: web.Application) -> None:
     app.router.add_routes(routes_pages.routes)
     routes_pages.add_static(app)
     # Before authentication (50): a refused search must not cost a session lookup.
-    add_middleware(app, routes_search.admission_middleware, 45)
+    add_guard(app, routes_search.admission_guard, 45)

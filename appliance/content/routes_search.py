@@ -1,7 +1,6 @@
 """Full-text search and title suggestions across the caller's visible libraries, behind bounded pools."""
 
 import time
-from typing import Any
 
 from aiohttp import web
 
@@ -113,8 +112,7 @@ async def suggest(request: web.Request) -> web.Response:
     return ok([{**s, "book": books[0].slug, "url": content_url(books[0].slug, s["path"])} for s in got])
 
 
-@web.middleware
-async def admission_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+async def admission_guard(request: web.Request) -> None:
     """Refuse searches while their pool is full before any session lookup, so a flood costs almost nothing."""
     kind = _GUARDED.get(request.path)
     if kind is not None:
@@ -123,7 +121,6 @@ async def admission_middleware(request: web.Request, handler: Any) -> web.Stream
         if pool.full and not (kind == "search" and request.query_string in service.search_cache.recent):
             pool.rejected += 1
             raise _busy(Saturated(pool.klass, pool.retry_after), kind)
-    return await handler(request)
 
 
 _GUARDED = {"/api/v1/search": "search", "/api/v1/suggest": "suggest"}
