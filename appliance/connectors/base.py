@@ -50,6 +50,9 @@ class Connector(Protocol):
         """Make the upstream user match: look up by SIS id = uuid before creating, unless the record was
         never attempted (check_first=False), where a create goes first and a "taken" conflict is adopted."""
 
+    async def import_users(self, users: list[UserPush], *, poll_limit_s: float = 600.0) -> bool:
+        """Batch path for many new learners (Canvas SIS import); True when all were imported cleanly."""
+
     async def deactivate_user(self, uuid: str) -> PushResult:
         """Suspend the upstream user, if it exists."""
 

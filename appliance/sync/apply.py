@@ -71,6 +71,16 @@ async def apply(
     return await _apply_enrollment(db, provider, connector, topic, record.payload, ctx)
 
 
+def batchable(provider: Provider, record: Record, users: dict[str, dict[str, Any]]) -> UserPush | None:
+    """A new learner this provider provisions, fit for the batch path (SIS import)."""
+    if record.topic != OutboxTopic.USER_CREATED.value or not provider.push_roster:
+        return None
+    user = users.get(str(record.payload.get("uuid")))
+    if user is None or _out_of_scope(provider, user):
+        return None
+    return UserPush(user["uuid"], user, bool(user.get("deactivated_at")))
+
+
 def _out_of_scope(provider: Provider, user: dict[str, Any]) -> str | None:
     if user.get("role") != "learner":
         return "not a learner"

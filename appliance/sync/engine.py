@@ -176,6 +176,7 @@ class SyncEngine:
             concurrency=s.push_concurrency,
             ack_wait_s=s.ack_wait_s,
             throttle_floor=s.throttle_floor,
+            sis_batch_min=s.sis_batch_min,
         )
         worker.tasks = [
             self.tasks.spawn(f"sync-uplink-{pid}", worker.gate.run),

@@ -18,7 +18,7 @@ from appliance.connectors.errors import AuthFailed, Rejected, Throttled, Transie
 from appliance.core.clock import Clock
 from appliance.db.database import Database
 from appliance.sync import metrics
-from appliance.sync.apply import Context, Record, apply
+from appliance.sync.apply import Context, Record, apply, batchable
 from appliance.sync.model import DeliveryState, Provider
 from appliance.sync.store import dumps, ledger_states, users_by_uuid
 from appliance.sync.streams import STREAM, ensure_consumer
@@ -55,11 +55,13 @@ class Pusher:
         concurrency: int,
         ack_wait_s: float,
         throttle_floor: float = 0.0,
+        sis_batch_min: int = 0,
     ) -> None:
         self.db, self.bus, self.clock = db, bus, clock
         self.provider, self.connector, self.gate = provider, connector, gate
         self.batch, self.concurrency, self.ack_wait_s = batch, concurrency, ack_wait_s
         self.throttle_floor = throttle_floor
+        self.sis_batch_min = sis_batch_min
         self.label = str(provider.id)
 
     async def run(self) -> None:
@@ -106,11 +108,13 @@ class Pusher:
         await self.mark_sending([r for _, r in todo])
         uuids = {str(r.payload.get("uuid") or r.payload.get("user_uuid") or "") for _, r in todo}
         users = await users_by_uuid(self.db, uuids - {""})
+        outcomes: list[tuple[Msg, Settlement | None]] = []
+        if self.sis_batch_min:
+            todo = await self.import_batch(todo, states, users, outcomes)
         groups: dict[str, list[tuple[Msg, Record]]] = {}
         for item in todo:
             groups.setdefault(item[1].aggregate_id, []).append(item)
         gate = asyncio.Semaphore(self.concurrency)
-        outcomes: list[tuple[Msg, Settlement | None]] = []
 
         async def run_group(items: list[tuple[Msg, Record]]) -> None:
             async with gate:
@@ -132,6 +136,48 @@ class Pusher:
                 await msg.nak(delay=NAK_DELAY_S)
             else:
                 await msg.ack()
+
+    async def import_batch(
+        self,
+        todo: list[tuple[Msg, Record]],
+        states: dict[int, str],
+        users: dict[str, dict[str, Any]],
+        outcomes: list[tuple[Msg, Settlement | None]],
+    ) -> list[tuple[Msg, Record]]:
+        """Large backlogs: new learners of this batch go upstream as one SIS import; returns what is left."""
+        batch = [
+            (msg, record, push)
+            for msg, record in todo
+            if record.outbox_id not in states and (push := batchable(self.provider, record, users))
+        ]
+        if len(batch) < self.sis_batch_min:
+            return todo
+        taken = {record.outbox_id for _, record, _ in batch}
+        rest = [item for item in todo if item[1].outbox_id not in taken]
+        try:
+            async with self.gate.limit:
+                clean = await self.connector.import_users([push for _, _, push in batch])
+        except Throttled as exc:
+            self.gate.report_throttled(exc)
+            outcomes.extend((msg, None) for msg, _, _ in batch)
+            return rest
+        except (Transient, AuthFailed) as exc:
+            if isinstance(exc, AuthFailed):
+                self.gate.report_auth_failed(exc)
+            else:
+                self.gate.report_transient(exc)
+            outcomes.extend((msg, None) for msg, _, _ in batch)
+            return rest
+        except Rejected as exc:
+            log.warning("provider %s: SIS import refused (%s); pushing one by one", self.provider.id, exc)
+            clean = False
+        if not clean:
+            for outbox_id in taken:  # some rows may be upstream now: look before creating each
+                states[outbox_id] = DeliveryState.SENDING.value
+            return todo
+        result = PushResult(PushOutcome.CREATED, None, "SIS import")
+        outcomes.extend((msg, Settlement(record, DeliveryState.DONE, result=result)) for msg, record, _ in batch)
+        return rest
 
     async def mark_sending(self, records: list[Record]) -> None:
         """Before any upstream call: remember that one may happen, so a crash is followed by a look-up."""

@@ -195,14 +195,26 @@ async def main(short: bool) -> None:
                 f"nats-server {sampler.peak_nats / 2**20:.0f} MiB"
             )
 
+            # A second Canvas account holding only the pull's users and courses, as a second provider.
+            source = await FakeCanvas().start()
             for i in range(pull_users):
-                fake.state.add_user(f"Pulled {i}", sis_user_id=f"ext-{i}")
+                source.state.add_user(f"Pulled {i}", sis_user_id=f"ext-{i}")
             for i in range(pull_courses):
-                fake.state.add_course(f"Course {i}")
+                source.state.add_course(f"Course {i}")
+            vault = Vault(load_or_create_key(root / "var" / "secrets" / "sync.key"))
+            conn = sqlite3.connect(db_path, timeout=30)
+            with conn:
+                conn.execute(
+                    "INSERT INTO providers (id, type, name, base_url, account_id, credentials, push_roster)"
+                    " VALUES (2, 'canvas_oss', 'Pull source', ?, '1', ?, 0)",
+                    (source.base_url, vault.seal({"access_token": "canvas-token"})),
+                )
+            conn.close()
+            await asyncio.sleep(3)  # the daemon notices the provider within 2 s
             conn = sqlite3.connect(db_path, timeout=30)
             with conn:
                 run_id = conn.execute(
-                    "INSERT INTO sync_runs (provider_id, job, trigger) VALUES (1, 'pull', 'manual')"
+                    "INSERT INTO sync_runs (provider_id, job, trigger) VALUES (2, 'pull', 'manual')"
                 ).lastrowid
             conn.close()
             pull_start = time.monotonic()
@@ -214,11 +226,13 @@ async def main(short: bool) -> None:
             )
             pull = time.monotonic() - pull_start
             state = scalar(db_path, f"SELECT state = 'succeeded' FROM sync_runs WHERE id = {run_id}")
-            mappings = scalar(db_path, "SELECT COUNT(*) FROM provider_user_mappings")
-            courses = scalar(db_path, "SELECT COUNT(*) FROM courses")
-            requests = sum(fake.requests.values())
+            mappings = scalar(db_path, "SELECT COUNT(*) FROM provider_user_mappings WHERE provider_id = 2")
+            courses = scalar(db_path, "SELECT COUNT(*) FROM courses WHERE provider_id = 2")
+            requests = sum(source.requests.values())
+            await source.stop()
             print(
                 f"pull: {mappings:,} users and {courses:,} courses (+ enrollments and submissions of each course)"
+                f" against {learners:,} local learners"
                 f" at 100/page in {pull:.1f}s ({'succeeded' if state else 'FAILED'}); fake served {requests:,}"
                 " requests in total"
             )

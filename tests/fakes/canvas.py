@@ -96,9 +96,12 @@ class FakeCanvas:
         self.throttle_status = 403
         self.rng = random.Random(seed)
         self.failure_share = 0.0
+        self.lost_answers_left = 0
         self.delay = 0.0
         self.is_down = False
         self.down_mode = "refuse"
+        self.sis_imports: dict[int, dict[str, Any]] = {}
+        self.sis_import_posts = 0
         self.requests: Counter[str] = Counter()
         self.responses: Counter[int] = Counter()
         self.injected: Counter[str] = Counter()
@@ -148,6 +151,10 @@ class FakeCanvas:
         if self._site is None and self._runner is not None:
             await self._listen()
 
+    def lose_answers(self, count: int) -> None:
+        """Apply the next `count` writes, then drop the connection instead of answering."""
+        self.lost_answers_left = count
+
     def slow(self, seconds: float) -> None:
         """Delay every answer by `seconds`."""
         self.delay = seconds
@@ -165,9 +172,11 @@ class FakeCanvas:
     # ---- plumbing ------------------------------------------------------------------------------
     def _make_app(self) -> web.Application:
         from tests.fakes.canvas_routes import add_routes
+        from tests.fakes.canvas_sis import routes as sis_routes
 
         app = web.Application(middlewares=[self._middleware])
         app[FAKE_KEY] = self
+        app.add_routes(sis_routes)
         add_routes(app)
         return app
 
@@ -197,9 +206,7 @@ class FakeCanvas:
             kind = self.rng.choice(["500", "403", "429"])
             self.injected[kind] += 1
             if kind == "500":
-                return web.json_response(
-                    {**SERVER_ERROR, "error_report_id": self.rng.randint(1, 10**6)}, status=500
-                )
+                return web.json_response({**SERVER_ERROR, "error_report_id": self.rng.randint(1, 10**6)}, status=500)
             return self._throttled(int(kind))
         if self.throttle_enabled:
             self.bucket.leak()
@@ -212,6 +219,13 @@ class FakeCanvas:
         finally:
             if self.throttle_enabled:
                 self.bucket.level += self.bucket.cost - self.bucket.up_front
+        if request.method != "GET" and self.lost_answers_left > 0:
+            # The write happened, then the link died before the answer got out.
+            self.lost_answers_left -= 1
+            self.injected["lost_answer"] += 1
+            assert request.transport is not None
+            request.transport.close()
+            raise asyncio.CancelledError
         response.headers["X-Request-Cost"] = f"{self.bucket.cost:.4f}"
         response.headers["X-Rate-Limit-Remaining"] = f"{self.bucket.remaining:.1f}"
         return response
@@ -226,9 +240,7 @@ class FakeCanvas:
 
     def _authenticate(self, request: web.Request) -> web.Response | None:
         header = request.headers.get("Authorization", "")
-        token = (
-            header[7:].strip() if header.lower().startswith("bearer ") else request.query.get("access_token")
-        )
+        token = header[7:].strip() if header.lower().startswith("bearer ") else request.query.get("access_token")
         challenge = {"WWW-Authenticate": 'Bearer realm="canvas-lms"'}
         if not token:
             return web.json_response(UNAUTHENTICATED, status=401, headers=challenge)
@@ -264,13 +276,9 @@ class FakeCanvas:
         # bookmark is found by bisection instead of a scan (the benchmark pages through 150,000 users).
         ordered = items
         start = 0 if after is None else bisect.bisect_right(ordered, after, key=lambda item: item["id"])
-        chunk = ordered[start:start + per_page]
+        chunk = ordered[start : start + per_page]
         remaining = len(ordered) - start
-        kept = [
-            (k, v)
-            for k, v in request.query.items()
-            if k not in ("page", "per_page", "access_token", "api_key")
-        ]
+        kept = [(k, v) for k, v in request.query.items() if k not in ("page", "per_page", "access_token", "api_key")]
         base = f"{self.base_url}{request.path}"
 
         def link(page: str, rel: str) -> str:

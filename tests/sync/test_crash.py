@@ -24,7 +24,10 @@ probe_timeout_s = 1.0
 status_interval_s = 0.5
 scheduler_tick_s = 3600.0
 ack_wait_s = 2.0
+sis_batch_min = 0
 """
+# sis_batch_min = 0: every record takes the per-record path, where a crash between "sent" and "settled"
+# is most likely (one upstream call per record); the SIS batch path is crashed in test_sis_import.py.
 
 
 def seed(db_path: Path, key_file: Path, base_url: str) -> list[str]:

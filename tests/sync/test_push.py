@@ -64,14 +64,21 @@ async def test_learners_and_enrollments_reach_canvas_exactly_once(admin, canvas)
 async def test_learners_created_updated_and_deactivated_through_identity_reach_canvas(admin, canvas):
     client, user = admin
     await add_provider(client, user, canvas)
-    resp = await client.post("/api/v1/users", json={"username": "ada.l", "first_name": "Ada", "last_name": "L",
-                                                    "role": "learner", "password": "correct horse battery 9"},
-                             headers=as_user(user))
+    resp = await client.post(
+        "/api/v1/users",
+        json={
+            "username": "ada.l",
+            "first_name": "Ada",
+            "last_name": "L",
+            "role": "learner",
+            "password": "correct horse battery 9",
+        },
+        headers=as_user(user),
+    )
     assert resp.status == 201, await resp.text()
     created = (await resp.json())["data"]["user"]
     await wait_until(lambda: created["uuid"] in canvas.state.user_creates)
-    resp = await client.patch(f"/api/v1/users/{created['id']}", json={"last_name": "Lovelace"},
-                              headers=as_user(user))
+    resp = await client.patch(f"/api/v1/users/{created['id']}", json={"last_name": "Lovelace"}, headers=as_user(user))
     assert resp.status == 200, await resp.text()
     upstream = canvas.state.find_user(f"sis_user_id:{created['uuid']}")
     await wait_until(lambda: upstream["name"] == "Ada Lovelace")

@@ -109,14 +109,19 @@ class CanvasClient:
         params: Params | None = None,
         body: dict[str, Any] | None = None,
         timeout: float | None = None,
+        raw_body: tuple[bytes, str] | None = None,
     ) -> Answer:
         """One request; raises a classified UpstreamError for anything but success."""
         url = target if isinstance(target, URL) else self.url(target)
         headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
         limit = aiohttp.ClientTimeout(total=timeout) if timeout is not None else self.timeout
+        data_arg: bytes | None = None
+        if raw_body is not None:
+            data_arg, headers["Content-Type"] = raw_body
         try:
             async with self.session.request(
-                method, url, params=params, json=body, headers=headers, timeout=limit, allow_redirects=False
+                method, url, params=params, json=body, data=data_arg, headers=headers, timeout=limit,
+                allow_redirects=False,
             ) as response:
                 raw = await response.text()
                 status, resp_headers = response.status, response.headers
@@ -198,6 +203,17 @@ class CanvasClient:
             }
         }
         return (await self.call("POST", f"courses/{quote(course_id)}/enrollments", body=body)).data
+
+    async def sis_import(self, csv_text: str) -> dict[str, Any]:
+        """POST accounts/:id/sis_imports with a CSV body (never batch_mode: that deletes absent users)."""
+        params = {"import_type": "instructure_csv", "extension": "csv"}
+        answer = await self.call("POST", f"accounts/{quote(self.account_id)}/sis_imports", params=params,
+                                 raw_body=(csv_text.encode(), "text/csv"))
+        return answer.data
+
+    async def sis_import_status(self, import_id: int | str) -> dict[str, Any]:
+        """GET accounts/:id/sis_imports/:id."""
+        return await self.get(f"accounts/{quote(self.account_id)}/sis_imports/{import_id}")
 
     async def end_enrollment(self, course_id: str, enrollment_id: int | str, task: str = "conclude") -> None:
         """DELETE courses/:id/enrollments/:id?task=…"""

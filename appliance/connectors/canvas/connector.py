@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from appliance.connectors.base import PushOutcome, PushResult, UserPush
 from appliance.connectors.canvas import mapping
 from appliance.connectors.canvas.client import CanvasClient
 from appliance.connectors.canvas.mapping import CourseRecord, EnrollmentRecord, ExternalUser, MilestoneRecord
-from appliance.connectors.errors import NotFound, Rejected
+from appliance.connectors.errors import NotFound, Rejected, Transient
+
+SIS_FINISHED = {"imported", "imported_with_messages", "failed", "failed_with_messages", "aborted",
+                "restored", "partially_restored"}
 
 
 def _taken(exc: Rejected) -> bool:
@@ -58,6 +62,24 @@ class CanvasConnector:
             await self.client.update_user(external_id, body)
             return PushResult(PushOutcome.UPDATED, external_id)
         return PushResult(PushOutcome.UNCHANGED, external_id)
+
+    async def import_users(self, users: list[UserPush], *, poll_limit_s: float = 600.0) -> bool:
+        """Batch path: one SIS import (users.csv, upsert by SIS id) for many new learners.
+
+        True when Canvas imported every row cleanly; False when it reported problems (the caller then
+        falls back to the per-record path, which looks before creating). A re-import after a crash only
+        updates, because Canvas keys SIS rows by SIS id.
+        """
+        started = await self.client.sis_import(mapping.users_csv([(u.payload, u.deactivated) for u in users]))
+        state, wait, waited = started.get("workflow_state"), 0.05, 0.0
+        while state not in SIS_FINISHED:
+            if waited > poll_limit_s:
+                raise Transient(f"SIS import {started['id']} still {state} after {poll_limit_s:.0f}s")
+            await asyncio.sleep(wait)
+            waited += wait
+            wait = min(wait * 2, 5.0)
+            state = (await self.client.sis_import_status(started["id"])).get("workflow_state")
+        return state == "imported"
 
     async def deactivate_user(self, uuid: str) -> PushResult:
         """Suspend the login (`user[event]=suspend`); absent upstream means nothing to do."""

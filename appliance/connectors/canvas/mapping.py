@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass
 from typing import Any
 
@@ -225,3 +227,20 @@ def activity_totals(data: Any) -> tuple[int, int]:
     views_total = sum(int(v) for v in views.values() if isinstance(v, int | float)) if isinstance(views, dict) else 0
     participations = data.get("participations") or []
     return views_total, len(participations) if isinstance(participations, list) else 0
+
+
+SIS_USER_COLUMNS = ("user_id", "login_id", "first_name", "last_name", "full_name", "sortable_name", "short_name",
+                    "email", "status")
+
+
+def users_csv(users: list[tuple[dict[str, Any], bool]]) -> str:
+    """users.csv of a SIS import: (payload, deactivated) pairs; SIS and login id are the appliance uuid."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(SIS_USER_COLUMNS)
+    for payload, deactivated in users:
+        writer.writerow([payload["uuid"], payload["uuid"], payload.get("first_name") or "",
+                         payload.get("last_name") or "", display_name(payload), sortable(payload),
+                         payload.get("first_name") or display_name(payload), payload.get("email") or "",
+                         "suspended" if deactivated else "active"])
+    return out.getvalue()
