@@ -29,6 +29,7 @@ class AuditAction(StrEnum):
     TOKEN_CREATED = "token_created"  # noqa: S105
     TOKEN_REVOKED = "token_revoked"  # noqa: S105
     FACILITY_CREATED = "facility_created"
+    FACILITY_UPDATED = "facility_updated"
     ROSTER_IMPORTED = "roster_imported"
 
 

@@ -44,11 +44,7 @@ async def create_facility(request: web.Request) -> web.Response:
     """Create a facility {name, timezone}."""
     p = principal(request)
     data = await read_json(request)
-    name, tz = data.get("name"), data.get("timezone", "UTC")
-    if not isinstance(name, str) or not name.strip() or len(name) > 100 or not name.isprintable():
-        raise bad_request("invalid_field", "name must be 1-100 printable characters", {"field": "name"})
-    if not isinstance(tz, str) or tz not in zoneinfo.available_timezones():
-        raise bad_request("invalid_field", "timezone must be an IANA zone such as Europe/Berlin", {"field": "timezone"})
+    name, tz = _check_name(data.get("name")), _check_timezone(data.get("timezone", "UTC"))
     app = request.app
     now = app[CLOCK].iso_now()
     try:
@@ -68,6 +64,66 @@ async def create_facility(request: web.Request) -> web.Response:
     )
     row = await app[DB].fetchone("SELECT * FROM facilities WHERE id = ?", (result.lastrowid,))
     return ok(_facility_json(row), status=201)
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str) or not name.strip() or len(name) > 100 or not name.isprintable():
+        raise bad_request("invalid_field", "name must be 1-100 printable characters", {"field": "name"})
+    return name.strip()
+
+
+def _check_timezone(tz: object) -> str:
+    if not isinstance(tz, str) or tz not in zoneinfo.available_timezones():
+        raise bad_request("invalid_field", "timezone must be an IANA zone such as Europe/Berlin", {"field": "timezone"})
+    return tz
+
+
+@routes.patch(r"/api/v1/facilities/{id:\d{1,12}}")
+@roles(*ADMINS, facility_scoped=True)
+async def update_facility(request: web.Request) -> web.Response:
+    """Change a facility's name, timezone or anonymous_browsing (admins of that facility)."""
+    p = principal(request)
+    fid = path_id(request)
+    if not can_access_facility(p, fid):
+        raise not_found("no such facility")
+    data = await read_json(request)
+    unknown = sorted(set(data) - {"name", "timezone", "anonymous_browsing"})
+    if unknown:
+        raise bad_request("invalid_field", f"{unknown[0]} is not a known field", {"field": unknown[0]})
+    changes: dict[str, Any] = {}
+    if "name" in data:
+        changes["name"] = _check_name(data["name"])
+    if "timezone" in data:
+        changes["timezone"] = _check_timezone(data["timezone"])
+    if "anonymous_browsing" in data:
+        if not isinstance(data["anonymous_browsing"], bool):
+            raise bad_request(
+                "invalid_field", "anonymous_browsing must be true or false", {"field": "anonymous_browsing"}
+            )
+        changes["anonymous_browsing"] = int(data["anonymous_browsing"])
+    app = request.app
+    db, now = app[DB], app[CLOCK].iso_now()
+    if await db.fetchone("SELECT 1 FROM facilities WHERE id = ?", (fid,)) is None:
+        raise not_found("no such facility")
+    if changes:
+        sets = ", ".join(f"{k} = ?" for k in changes)
+        try:
+            await db.execute(
+                f"UPDATE facilities SET {sets}, updated_at = ? WHERE id = ?",  # noqa: S608 - fixed keys
+                (*changes.values(), now, fid),
+            )
+        except sqlite3.IntegrityError:
+            raise conflict("a facility with this name exists", {"field": "name"}) from None
+        await record(
+            db,
+            now,
+            AuditAction.FACILITY_UPDATED,
+            actor_of(request, p),
+            facility_id=fid,
+            details={"changed": sorted(changes)},
+        )
+    row = await db.fetchone("SELECT * FROM facilities WHERE id = ?", (fid,))
+    return ok(_facility_json(row))
 
 
 _AUDIT_FILTERS = {

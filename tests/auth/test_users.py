@@ -222,3 +222,25 @@ async def test_api_tokens(client: TestClient, make_user: MakeUser, browsers: Bro
         assert r.status == 401
     fa = await signed_in(client, make_user, browsers, role="facility_admin")
     await fa.call("POST", "/api/v1/tokens", json={"name": "up", "role": "system_admin"}, expect=403)
+
+
+async def test_facility_settings_are_changed_by_their_admins_only(
+    client: TestClient, make_user: MakeUser, make_facility: MakeFacility, browsers: Browsers
+) -> None:
+    other = await make_facility(client, "Unit Z")
+    fa = await signed_in(client, make_user, browsers, role="facility_admin")
+    body = await fa.call("PATCH", "/api/v1/facilities/1", json={"anonymous_browsing": True, "timezone": "Europe/Oslo"})
+    assert body["data"]["anonymous_browsing"] is True
+    assert body["data"]["timezone"] == "Europe/Oslo"
+    assert await client.app[DB].fetchval("SELECT anonymous_browsing FROM facilities WHERE id = 1") == 1
+    await fa.call("PATCH", f"/api/v1/facilities/{other}", json={"anonymous_browsing": True}, expect=404)
+    await fa.call("PATCH", "/api/v1/facilities/1", json={"timezone": "Nowhere/Land"}, expect=400)
+    await fa.call("PATCH", "/api/v1/facilities/1", json={"anonymous_browsing": "yes"}, expect=400)
+    await fa.call("PATCH", "/api/v1/facilities/1", json={"id": 5}, expect=400)
+    await fa.call("PATCH", "/api/v1/facilities/1", json={"name": "Unit Z"}, expect=409)
+    learner = await signed_in(client, make_user, browsers)
+    await learner.call("PATCH", "/api/v1/facilities/1", json={"anonymous_browsing": False}, expect=403)
+    assert await client.app[DB].fetchval("SELECT anonymous_browsing FROM facilities WHERE id = ?", (other,)) == 0
+    audit = await fa.call("GET", "/api/v1/audit?action=facility_updated")
+    assert audit["data"][0]["details"] == {"changed": ["anonymous_browsing", "timezone"]}
+    assert audit["meta"]["total"] == 1

@@ -41,7 +41,7 @@ CREATE TABLE audit_log (
     action TEXT NOT NULL CHECK (action IN (
         'user_created', 'user_updated', 'password_set', 'password_reset', 'role_changed', 'facility_changed',
         'user_deactivated', 'user_reactivated', 'sign_in_succeeded', 'sign_in_failed', 'signed_out',
-        'session_revoked', 'account_locked', 'token_created', 'token_revoked', 'facility_created',
+        'session_revoked', 'account_locked', 'token_created', 'token_revoked', 'facility_created', 'facility_updated',
         'roster_imported')),
     actor_user_id INTEGER REFERENCES users(id) ON DELETE SET NULL,
     actor_username TEXT NOT NULL DEFAULT '',
