@@ -121,3 +121,22 @@ async def test_shutdown_kills_ytdlp_and_hands_the_job_back(media_env_factory: An
     assert video["attempts"] == 1
     outcomes = [a["outcome"] for a in video["download_attempts"]]
     assert outcomes == ["waiting", "succeeded"]
+
+
+@pytest.mark.slow
+async def test_concurrent_downloads_are_bounded(media_env_factory: Any, video_site: VideoSite,
+                                                gate: asyncio.Event) -> None:
+    env = await media_env_factory("disk", max_concurrent_downloads=1)
+    (video_site.root / "gated2.html").write_text(
+        (video_site.root / "gated.html").read_text().replace("lecture.mp4", "part2.mp4"))
+    first, second = await env.add(video_site.url("gated.html"), video_site.url("gated2.html"))
+    running = await env.wait_for(first["id"], {"processing"}, timeout=30)
+    assert running["availability"] == "processing"
+    await asyncio.sleep(3)  # the only slot is taken: the second job stays queued
+    resp = await env.client.get(f"/api/v1/videos/{second['id']}", headers=env.h("admin"))
+    assert (await resp.json())["data"]["availability"] == "pending"
+    assert (await resp.json())["data"]["attempts"] == 0
+    gate.set()
+    for entry in (first, second):
+        video = await env.wait_for(entry["id"], {"available", "error"}, timeout=60)
+        assert video["availability"] == "available"
