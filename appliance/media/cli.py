@@ -13,6 +13,7 @@ async def cmd_add(args: argparse.Namespace, config: Config) -> int:
     from appliance.core.clock import Clock
     from appliance.db import open_database
     from appliance.media.service import MediaService
+    from appliance.media.space import NoSpace
     from appliance.media.ssrf import UnresolvableHost, UrlRefused, check_url
 
     async with open_database(config) as db:
@@ -29,6 +30,11 @@ async def cmd_add(args: argparse.Namespace, config: Config) -> int:
         if refused:
             print("nothing was added")
             return 2
+        try:
+            svc.space.check(await svc.repo.used_bytes())
+        except NoSpace as exc:
+            print(f"refused: {exc}")
+            return 3
         for url in dict.fromkeys(args.urls):
             video_id, created = await svc.repo.add_download(url, None)
             print(f"{'queued' if created else 'already cached'}: video {video_id} {url}")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from appliance.keys import BUS
+from appliance.keys import BUS, DB
 from appliance.media.storage import info_key, thumbnail_key, video_key
 from tests.media.conftest import MediaEnv
 from tests.media.realservers import VideoSite, free_port, site_app
@@ -224,3 +224,18 @@ async def test_unresolvable_host_is_accepted_and_waits(media_env_factory: Any) -
         await asyncio.sleep(0.2)
     assert video["attempts"] == 0
     assert "uplink" in video["last_error"]
+
+
+async def test_quota_reached_during_download_fails_cleanly(media_env_factory: Any, video_site: VideoSite) -> None:
+    env = await media_env_factory("disk", cache_quota_mb=1, max_attempts=1)
+    [entry] = await env.add(video_site.url("lecture.html"))
+    # meanwhile the cache fills up (another video of 2 MiB was stored)
+    await env.client.app[DB].execute(
+        "INSERT INTO videos (source_kind, title, availability, storage_key, size_bytes) VALUES"
+        " ('upload', 'big', 'available', 'videos/999/video.mp4', ?)", (2 * 1024 * 1024,))
+    video = await env.wait_for(entry["id"], {"error", "available"})
+    assert video["availability"] == "error"
+    assert video["download_attempts"][-1]["failure_kind"] == "no_space"
+    assert "cache_quota_mb=1" in video["last_error"]
+    assert await env.svc.storage.list_keys(f"videos/{entry['id']}/") == []
+    assert list(env.svc.staging.iterdir()) == []
