@@ -109,3 +109,34 @@ async def test_metrics_show_queue_depth_and_pushes(admin, canvas):
     text = await (await client.get("/metrics")).text()
     assert "appliance_sync_pushed_records_total" in text
     assert "appliance_sync_relayed_records_total" in text
+
+
+async def test_a_worker_process_writes_the_outbox_and_only_the_primary_relays_and_pushes(
+    app_client, config_factory, make_user, canvas
+):
+    from appliance.app import BUS_URL
+    from appliance.core.process import ProcessRole
+    from appliance.sync.keys import ENGINE
+    from tests.sync.conftest import FAST_SYNC
+    from tests.sync.helpers import install_header_auth
+
+    config = config_factory(sync=FAST_SYNC)
+    primary = await app_client(config)
+    worker = await app_client(config, role=ProcessRole.WORKER, bus_url=primary.app[BUS_URL])
+    install_header_auth(primary)
+    install_header_auth(worker)
+    assert primary.app[ENGINE] is not None
+    assert worker.app[ENGINE] is None  # no relay, consumer, monitor or scheduler in a worker
+    admin = await make_user(primary, role="system_admin")
+    provider = await add_provider(worker, admin, canvas)
+    course = canvas.state.add_course("Algebra")
+    db = worker.app[DB]
+    await db.execute("INSERT INTO courses (provider_id, external_id, name) VALUES (?, ?, 'Algebra')",
+                     (provider["id"], str(course["id"])))
+    local_course = await db.fetchval("SELECT id FROM courses")
+    learner = await create_learner(worker)
+    resp = await worker.post(f"/api/v1/courses/{local_course}/enrollments", json={"user_id": learner["id"]},
+                             headers=as_user(admin))
+    assert resp.status == 201
+    await wait_until(lambda: len(canvas.state.enrollment_creates) == 1, timeout=20)
+    assert canvas.state.user_creates == {learner["uuid"]: 1}
