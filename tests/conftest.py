@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,15 @@ from appliance.core.process import ProcessRole
 from appliance.keys import DB
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _stop_leftover_daemons() -> Iterator[None]:
+    """Daemons started with tests.daemon.start_daemon never outlive the test that started them."""
+    yield
+    from tests.daemon import stop_all
+
+    stop_all()
 
 
 def free_port() -> int:

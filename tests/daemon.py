@@ -16,6 +16,8 @@ from pathlib import Path
 import psutil
 
 REPO = Path(__file__).resolve().parent.parent
+STARTED: list[Daemon] = []
+"""Every daemon started in this test process; tests/conftest.py stops leftovers after each test."""
 
 
 def _free_port() -> int:
@@ -143,9 +145,22 @@ def start_daemon(tmp_path: Path, extra_toml: str = "", *, workers: int = 1, port
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=str(tmp_path), env=full_env,
         )
     daemon = Daemon(proc, f"http://127.0.0.1:{bound}", config, tmp_path / "var", log_path, time.monotonic())
+    STARTED.append(daemon)
     if wait:
-        daemon.wait_ready()
+        try:
+            daemon.wait_ready()
+        except BaseException:
+            daemon.stop(timeout=10)
+            raise
     return daemon
+
+
+def stop_all() -> None:
+    """Stop every daemon a test left running (a failed assertion must not leave processes behind)."""
+    while STARTED:
+        daemon = STARTED.pop()
+        if daemon.proc.poll() is None:
+            daemon.stop(timeout=15)
 
 
 def log_records(daemon: Daemon) -> list[dict[str, object]]:
