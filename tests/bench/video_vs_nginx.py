@@ -3,8 +3,9 @@
 Serves the same mp4 files with nginx (Debian, `sendfile on`, its own temp config on a free port) and with
 the appliance from local disk, then from a SeaweedFS bucket through the appliance (ranged pass-through) and
 straight from the bucket (presigned URLs). 50 concurrent clients do ranged reads and seeks over several files
-(wrk with a Lua script cycling through the same seeded list of file/offset pairs for every server). Prints
-throughput and p99 latency for both sides and the ratio (target: appliance >= 0.7 of nginx).
+(wrk with a Lua script cycling through the same seeded list of file/offset pairs for every server). Both
+servers run at once and short runs alternate between them, so background load hits both alike; prints
+median throughput and p99 latency for both sides and the ratio per round (target: appliance >= 0.7 of nginx).
 
     .venv/bin/python tests/bench/video_vs_nginx.py [--short] [--workers N] [--connections C] [--no-s3]
 """
@@ -77,12 +78,33 @@ def lua(urls: list[str], triples: list[tuple[int, int, int]], headers: dict[str,
             "  return wrk.format(\"GET\", r[1], h)\nend\n")
 
 
-def measure(base: str, urls: list[str], triples: list[tuple[int, int, int]], args: argparse.Namespace,
-            headers: dict[str, str] | None = None) -> WrkResult:
-    """Warm up (the daemon's workers and caches settle in the first seconds), then measure the same sequence."""
-    script = lua(urls, triples, headers)
-    wrk(base + urls[0], duration=5, connections=args.connections, threads=2, script=script)
-    return wrk(base + urls[0], duration=args.duration, connections=args.connections, threads=2, script=script)
+def script_for(urls: list[str], triples: list[tuple[int, int, int]], headers: dict[str, str] | None = None) -> str:
+    """The wrk Lua script for one server."""
+    return lua(urls, triples, headers)
+
+
+def warm(base: str, url: str, script: str, args: argparse.Namespace) -> None:
+    """Warm up (the daemon's workers and caches settle in the first seconds)."""
+    wrk(base + url, duration=5, connections=args.connections, threads=2, script=script)
+
+
+def alternate(anchor: tuple[str, str, str], ours: tuple[str, str, str],
+              args: argparse.Namespace) -> tuple[list[WrkResult], list[WrkResult]]:
+    """Alternate short runs of anchor and appliance so background load hits both alike."""
+    for base, url, script in (anchor, ours):
+        warm(base, url, script, args)
+    a_runs, o_runs = [], []
+    for _ in range(args.rounds):
+        for (base, url, script), runs in ((anchor, a_runs), (ours, o_runs)):
+            runs.append(wrk(base + url, duration=args.duration, connections=args.connections, threads=2,
+                            script=script))
+    return a_runs, o_runs
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 def start_nginx(root: Path, tmp: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
@@ -176,28 +198,35 @@ def check(base: str, url: str, cookie: str | None, expected: bytes) -> None:
         assert resp.read() == expected[1000:2000]
 
 
-def report(title: str, anchor_label: str, anchor: WrkResult, ours_label: str, ours: WrkResult) -> None:
-    """Print both lines, throughput in MiB/s, and the ratio."""
-    print(f"\n== {title}")
-    for label, r in ((anchor_label, anchor), (ours_label, ours)):
-        print(r.line(label) + f"  {r.rps * CHUNK / 2**20:8.1f} MiB/s")
-    print(f"throughput ratio appliance/{anchor_label.split()[0]}: {ours.rps / anchor.rps:.2f} (target >= 0.7); "
-          f"p99 {ours.p99_ms:.2f} ms vs {anchor.p99_ms:.2f} ms")
+def report(title: str, anchor_label: str, anchors: list[WrkResult], ours_label: str, ours: list[WrkResult]) -> None:
+    """Print medians of both sides (req/s, MiB/s, p50, p99) and the per-round throughput ratios."""
+    print(f"\n== {title} ({len(anchors)} alternating rounds, medians)")
+    for label, runs in ((anchor_label, anchors), (ours_label, ours)):
+        rps = _median([r.rps for r in runs])
+        errors = sum(r.errors for r in runs)
+        print(f"{label:<34} {rps:>8.0f} req/s {rps * CHUNK / 2**20:8.1f} MiB/s  p50 "
+              f"{_median([r.p50_ms for r in runs]):7.2f} ms  p99 {_median([r.p99_ms for r in runs]):7.2f} ms  "
+              f"errors {errors}")
+    ratios = [o.rps / a.rps for a, o in zip(anchors, ours, strict=True)]
+    print(f"throughput ratio appliance/{anchor_label.split()[0]}: median {_median(ratios):.2f} "
+          f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})  target >= 0.7")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--short", action="store_true", help="5 s runs (the whole script in about 1.5 minutes)")
+    parser.add_argument("--short", action="store_true", help="3 rounds of 4 s runs (about 2 minutes in all)")
+    parser.add_argument("--rounds", type=int, default=0, help="alternating rounds (default: 3, or 5 without --short)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="appliance HTTP workers")
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--no-s3", action="store_true", help="skip the S3 comparison")
     args = parser.parse_args()
-    args.duration = 5 if args.short else 15
+    args.duration = 4 if args.short else 10
+    args.rounds = args.rounds or (3 if args.short else 5)
     videos = build_videos(Path(tempfile.gettempdir()) / "appliance-bench-video")
     sizes = [v.stat().st_size for v in videos]
     triples = ranges(sizes)
     print(f"{len(videos)} videos ({sum(sizes) / 2**20:.1f} MiB), {len(triples)} ranged reads of {CHUNK // 1024} KiB "
-          f"cycled, {args.connections} connections, {args.duration} s per run, {os.cpu_count()} CPUs, "
+          f"cycled, {args.connections} connections, {args.rounds} x {args.duration} s per side, {os.cpu_count()} CPUs, "
           f"appliance workers {args.workers}")
     tmp = Path(tempfile.mkdtemp(prefix="bench-video-"))
     try:
@@ -206,27 +235,26 @@ def main() -> int:
         for v in videos:
             shutil.copy(v, web_root / v.name)
         os.chmod(tmp, 0o755)  # noqa: S103 - nginx workers run as nobody and must read the files
-        nginx, nbase = start_nginx(tmp / "www", tmp, args.workers)
-        try:
-            check(nbase, "/v/lecture0.mp4", None, videos[0].read_bytes())
-            n_res = measure(nbase, [f"/v/{v.name}" for v in videos], triples, args)
-        finally:
-            nginx.terminate()
-            nginx.wait(10)
-
         disk_tmp = tmp / "disk"
-        disk_tmp.mkdir()
         for i, v in enumerate(videos, start=1):
             (disk_tmp / "content" / "videos" / str(i)).mkdir(parents=True)
             shutil.copy(v, disk_tmp / "content" / "videos" / str(i) / "video.mp4")
-        d, abase, cookie = start_appliance(disk_tmp, videos, args.workers, "[media]\nbackend = \"disk\"\n")
+        nginx, nbase = start_nginx(tmp / "www", tmp, args.workers)
         try:
-            register(d, videos, ["bench"] * len(videos))
-            check(abase, "/videos/1/stream", cookie, videos[0].read_bytes())
-            a_res = measure(abase, [f"/videos/{i}/stream" for i in range(1, len(videos) + 1)], triples, args,
-                            {"Cookie": cookie})
+            d, abase, cookie = start_appliance(disk_tmp, videos, args.workers, "[media]\nbackend = \"disk\"\n")
+            try:
+                register(d, videos, ["bench"] * len(videos))
+                check(nbase, "/v/lecture0.mp4", None, videos[0].read_bytes())
+                check(abase, "/videos/1/stream", cookie, videos[0].read_bytes())
+                n_urls = [f"/v/{v.name}" for v in videos]
+                a_urls = [f"/videos/{i}/stream" for i in range(1, len(videos) + 1)]
+                n_res, a_res = alternate((nbase, n_urls[0], script_for(n_urls, triples)),
+                                         (abase, a_urls[0], script_for(a_urls, triples, {"Cookie": cookie})), args)
+            finally:
+                d.stop()  # type: ignore[attr-defined]
         finally:
-            d.stop()  # type: ignore[attr-defined]
+            nginx.terminate()
+            nginx.wait(10)
         report("local disk: ranged reads and seeks", "nginx 1.22 (sendfile)", n_res,
                f"appliance ({args.workers} workers)", a_res)
         if not args.no_s3:
@@ -254,7 +282,6 @@ def s3_bench(tmp: Path, videos: list[Path], triples: list[tuple[int, int, int]],
         sbase = f"http://{weed.endpoint}"
         paths = [u[len(sbase):] for u in urls]
         check(sbase, paths[0], None, videos[0].read_bytes())
-        s_res = measure(sbase, paths, triples, args)
         s3_tmp = tmp / "s3app"
         s3_tmp.mkdir()
         toml = (f"[media]\nbackend = \"s3\"\ns3_endpoint = \"{weed.endpoint}\"\ns3_bucket = \"{bucket}\"\n"
@@ -263,8 +290,9 @@ def s3_bench(tmp: Path, videos: list[Path], triples: list[tuple[int, int, int]],
         try:
             register(d, videos, etags)
             check(abase, "/videos/1/stream", cookie, videos[0].read_bytes())
-            a_res = measure(abase, [f"/videos/{i}/stream" for i in range(1, len(videos) + 1)], triples, args,
-                            {"Cookie": cookie})
+            a_urls = [f"/videos/{i}/stream" for i in range(1, len(videos) + 1)]
+            s_res, a_res = alternate((sbase, paths[0], script_for(paths, triples)),
+                                     (abase, a_urls[0], script_for(a_urls, triples, {"Cookie": cookie})), args)
         finally:
             d.stop()  # type: ignore[attr-defined]
         report("S3 (SeaweedFS): ranged reads and seeks", "S3 direct (presigned)", s_res,
