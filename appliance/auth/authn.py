@@ -60,8 +60,14 @@ async def session_authenticator(request: web.Request) -> Principal | None:
     cookie = request.cookies.get(state.auth.cookie_name)
     if not cookie:
         return None
+    cached = state.sessions.recall(cookie)
+    if cached is not None:
+        request[SESSION_KEY] = cached[0]
+        return cached[1]  # type: ignore[no-any-return]
     info = await state.sessions.lookup(cookie)
     if info is None:
         return None
     request[SESSION_KEY] = info
-    return await build_principal(request.app[DB], info.user, AuthVia.SESSION, info.id)
+    found = await build_principal(request.app[DB], info.user, AuthVia.SESSION, info.id)
+    state.sessions.remember(cookie, info, found)
+    return found

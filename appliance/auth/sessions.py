@@ -15,6 +15,11 @@ from appliance.db.database import Database
 # and a write per request would serialise every worker on SQLite's lock.
 TOUCH_INTERVAL = timedelta(seconds=60)
 MAX_COOKIE_LENGTH = 200
+# A checked session (and the principal built from it) is reused for this long within one process, so
+# that a page with thirty assets costs one database read, not thirty. Ending sessions clears this
+# process's cache at once; other HTTP processes see the end within this many seconds.
+CACHE_TTL_S = 2.0
+CACHE_MAX_ENTRIES = 10_000
 
 
 class SessionState(StrEnum):
@@ -62,6 +67,23 @@ class Sessions:
         self.clock = clock
         self.idle = idle
         self.absolute = absolute
+        self._cache: dict[str, tuple[float, SessionInfo, Any]] = {}
+
+    def recall(self, token: str) -> tuple[SessionInfo, Any] | None:
+        """A session and principal checked less than CACHE_TTL_S ago in this process, or None."""
+        hit = self._cache.get(token)
+        if hit is None:
+            return None
+        if self.clock.monotonic() - hit[0] >= CACHE_TTL_S:
+            self._cache.pop(token, None)
+            return None
+        return hit[1], hit[2]
+
+    def remember(self, token: str, info: SessionInfo, principal: Any) -> None:
+        """Keep a checked session and its principal for CACHE_TTL_S."""
+        if len(self._cache) >= CACHE_MAX_ENTRIES:
+            self._cache.clear()
+        self._cache[token] = (self.clock.monotonic(), info, principal)
 
     async def create(
         self, user_id: int, method: AuthMethod, client_addr: str, user_agent: str, *, replaces: str | None = None
@@ -146,6 +168,7 @@ class Sessions:
     async def _end_where(
         self, tx: aiosqlite.Connection, where: str, params: tuple[Any, ...], state: SessionState, now: datetime
     ) -> int:
+        self._cache.clear()  # ending is rare; forgetting everything is simpler than finding the entries
         cur = await tx.execute(
             f"UPDATE sessions SET state = ?, ended_at = ? WHERE state = 'active' AND {where}",
             (state.value, iso(now), *params),

@@ -89,14 +89,15 @@ class Database:
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         """All rows of a read query."""
-        async with self._reader() as conn, conn.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        # execute_fetchall is one hop to aiosqlite's thread; execute + fetch + close would be three.
+        async with self._reader() as conn:
+            return list(await conn.execute_fetchall(sql, params))
 
     async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
-        """The first row of a read query, or None."""
-        async with self._reader() as conn, conn.execute(sql, params) as cur:
-            row: sqlite3.Row | None = await cur.fetchone()
-            return row
+        """The first row of a read query, or None (use LIMIT 1 on queries that may match many rows)."""
+        async with self._reader() as conn:
+            rows = list(await conn.execute_fetchall(sql, params))
+            return rows[0] if rows else None
 
     async def fetchval(self, sql: str, params: Params = ()) -> Any:
         """The first column of the first row, or None."""
