@@ -4,21 +4,36 @@ Every method of `LdapDirectory` blocks (ldap3 is synchronous): call it through
 `run_blocking("ldap", ...)`.
 """
 
+from __future__ import annotations
+
 import logging
 import ssl
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from functools import cache
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
 
-from ldap3 import BASE, SUBTREE, Connection, Server, Tls
-from ldap3.core.exceptions import LDAPException
-from ldap3.utils.conv import escape_filter_chars
+if TYPE_CHECKING:
+    from ldap3 import Connection
 
 from appliance.auth.external import ExternalProfile, ExternalSource, map_facilities, map_role
 from appliance.auth.passwords import MAX_PASSWORD_LENGTH
 from appliance.auth.settings import LdapSettings
 
 log = logging.getLogger(__name__)
+
+
+
+@cache
+def _lib() -> SimpleNamespace:
+    """ldap3, imported on first use: about 150 ms of start-up that appliances without LDAP never need."""
+    import ldap3
+    from ldap3.core.exceptions import LDAPException
+    from ldap3.utils.conv import escape_filter_chars
+
+    return SimpleNamespace(BASE=ldap3.BASE, SUBTREE=ldap3.SUBTREE, Connection=ldap3.Connection, Server=ldap3.Server,
+                           Tls=ldap3.Tls, LDAPException=LDAPException, escape_filter_chars=escape_filter_chars)
 
 
 class LdapOutcome(StrEnum):
@@ -50,7 +65,7 @@ class TlsMode(StrEnum):
 
 def build_filter(template: str, username: str) -> str:
     """Put the RFC 4515-escaped username into the filter template (never the raw input)."""
-    return template.replace("{username}", escape_filter_chars(username))
+    return template.replace("{username}", _lib().escape_filter_chars(username))
 
 
 class LdapDirectory:
@@ -62,13 +77,13 @@ class LdapDirectory:
         tls = None
         if self.tls_mode is not TlsMode.NONE:
             # Always verify the directory's certificate: a spoofed DC would otherwise collect passwords.
-            tls = Tls(
+            tls = _lib().Tls(
                 validate=ssl.CERT_REQUIRED,
                 ca_certs_file=settings.ca_file or None,
                 version=ssl.PROTOCOL_TLS_CLIENT,
             )
         self._servers = [
-            Server(
+            _lib().Server(
                 url,
                 use_ssl=self.tls_mode is TlsMode.LDAPS,
                 tls=tls,
@@ -82,9 +97,9 @@ class LdapDirectory:
     def _connect(self, user: str, password: str) -> Connection:
         """Open and secure a connection to the first server that answers; LDAPException if none does."""
         # Our own loop rather than ldap3's ServerPool: the pool sleeps 10 s after a cycle of dead servers.
-        error: LDAPException = LDAPException("no LDAP server configured")
+        error: Exception = _lib().LDAPException("no LDAP server configured")
         for server in self._servers:
-            conn = Connection(
+            conn = _lib().Connection(
                 server,
                 user=user,
                 password=password,
@@ -96,8 +111,8 @@ class LdapDirectory:
             try:
                 conn.open()
                 if self.tls_mode is TlsMode.STARTTLS and not conn.start_tls():
-                    raise LDAPException(f"StartTLS refused: {conn.result}")
-            except LDAPException as exc:
+                    raise _lib().LDAPException(f"StartTLS refused: {conn.result}")
+            except _lib().LDAPException as exc:
                 conn.unbind()
                 error = exc
                 continue
@@ -111,7 +126,7 @@ class LdapDirectory:
             return LdapResult(LdapOutcome.BAD_CREDENTIALS)
         try:
             service = self._connect(self.settings.bind_dn, self.settings.bind_password)
-        except LDAPException as exc:
+        except _lib().LDAPException as exc:
             log.warning("LDAP directory unreachable: %s", exc)
             return LdapResult(LdapOutcome.UNAVAILABLE)
         try:
@@ -125,7 +140,7 @@ class LdapDirectory:
             if not self._check_password(dn, password):
                 return LdapResult(LdapOutcome.BAD_CREDENTIALS, dn=dn)
             groups = self._groups(service, dn, attrs)
-        except LDAPException as exc:
+        except _lib().LDAPException as exc:
             log.warning("LDAP directory failed during sign-in: %s", exc)
             return LdapResult(LdapOutcome.UNAVAILABLE)
         finally:
@@ -139,13 +154,13 @@ class LdapDirectory:
         ok = conn.search(
             self.settings.base_dn,
             build_filter(self.settings.user_filter, username),
-            search_scope=SUBTREE,
+            search_scope=_lib().SUBTREE,
             attributes=attributes,
             size_limit=2,
         )
         entries = [e for e in conn.response or [] if e.get("type") == "searchResEntry"]
         if not ok and conn.result.get("description") not in ("success", "noSuchObject", "sizeLimitExceeded"):
-            raise LDAPException(f"user search failed: {conn.result.get('description')}")
+            raise _lib().LDAPException(f"user search failed: {conn.result.get('description')}")
         if len(entries) != 1:
             # Zero or several matches: never guess which person is meant.
             return None
@@ -158,15 +173,16 @@ class LdapDirectory:
                 return True
             if conn.result.get("description") == "invalidCredentials":
                 return False
-            raise LDAPException(f"user bind failed: {conn.result.get('description')}")
+            raise _lib().LDAPException(f"user bind failed: {conn.result.get('description')}")
         finally:
             conn.unbind()
 
     def _groups(self, conn: Connection, dn: str, attrs: dict[str, Any]) -> list[str]:
         if self.settings.group_mode == "memberof":
             return [str(g) for g in _values(attrs.get("memberOf"))]
-        flt = self.settings.group_filter.replace("{dn}", escape_filter_chars(dn))
-        conn.search(self.settings.group_base_dn or self.settings.base_dn, flt, search_scope=SUBTREE, attributes=[])
+        flt = self.settings.group_filter.replace("{dn}", _lib().escape_filter_chars(dn))
+        base = self.settings.group_base_dn or self.settings.base_dn
+        conn.search(base, flt, search_scope=_lib().SUBTREE, attributes=[])
         return [e["dn"] for e in conn.response or [] if e.get("type") == "searchResEntry"]
 
     def _profile(self, dn: str, attrs: dict[str, Any], groups: list[str], typed: str) -> LdapResult:
@@ -195,10 +211,10 @@ class LdapDirectory:
         """Return True if the service account can bind (used by health checks; blocking)."""
         try:
             conn = self._connect(self.settings.bind_dn, self.settings.bind_password)
-        except LDAPException:
+        except _lib().LDAPException:
             return False
         try:
-            return bool(conn.bind()) and conn.search(self.settings.base_dn, "(objectClass=*)", search_scope=BASE)
+            return bool(conn.bind()) and conn.search(self.settings.base_dn, "(objectClass=*)", search_scope=_lib().BASE)
         finally:
             conn.unbind()
 
