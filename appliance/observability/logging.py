@@ -70,5 +70,5 @@ def configure_logging(level: str, fmt: str, *, dev: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiohttp.access", "nats", "asyncio"):
+    for noisy in ("aiohttp.access", "nats", "asyncio", "aiosqlite"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
