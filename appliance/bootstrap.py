@@ -6,9 +6,11 @@ import logging
 import sys
 import uuid
 
+from appliance.auth.accounts import NewUser, insert_user_tx
+from appliance.auth.audit import Actor
 from appliance.auth.passwords import generate_password, hash_password
-from appliance.auth.usernames import username_key
 from appliance.core.blocking import run_blocking
+from appliance.core.clock import Clock
 from appliance.db.database import Database
 
 log = logging.getLogger(__name__)
@@ -37,11 +39,10 @@ async def ensure_dev_admin(db: Database) -> str | None:
         cur = await tx.execute("SELECT 1 FROM users WHERE role = 'system_admin' LIMIT 1")
         if await cur.fetchone():
             return None
-        await tx.execute(
-            "INSERT INTO users (uuid, username, username_key, first_name, last_name, facility_id, role,"
-            " password_hash, must_change_password) VALUES (?, ?, ?, 'Dev', 'Admin', ?, 'system_admin', ?, 1)",
-            (str(uuid.uuid4()), DEV_ADMIN, username_key(DEV_ADMIN), DEFAULT_FACILITY_ID, hashed),
-        )
+        # Through the identity feature's own insert, so the account creation is audited like any other.
+        new = NewUser(username=DEV_ADMIN, role="system_admin", facility_id=DEFAULT_FACILITY_ID, first_name="Dev",
+                      last_name="Admin", password_hash=hashed, must_change_password=True)
+        await insert_user_tx(tx, Clock().iso_now(), new, Actor.system("serve --dev"))
     return password
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -67,3 +68,8 @@ def test_user_add_dev_and_serve_dev_share_the_database(tmp_path: Path) -> None:
         out, _ = proc.communicate(timeout=30)
     assert "Password:" not in out
     assert proc.returncode == 0
+    conn = sqlite3.connect(tmp_path / "var" / "appliance.db")
+    audited = conn.execute(
+        "SELECT actor_username, target_username FROM audit_log WHERE action = 'user_created' ORDER BY id").fetchall()
+    conn.close()
+    assert ("serve --dev", "admin") in audited  # the dev admin is audited like any other account
