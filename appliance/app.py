@@ -37,6 +37,7 @@ from appliance.keys import (
     TASKS,
 )
 from appliance.observability import health
+from appliance.observability.httpmetrics import http_metrics_ctx
 from appliance.observability.metrics import DB_UP
 from appliance.web import middlewares as mw
 from appliance.web.shell import pages as shell
@@ -181,12 +182,12 @@ def create_app(
     app[mw.INFLIGHT] = mw.InFlight()
     if bus_url:
         app[BUS_URL] = bus_url
-    app.cleanup_ctx.extend(
-        [paths_ctx, metrics_ctx, database_ctx, nats_server_ctx, nats_client_ctx, http_client_ctx, tasks_ctx]
-    )
+    app.cleanup_ctx.extend([
+        paths_ctx, metrics_ctx, http_metrics_ctx, database_ctx, nats_server_ctx, nats_client_ctx, http_client_ctx,
+        tasks_ctx,
+    ])
     app[mw.GUARDS] = []
-    for order, middleware in ((10, mw.core_middleware), (50, mw.access_middleware)):
-        add_middleware(app, middleware, order)
+    add_middleware(app, mw.core_middleware, 10)
     app.on_response_prepare.append(mw.add_request_id_header)
     health.setup(app)
     shell.setup(app)

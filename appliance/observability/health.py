@@ -17,6 +17,7 @@ from aiohttp import web
 from appliance.core.blocking import run_blocking
 from appliance.core.errors import ApiError
 from appliance.keys import BUS, CONFIG, DB, NATS_SERVER
+from appliance.observability.httpmetrics import BUFFER
 from appliance.observability.metrics import DB_UP, render
 from appliance.web.policy import Role, public, roles
 from appliance.web.responses import ok
@@ -81,6 +82,7 @@ async def metrics(request: web.Request) -> web.Response:
             raise ApiError(401, "unauthorized", "metrics need the configured bearer token",
                            headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
     paths = {"data": config.paths.data_dir, "content": config.paths.content_root}
+    BUFFER.flush()
     body = await run_blocking("io", render, paths)
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 

@@ -22,10 +22,10 @@ HTTP_REQUESTS = Counter(
     "appliance_http_requests_total", "HTTP requests by method, route template and status",
     ["method", "route", "status"],
 )
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 HTTP_LATENCY = Histogram(
     "appliance_http_request_duration_seconds", "HTTP request latency by route template",
-    ["method", "route"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    ["method", "route"], buckets=LATENCY_BUCKETS,
 )
 # Labelled by process role so that only processes that really run the app report them (helper processes
 # that merely import this module create no sample), and livemin shows 0 if any worker is cut off.

@@ -42,11 +42,17 @@ def test_metrics_aggregate_two_workers_with_bounded_labels(tmp_path: Path) -> No
             assert time.monotonic() < deadline, "the second process never served a request"
         for i in range(20):
             daemon.get(f"/api/v1/users/{i}/secret-{i}")  # raw paths must not become label values
-        status, body = daemon.get("/metrics")
-        assert status == 200
-        samples = _samples(body.decode())
-        requests = samples["appliance_http_requests"]
-        healthz = [s for s in requests if s.labels["route"] == "/healthz" and s.name.endswith("_total")]
+        # Each process flushes its buffered HTTP metrics once a second: poll until every request shows.
+        deadline = time.monotonic() + 10
+        while True:
+            status, body = daemon.get("/metrics")
+            assert status == 200
+            samples = _samples(body.decode())
+            requests = samples["appliance_http_requests"]
+            healthz = [s for s in requests if s.labels["route"] == "/healthz" and s.name.endswith("_total")]
+            if sum(s.value for s in healthz) == n or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         assert sum(s.value for s in healthz) == n
         routes = {s.labels["route"] for s in requests}
         assert not any("secret" in r for r in routes), routes
