@@ -25,7 +25,6 @@ from appliance.media.space import SpaceGuard
 from appliance.media.ssrf import IPNetwork, parse_networks
 from appliance.media.storage import VideoStorage, video_prefix
 from appliance.media.storage.disk import DiskStorage
-from appliance.media.storage.s3 import S3Storage
 from appliance.media.ytdlp import YtdlpOptions
 
 log = logging.getLogger(__name__)
@@ -37,6 +36,9 @@ def build_storage(config: Config) -> VideoStorage:
     """The configured backend."""
     m: MediaSettings = config.media
     if m.backend == "s3":
+        # Imported here: minio (and urllib3 under it) is about 0.3 s of start-up a disk-backed appliance never needs.
+        from appliance.media.storage.s3 import S3Storage
+
         return S3Storage(endpoint=m.s3_endpoint, bucket=m.s3_bucket, access_key=m.s3_access_key,
                          secret_key=m.s3_secret_key, secure=m.s3_secure, region=m.s3_region or None,
                          part_size=m.s3_part_size_mb * 1024 * 1024, sse=m.s3_sse, timeout_s=m.s3_timeout_s)
