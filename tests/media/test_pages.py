@@ -38,3 +38,20 @@ async def test_player_page(media_env_factory: Any, sample_bytes: bytes) -> None:
     assert resp.url.path == "/login"  # a browser that is not signed in is sent to sign in first
     resp = await env.client.get(f"/videos/{vid}")
     assert resp.status == 401
+
+
+async def test_learner_video_list(media_env_factory: Any, sample_bytes: bytes) -> None:
+    env = await media_env_factory("disk")
+    shown = (await (await upload(env, sample_bytes, filename="<i>Algebra</i>.mp4")).json())["data"]["id"]
+    hidden = (await (await upload(env, sample_bytes, filename="Hidden lesson.mp4")).json())["data"]["id"]
+    resp = await env.client.get("/videos", headers=env.h("learner"))
+    assert resp.status == 200
+    assert "No videos are available yet." in await resp.text()
+    await env.client.put(f"/api/v1/videos/{shown}/visibility", json={"facility_ids": [1]}, headers=env.h("admin"))
+    page = await (await env.client.get("/videos", headers=env.h("learner"))).text()
+    assert f'href="/videos/{shown}"' in page
+    assert f'href="/videos/{hidden}"' not in page  # not visible in the learner's facility
+    assert "<i>" not in page  # titles are escaped
+    admin_page = await (await env.client.get("/videos", headers=env.h("admin"))).text()
+    assert f'href="/videos/{hidden}"' in admin_page  # admins see every available video
+    assert (await env.client.get("/videos?page=0", headers=env.h("learner"))).status == 400
