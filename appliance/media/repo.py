@@ -237,14 +237,23 @@ class VideoRepo:
         )
 
     async def mark_available(self, video_id: int, stored: Stored) -> None:
-        """The file is stored: record where and make the video available."""
+        """The file is stored: record where, make the video available and close its attempt as succeeded.
+
+        One transaction, so nobody ever sees an available video whose attempt still says running.
+        """
         self.forget(video_id)
-        await self.db.execute(
-            f"UPDATE videos SET availability = ?, storage_key = ?, size_bytes = ?, etag = ?, thumbnail_key = ?,"
-            f" last_error = NULL, next_attempt_at = NULL, available_at = {_NOW}, updated_at = {_NOW} WHERE id = ?",
-            (Availability.AVAILABLE.value, stored.storage_key, stored.size_bytes, stored.etag, stored.thumbnail_key,
-             video_id),
-        )
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                f"UPDATE videos SET availability = ?, storage_key = ?, size_bytes = ?, etag = ?, thumbnail_key = ?,"
+                f" last_error = NULL, next_attempt_at = NULL, available_at = {_NOW}, updated_at = {_NOW} WHERE id = ?",
+                (Availability.AVAILABLE.value, stored.storage_key, stored.size_bytes, stored.etag,
+                 stored.thumbnail_key, video_id),
+            )
+            await tx.execute(
+                f"UPDATE video_download_attempts SET outcome = ?, finished_at = {_NOW} WHERE id = (SELECT MAX(id)"
+                " FROM video_download_attempts WHERE video_id = ? AND outcome = 'running')",
+                (AttemptOutcome.SUCCEEDED.value, video_id),
+            )
 
     async def mark_queued(self, video_id: int) -> None:
         """Record that a download job was published for the video."""
