@@ -5,7 +5,7 @@ from typing import Any
 from aiohttp import web
 
 from appliance.auth.accounts import USER_COLUMNS, set_password_tx, user_json
-from appliance.auth.authn import SESSION_KEY
+from appliance.auth.authn import SESSION_KEY, cookie_value
 from appliance.auth.metrics import RATE_LIMITED
 from appliance.auth.passwords import (
     MAX_PASSWORD_LENGTH,
@@ -80,7 +80,7 @@ async def start_session(
         method,
         addr_of(request),
         request.headers.get("User-Agent", ""),
-        request.cookies.get(state.auth.cookie_name),
+        cookie_value(request.headers.get("Cookie"), state.auth.cookie_name),
     )
     if redirect is not None:
         response = web.Response(status=303, headers={"Location": redirect})
@@ -100,7 +100,8 @@ async def logout(request: web.Request) -> web.Response:
     app = request.app
     state = app[IDENTITY]
     if p.via is AuthVia.SESSION:
-        await state.sessions.end(request.cookies.get(state.auth.cookie_name, ""), SessionState.LOGGED_OUT)
+        cookie = cookie_value(request.headers.get("Cookie"), state.auth.cookie_name) or ""
+        await state.sessions.end(cookie, SessionState.LOGGED_OUT)
     await audit_sign_out(app[DB], app[CLOCK], p.user_id, p.username, p.facility_id, addr_of(request))
     response = ok({"signed_out": True})
     clear_session_cookie(request, response)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from appliance.core.singleflight import SingleFlight
 from appliance.db.database import Database
 from appliance.media.models import AttemptOutcome, Availability, FailureReason, SourceKind
 
@@ -35,6 +36,7 @@ class VideoRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._play: dict[int, tuple[float, sqlite3.Row | None, frozenset[int]]] = {}
+        self._loading: SingleFlight[tuple[sqlite3.Row | None, frozenset[int]]] = SingleFlight()
 
     def forget(self, video_id: int) -> None:
         """Drop the cached playback facts of a video (after any change to it)."""
@@ -42,15 +44,19 @@ class VideoRepo:
 
     async def play_info(self, video_id: int) -> tuple[sqlite3.Row | None, frozenset[int]]:
         """The row and visible facilities of a video, cached for PLAY_CACHE_S."""
-        now = time.monotonic()
         hit = self._play.get(video_id)
-        if hit is not None and hit[0] > now:
+        if hit is not None and hit[0] > time.monotonic():
             return hit[1], hit[2]
+        # One load per video at a time: when the entry expires under load, every request in flight for
+        # that video would otherwise query SQLite at once (dozens of thread hand-offs for the same row).
+        return await self._loading.run(video_id, lambda: self._load_play(video_id))
+
+    async def _load_play(self, video_id: int) -> tuple[sqlite3.Row | None, frozenset[int]]:
         row = await self.get(video_id)
         facilities = frozenset(await self.facilities_of(video_id)) if row is not None else frozenset()
         if len(self._play) > 10_000:
             self._play.clear()
-        self._play[video_id] = (now + PLAY_CACHE_S, row, facilities)
+        self._play[video_id] = (time.monotonic() + PLAY_CACHE_S, row, facilities)
         return row, facilities
 
     async def get(self, video_id: int) -> sqlite3.Row | None:

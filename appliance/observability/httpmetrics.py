@@ -12,6 +12,7 @@ import asyncio
 import math
 from bisect import bisect_left
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
@@ -26,6 +27,11 @@ class HttpMetricsBuffer:
 
     def __init__(self) -> None:
         self._pending: dict[tuple[str, str, str], list] = {}  # type: ignore[type-arg]
+        self._counts: dict[Any, float] = {}
+
+    def inc(self, child: Any, amount: float = 1.0) -> None:
+        """Add to a labelled counter child at the next flush (for counters bumped on every request)."""
+        self._counts[child] = self._counts.get(child, 0.0) + amount
 
     def observe(self, method: str, route: str, status: str, seconds: float) -> None:
         """Record one request (cheap: dictionary and list updates only)."""
@@ -40,6 +46,9 @@ class HttpMetricsBuffer:
     def flush(self) -> None:
         """Write what was recorded into the prometheus-client metrics."""
         pending, self._pending = self._pending, {}
+        counts, self._counts = self._counts, {}
+        for child, amount in counts.items():
+            child.inc(amount)
         for (method, route, status), (count, total, buckets) in pending.items():
             HTTP_REQUESTS.labels(method, route, status).inc(count)
             child = HTTP_LATENCY.labels(method, route)

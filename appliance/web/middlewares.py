@@ -12,13 +12,14 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.web_urldispatcher import AbstractRoute
 
 from appliance.core.errors import ApiError, too_large
 from appliance.keys import AUTHENTICATORS, CONFIG
 from appliance.observability.httpmetrics import BUFFER
 from appliance.observability.logging import request_id_var
 from appliance.observability.metrics import method_label
-from appliance.web.policy import PRINCIPAL_KEY, check, policy_of
+from appliance.web.policy import PRINCIPAL_KEY, Access, Policy, check, policy_of
 from appliance.web.responses import error_body
 
 log = logging.getLogger(__name__)
@@ -238,6 +239,23 @@ async def _access(request: web.Request, handler: Handler) -> web.StreamResponse:
     match = request.match_info
     if match.http_exception is not None:
         raise match.http_exception
-    if not isinstance(match.route.resource, web.StaticResource):  # static assets are public by design
-        check(policy_of(match.handler), request.get(PRINCIPAL_KEY))
+    check(_route_policy(match.route), request.get(PRINCIPAL_KEY))
     return await handler(request)
+
+
+_POLICIES: dict[AbstractRoute, Policy | None] = {}
+_STATIC = Policy(Access.PUBLIC)
+
+
+def _route_policy(route: AbstractRoute) -> Policy | None:
+    """The route's policy, found once per route (isinstance on aiohttp's ABCs is slow on every request)."""
+    try:
+        return _POLICIES[route]
+    except KeyError:
+        pass
+    # Static assets are public by design; any other route says what it needs or is denied.
+    found = _STATIC if isinstance(route.resource, web.StaticResource) else policy_of(route.handler)
+    if len(_POLICIES) > 10_000:  # routes of apps made and dropped (tests); a daemon has a few hundred
+        _POLICIES.clear()
+    _POLICIES[route] = found
+    return found

@@ -34,3 +34,19 @@ def test_flush_matches_direct_observe(monkeypatch: pytest.MonkeyPatch) -> None:
         return sorted(ln for ln in generate_latest(registry).decode().splitlines() if "_created" not in ln)
 
     assert body(buffered) == body(direct)
+
+
+def test_buffered_counter_increments_reach_the_counter_at_flush() -> None:
+    registry = CollectorRegistry()
+    counter = Counter("t_bytes_total", "b", ["backend"], registry=registry)
+    buffer = httpmetrics.HttpMetricsBuffer()
+    disk = counter.labels("disk")
+    for amount in (512, 1024, 4):
+        buffer.inc(disk, amount)
+    buffer.inc(counter.labels("s3"), 7)
+    assert registry.get_sample_value("t_bytes_total", {"backend": "disk"}) == 0
+    buffer.flush()
+    assert registry.get_sample_value("t_bytes_total", {"backend": "disk"}) == 1540
+    assert registry.get_sample_value("t_bytes_total", {"backend": "s3"}) == 7
+    buffer.flush()
+    assert registry.get_sample_value("t_bytes_total", {"backend": "disk"}) == 1540

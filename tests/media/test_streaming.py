@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
@@ -132,3 +133,28 @@ async def test_s3_presigned_redirect(media_env_factory: Any, sample_bytes: bytes
     async with aiohttp.ClientSession() as http, http.get(target, headers={"Range": "bytes=100-199"}) as direct:
         assert direct.status == 206
         assert await direct.read() == sample_bytes[100:200]
+
+
+async def test_a_file_cut_short_on_disk_ends_the_connection(media_env_factory: Any, sample_bytes: bytes) -> None:
+    """The size announced in Content-Length no longer exists: the client must see an error, not wait forever."""
+    env = await media_env_factory("disk")
+    resp = await upload(env, sample_bytes)
+    vid = (await resp.json())["data"]["id"]
+    url, h = f"/videos/{vid}/stream", env.h("sysadmin")
+    resp = await env.client.get(url, headers={**h, "Range": "bytes=0-9"})  # opens and caches the file
+    assert await resp.read() == sample_bytes[:10]
+    row = await env.svc.repo.get(vid)
+    path = env.svc.storage.local_path(str(row["storage_key"]))
+    assert path is not None
+    half = len(sample_bytes) // 2
+    with path.open("r+b") as fh:
+        fh.truncate(half)
+
+    async def read_past_the_end() -> bytes:
+        cut = await env.client.get(url, headers={**h, "Range": f"bytes={half - 10}-"})
+        return await cut.read()
+
+    with pytest.raises((aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError)):
+        await asyncio.wait_for(read_past_the_end(), 10)
+    resp = await env.client.get(url, headers={**h, "Range": "bytes=0-9"})  # the next request is served again
+    assert resp.status == 206
