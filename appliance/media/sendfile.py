@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -93,18 +94,25 @@ class SendfileResponse(web.StreamResponse):
             writer = await super().prepare(request)
             await super().write_eof()
             return writer
-        writer = await super().prepare(request)
-        offset, count = self._offset, self._count
         sock = transport.get_extra_info("socket")
-        eof = False
-        if sock is not None and transport.get_write_buffer_size() == 0:
-            # Most ranged reads fit the socket buffer: one sendfile(2) here, no trip through the event loop.
-            sent, eof = _sendfile_now(sock.fileno(), self._fobj.fileno(), offset, count)
-            offset += sent
-            count -= sent
-        if count and not eof:
-            # The socket is full: asyncio's loop.sendfile waits for it to drain (and handles the peer leaving).
-            count -= await request._loop.sendfile(transport, self._fobj, offset, count)  # noqa: SLF001
+        # Corked like nginx's tcp_nopush: the headers leave in the same segment as the first bytes of the
+        # file instead of as a packet of their own (one wake-up less for the client per ranged read).
+        corked = sock is not None and _cork(sock, True)
+        try:
+            writer = await super().prepare(request)
+            offset, count = self._offset, self._count
+            eof = False
+            if sock is not None and transport.get_write_buffer_size() == 0:
+                # Most ranged reads fit the socket buffer: one sendfile(2) here, no trip through the event loop.
+                sent, eof = _sendfile_now(sock.fileno(), self._fobj.fileno(), offset, count)
+                offset += sent
+                count -= sent
+            if count and not eof:
+                # The socket is full: loop.sendfile waits for it to drain (and handles the peer leaving).
+                count -= await request._loop.sendfile(transport, self._fobj, offset, count)  # noqa: SLF001
+        finally:
+            if corked:
+                _cork(sock, False)
         if count:
             # The file shrank after its size was announced: end the connection rather than leave the
             # client waiting for bytes that will never come.
@@ -112,6 +120,14 @@ class SendfileResponse(web.StreamResponse):
             raise ConnectionResetError("file ended before the announced Content-Length")
         await super().write_eof()
         return writer
+
+
+def _cork(sock: socket.socket, on: bool) -> bool:
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1 if on else 0)
+    except OSError:  # not TCP (a Unix socket behind a proxy) or already closed
+        return False
+    return True
 
 
 def _sendfile_now(sock_fd: int, file_fd: int, offset: int, count: int) -> tuple[int, bool]:
