@@ -23,6 +23,8 @@ routes = web.RouteTableDef()
 ADMINS = (Role.FACILITY_ADMIN, Role.DEPARTMENT_ADMIN)
 MAX_URLS = 50
 _SSE_KEEPALIVE_S = 15.0
+# how soon a browser's EventSource reconnects after the stream ends (restart, a dropped slow reader)
+_SSE_RETRY = b"retry: 2000\n\n"
 
 
 def insufficient_storage(message: str) -> ApiError:
@@ -226,6 +228,7 @@ async def events(request: web.Request) -> web.StreamResponse:
                                        "X-Accel-Buffering": "no"})
     try:
         await resp.prepare(request)
+        await resp.write(_SSE_RETRY)
         for vid, prog in list(svc.hub.current.items()):
             await resp.write(_sse({"type": "progress", "video_id": vid, **prog}))
         while True:

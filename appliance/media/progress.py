@@ -55,8 +55,7 @@ class ProgressHub:
             except asyncio.QueueFull:
                 # a client that does not read must not hold memory; it reconnects and gets a snapshot
                 self._subscribers.discard(queue)
-                with contextlib.suppress(asyncio.QueueFull):
-                    queue.put_nowait(None)
+                _end(queue)
 
     async def emit(self, event: dict[str, Any], *, throttle_s: float = 0.0) -> None:
         """Publish an event to all processes (locally only when NATS is down)."""
@@ -88,9 +87,15 @@ class ProgressHub:
     async def close(self) -> None:
         """End every SSE stream and stop listening."""
         for queue in list(self._subscribers):
-            with contextlib.suppress(asyncio.QueueFull):
-                queue.put_nowait(None)
+            _end(queue)
         self._subscribers.clear()
         if self._sub is not None:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
+
+
+def _end(queue: asyncio.Queue[dict[str, Any] | None]) -> None:
+    """Tell a stream to close: drop what it has not read, so the end marker fits even in a full queue."""
+    while not queue.empty():
+        queue.get_nowait()
+    queue.put_nowait(None)
