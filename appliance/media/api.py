@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -18,6 +18,9 @@ from appliance.media.space import NoSpace
 from appliance.media.ssrf import UnresolvableHost, UrlRefused, check_url
 from appliance.web.policy import Role, principal, require_facility, roles, signed_in
 from appliance.web.responses import ok, page_params, paginated, read_json
+
+if TYPE_CHECKING:
+    from appliance.media.service import MediaService
 
 routes = web.RouteTableDef()
 ADMINS = (Role.FACILITY_ADMIN, Role.DEPARTMENT_ADMIN)
@@ -100,7 +103,24 @@ async def list_videos(request: web.Request) -> web.Response:
         visible_to = sorted(p.facility_ids | {p.facility_id})
     rows, total = await svc.repo.list(availability=availability, facility_id=facility_id, visible_to=visible_to,
                                       limit=page.limit, offset=page.offset)
-    return paginated([video_json(r, progress=svc.hub.current.get(r["id"])) for r in rows], page, total)
+    shown = await _facilities_of_page(svc, [int(r["id"]) for r in rows]) if visible_to is None else None
+    return paginated([video_json(r, progress=svc.hub.current.get(r["id"]),
+                                 facility_ids=shown.get(int(r["id"]), []) if shown is not None else None)
+                      for r in rows], page, total)
+
+
+async def _facilities_of_page(svc: MediaService, ids: list[int]) -> dict[int, list[int]]:
+    """Where each video of a page is visible, in one query (the admin page shows it on every row)."""
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    rows = await svc.db.fetchall(
+        f"SELECT video_id, facility_id FROM video_facilities WHERE video_id IN ({marks})"  # noqa: S608
+        " ORDER BY video_id, facility_id", tuple(ids))
+    out: dict[int, list[int]] = {}
+    for row in rows:
+        out.setdefault(int(row[0]), []).append(int(row[1]))
+    return out
 
 
 @routes.get(r"/api/v1/videos/{id:\d+}")
