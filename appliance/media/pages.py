@@ -12,6 +12,7 @@ from appliance.media.access import is_admin, playable, video_id_of
 from appliance.media.models import Availability
 from appliance.web.policy import Role, principal, roles, signed_in
 from appliance.web.responses import page_meta, page_params
+from appliance.web.shell.pages import SECURITY_HEADERS
 from appliance.web.shell.pages import page as shell_page
 
 WEB = Path(__file__).resolve().parent.parent / "web" / "media"
@@ -70,7 +71,8 @@ async def list_page(request: web.Request) -> web.Response:
 @roles(Role.FACILITY_ADMIN, Role.DEPARTMENT_ADMIN)
 async def admin_page(request: web.Request) -> web.Response:
     """The admin video page with live download progress."""
-    return web.Response(text=_template("admin.html"), content_type="text/html", headers={"Cache-Control": "no-store"})
+    # the shell's headers: its CSP (self only) keeps the page offline even if a CDN link slipped in
+    return web.Response(text=_template("admin.html"), content_type="text/html", headers=SECURITY_HEADERS)
 
 
 def setup(app: web.Application) -> None:

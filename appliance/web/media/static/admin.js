@@ -1,46 +1,144 @@
 "use strict";
-// The admin video page: list, add URLs, upload, and live progress from the SSE feed.
+// The admin video page: list, add URLs, upload, visibility, retry, and live state and progress from the SSE feed.
 (function () {
   var tbody = document.querySelector("#videos tbody");
   var message = document.getElementById("message");
-  var rows = {};
+  var live = document.getElementById("live");
+  var CELLS = ["id", "title", "state", "progress", "attempts", "visibility", "error", "actions"];
+  var videos = {};      // id -> the newest known video (API shape)
+  var rows = {};        // id -> its <tr>
+  var stamp = {};       // id -> tick of its newest state event: an answer asked for before it is stale
+  var moved = {};       // id -> tick of its newest progress event
+  var tick = 0;
+  var facilities = [];  // the facilities this admin can show videos in
+  var facilitiesLoaded = media.call("GET", "/api/v1/facilities").then(function (r) {
+    facilities = r.data || [];
+    Object.keys(videos).forEach(function (id) { render(videos[id]); });
+  });
 
-  function cell(text, cls) {
-    var td = document.createElement("td");
-    td.textContent = text === null || text === undefined ? "" : String(text);
-    if (cls) { td.className = cls; }
-    return td;
+  function text(td, value) { td.textContent = value === null || value === undefined ? "" : String(value); }
+  function bytes(n) {
+    if (n >= 1048576) { return (n / 1048576).toFixed(1) + " MiB"; }
+    return n >= 1024 ? (n / 1024).toFixed(0) + " KiB" : n + " B";
   }
+  function duration(s) {
+    s = Math.round(s);
+    return s >= 60 ? Math.floor(s / 60) + " min " + (s % 60) + " s" : s + " s";
+  }
+
+  function row(id) {
+    var tr = rows[id];
+    if (tr) { return tr; }
+    tr = document.createElement("tr");
+    tr.id = "video-" + id;
+    CELLS.forEach(function (name) {
+      var td = document.createElement("td");
+      td.className = name;
+      tr.appendChild(td);
+    });
+    rows[id] = tr;
+    var next = Array.prototype.find.call(tbody.children, function (other) {  // newest first, as the API lists
+      return Number(other.id.slice(6)) < id;
+    });
+    tbody.insertBefore(tr, next || null);
+    return tr;
+  }
+  function drop(id) {
+    if (rows[id]) { rows[id].remove(); }
+    delete rows[id]; delete videos[id];
+  }
+
   function render(v) {
-    var tr = rows[v.id];
-    if (!tr) {
-      tr = document.createElement("tr");
-      tr.id = "video-" + v.id;
-      rows[v.id] = tr;
-      tbody.insertBefore(tr, tbody.firstChild);
+    videos[v.id] = v;
+    var tr = row(v.id), c = tr.children;
+    tr.dataset.state = v.availability;
+    text(c[0], v.id);
+    var name = document.createElement("span");
+    name.textContent = v.title || (v.source_kind === "upload" ? "Uploaded video" : "Title not known yet");
+    c[1].replaceChildren(name);
+    if (v.source_url) {
+      var url = document.createElement("small");
+      url.textContent = v.source_url;
+      c[1].appendChild(url);
     }
-    tr.replaceChildren(cell(v.id), cell(v.title), cell(v.availability, "state"), progressCell(v.progress),
-                       cell(v.attempts), cell(v.last_error, "error"), actions(v));
+    renderLive(v);
+    text(c[4], v.attempts);
+    renderVisibility(c[5], v);
+    var error = v.last_error || "";
+    if (error && v.next_attempt_at && v.availability === "pending") {
+      error += " (next attempt " + new Date(v.next_attempt_at).toLocaleTimeString() + ")";
+    }
+    text(c[6], error);
+    renderActions(c[7], v);
   }
-  function progressCell(p) {
-    var td = document.createElement("td");
-    td.className = "progress";
-    if (p && p.percent !== null && p.percent !== undefined) {
+  function renderLive(v) {
+    var c = rows[v.id].children;
+    text(c[2], v.availability);
+    var td = c[3], p = v.availability === "processing" ? v.progress : null;
+    if (!p) { td.replaceChildren(); return; }
+    var parts = [];
+    if (p.percent !== null && p.percent !== undefined) { parts.push(p.percent.toFixed(1) + "%"); }
+    else if (p.downloaded_bytes) { parts.push(bytes(p.downloaded_bytes)); }
+    if (p.speed_bps) { parts.push(bytes(p.speed_bps) + "/s"); }
+    if (p.eta_s !== null && p.eta_s !== undefined) { parts.push("ETA " + duration(p.eta_s)); }
+    var label = document.createElement("span");
+    label.textContent = parts.join(", ");
+    if (p.percent !== null && p.percent !== undefined) {
       var bar = document.createElement("progress");
       bar.max = 100; bar.value = p.percent;
-      td.appendChild(bar);
-      var speed = p.speed_bps ? " " + (p.speed_bps / 1048576).toFixed(1) + " MiB/s" : "";
-      var eta = p.eta_s !== null && p.eta_s !== undefined ? " ETA " + p.eta_s + " s" : "";
-      td.appendChild(document.createTextNode(" " + p.percent.toFixed(1) + "%" + speed + eta));
+      td.replaceChildren(bar, " ", label);
+    } else {
+      td.replaceChildren(label);
     }
-    return td;
   }
-  function actions(v) {
-    var td = document.createElement("td");
+  function renderVisibility(td, v) {
+    if (!v.facility_ids) { return; }  // not known yet (a state event); the video's own GET brings it
+    var key = v.facility_ids.join(",") + "|" + facilities.map(function (f) { return f.id; }).join(",");
+    if (td.dataset.key === key) { return; }  // untouched, so a click in progress is never lost
+    td.dataset.key = key;
+    td.replaceChildren();
+    facilities.forEach(function (f) {
+      var label = document.createElement("label");
+      var box = document.createElement("input");
+      box.type = "checkbox"; box.value = String(f.id);
+      box.checked = v.facility_ids.indexOf(f.id) >= 0;
+      box.addEventListener("change", function () { setVisibility(v.id, td); });
+      label.append(box, " " + f.name);
+      td.appendChild(label);
+    });
+    var mine = facilities.map(function (f) { return f.id; });
+    var others = v.facility_ids.filter(function (id) { return mine.indexOf(id) < 0; }).length;
+    var note = document.createElement("span");
+    note.className = "note";
+    note.textContent = v.facility_ids.length === 0 ? "Hidden from learners"
+      : others ? "and " + others + " other facilit" + (others === 1 ? "y" : "ies") : "";
+    if (note.textContent) { td.appendChild(note); }
+  }
+  function setVisibility(id, td) {
+    var boxes = Array.prototype.slice.call(td.querySelectorAll("input[type=checkbox]"));
+    var ids = boxes.filter(function (b) { return b.checked; }).map(function (b) { return Number(b.value); });
+    boxes.forEach(function (b) { b.disabled = true; });
+    media.call("PUT", "/api/v1/videos/" + id + "/visibility", {facility_ids: ids}).then(function (r) {
+      message.textContent = r.error ? r.error.message : "";
+      var v = videos[id];
+      if (!v) { return; }
+      if (r.data) { v.facility_ids = r.data.facility_ids; }
+      td.dataset.key = "";  // rebuilt from what the server now says, enabled again
+      render(v);
+    });
+  }
+  function renderActions(td, v) {
+    td.replaceChildren();
     if (v.availability === "error" && v.source_kind === "download") {
       var b = document.createElement("button");
-      b.textContent = "Retry";
-      b.addEventListener("click", function () { media.call("POST", "/api/v1/videos/" + v.id + "/retry").then(load); });
+      b.type = "button"; b.textContent = "Retry";
+      b.addEventListener("click", function () {
+        b.disabled = true;
+        media.call("POST", "/api/v1/videos/" + v.id + "/retry").then(function (r) {
+          if (r.error) { message.textContent = r.error.message; }
+          fetchVideo(v.id);
+        });
+      });
       td.appendChild(b);
     }
     if (v.availability === "available") {
@@ -48,22 +146,49 @@
       a.href = "/videos/" + v.id; a.textContent = "Play";
       td.appendChild(a);
     }
-    return td;
   }
-  function load() {
-    return media.call("GET", "/api/v1/videos?per_page=100").then(function (r) {
-      (r.data || []).slice().reverse().forEach(render);
+
+  // An answer asked for before the newest event must not undo it (nor move a progress bar back).
+  function apply(v, asked) {
+    if ((stamp[v.id] || 0) > asked) { return; }
+    var old = videos[v.id];
+    if (old && (moved[v.id] || 0) > asked) { v.availability = old.availability; v.progress = old.progress; }
+    render(v);
+  }
+  function fetchVideo(id) {
+    var asked = tick;
+    return media.call("GET", "/api/v1/videos/" + id).then(function (r) {
+      if (r.status === 404 && (stamp[id] || 0) <= asked) { drop(id); }
+      else if (r.data) { apply(r.data, asked); }
     });
   }
-  function merge(id, changes) {
-    media.call("GET", "/api/v1/videos/" + id).then(function (r) { if (r.data) { render(Object.assign(r.data, changes)); } });
+  function load() {
+    var asked = tick;
+    return Promise.all([facilitiesLoaded, media.call("GET", "/api/v1/videos?per_page=100")]).then(function (res) {
+      var r = res[1];
+      if (!r.data) { message.textContent = r.error ? r.error.message : "Could not load the videos."; return; }
+      var listed = {};
+      r.data.forEach(function (v) { listed[v.id] = true; apply(v, asked); });
+      if (r.meta && !r.meta.has_next) {  // the whole list: rows it lacks were deleted meanwhile
+        Object.keys(rows).forEach(function (id) { if (!listed[id] && (stamp[id] || 0) <= asked) { drop(id); } });
+      }
+    });
   }
+
   document.getElementById("add-form").addEventListener("submit", function (e) {
     e.preventDefault();
-    var urls = document.getElementById("urls").value.split("\n").map(function (s) { return s.trim(); })
-      .filter(Boolean);
+    var field = document.getElementById("urls");
+    var urls = field.value.split("\n").map(function (s) { return s.trim(); }).filter(Boolean);
+    message.textContent = "";
     media.call("POST", "/api/v1/videos", {urls: urls}).then(function (r) {
-      message.textContent = r.error ? r.error.message : "Queued " + r.data.length + " video(s).";
+      if (r.error) {
+        var why = ((r.error.details && r.error.details.urls) || []).map(function (u) { return u.url + ": " + u.reason; });
+        message.textContent = r.error.message + (why.length ? " — " + why.join("; ") : "");
+        return;
+      }
+      var known = r.data.filter(function (v) { return !v.created; }).length;
+      message.textContent = "Queued " + (r.data.length - known) + " video(s)." + (known ? " " + known + " already known." : "");
+      field.value = "";
       load();
     });
   });
@@ -77,15 +202,53 @@
       load();
     });
   });
-  var source = new EventSource("/api/v1/videos/events");
-  source.addEventListener("progress", function (e) {
-    var ev = JSON.parse(e.data), tr = rows[ev.video_id];
-    if (tr) { tr.replaceChild(progressCell(ev), tr.querySelector("td.progress")); }
-  });
-  source.addEventListener("state", function (e) { merge(JSON.parse(e.data).video_id, {}); });
-  source.addEventListener("deleted", function (e) {
-    var id = JSON.parse(e.data).video_id;
-    if (rows[id]) { rows[id].remove(); delete rows[id]; }
-  });
+
+  function setLive(state, words) {
+    live.dataset.state = state;
+    live.textContent = "Live updates: " + words;
+  }
+  var opened = false;
+  function connect() {
+    var source = new EventSource("/api/v1/videos/events");
+    source.addEventListener("open", function () {
+      setLive("live", "on");
+      if (opened) { load(); }  // back after a break: catch up on what the stream missed
+      opened = true;
+    });
+    source.addEventListener("error", function () {
+      if (source.readyState === EventSource.CLOSED) {  // refused (signed out, a proxy error): the browser gave up
+        setLive("off", "off, trying again shortly…");
+        setTimeout(connect, 10000);
+      } else {
+        setLive("reconnecting", "reconnecting…");  // the browser retries after the server's `retry:`
+      }
+    });
+    source.addEventListener("state", function (e) {
+      var ev = JSON.parse(e.data), id = ev.video_id;
+      stamp[id] = ++tick;
+      var v = Object.assign({id: id}, videos[id] || {}, {availability: ev.availability, attempts: ev.attempts,
+                            last_error: ev.last_error, next_attempt_at: ev.next_attempt_at});
+      if (ev.title) { v.title = ev.title; }
+      if (ev.availability !== "processing") { v.progress = null; }
+      render(v);
+      fetchVideo(id);  // the rest of the row (source, visibility, size)
+    });
+    source.addEventListener("progress", function (e) {
+      var ev = JSON.parse(e.data), v = videos[ev.video_id];
+      if (!v) { fetchVideo(ev.video_id); return; }  // added elsewhere, or before the list arrived
+      if (v.availability === "available" || v.availability === "error") { return; }  // a late report
+      moved[ev.video_id] = ++tick;
+      v.availability = "processing";
+      v.progress = {percent: ev.percent, speed_bps: ev.speed_bps, eta_s: ev.eta_s,
+                    downloaded_bytes: ev.downloaded_bytes, total_bytes: ev.total_bytes};
+      renderLive(v);
+    });
+    source.addEventListener("deleted", function (e) {
+      var id = JSON.parse(e.data).video_id;
+      stamp[id] = ++tick;
+      drop(id);
+    });
+  }
+  connect();
   load();
 })();

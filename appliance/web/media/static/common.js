@@ -16,6 +16,8 @@ var media = (function () {
       else if (body !== undefined) { opts.body = JSON.stringify(body); opts.headers["Content-Type"] = "application/json"; }
       return fetch(url, opts).then(function (r) {
         return r.json().catch(function () { return {}; }).then(function (j) { j.status = r.status; return j; });
+      }, function () {  // no answer at all (server restarting, Wi-Fi gone): an error the page can show
+        return {status: 0, error: {code: "network", message: "The appliance did not answer; try again."}};
       });
     });
   }
