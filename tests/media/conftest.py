@@ -199,3 +199,40 @@ def media_env_factory(app_client: Any, config_factory: Any, make_user: Any,
 async def media_env(media_env_factory: Any, backend: str) -> MediaEnv:
     """The app on the parametrised storage backend."""
     return await media_env_factory(backend)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def slow_video_site(tmp_path: Path, sample_mp4: Path, gate: asyncio.Event) -> AsyncIterator[VideoSite]:
+    """The video site plus `slow.html`, whose mp4 (`/slow/lecture.mp4`) trickles out in 20 pieces over ~4 s."""
+    root = tmp_path / "slow-site"
+    build_site(root, sample_mp4)
+    (root / "slow.html").write_text(
+        "<!doctype html><html><head><title>Slow lecture</title></head>"
+        '<body><video src="/slow/lecture.mp4"></video></body></html>'
+    )
+
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        data = (root / request.match_info["name"]).read_bytes()
+        resp = web.StreamResponse(headers={"Content-Type": "video/mp4"})
+        resp.content_length = len(data)
+        await resp.prepare(request)
+        if request.method == "HEAD":
+            return resp
+        piece = -(-len(data) // 20)
+        for start in range(0, len(data), piece):
+            await resp.write(data[start:start + piece])
+            await asyncio.sleep(0.2)  # a thin uplink: yt-dlp reports progress between pieces
+        return resp
+
+    app = site_app(root, gate)
+    app.router.add_get("/slow/{name}", trickle)
+    runner = web.AppRunner(app, shutdown_timeout=1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield VideoSite(base=f"http://127.0.0.1:{port}", root=root, port=port)
+    finally:
+        gate.set()
+        await runner.cleanup()
