@@ -54,3 +54,9 @@ async def test_signed_in_start_page_and_admin_links(client: TestClient, make_use
     resp = await client.get("/admin", headers=HTML)
     assert resp.status == 403
     assert resp.content_type == "text/html"
+
+
+async def test_favicon_is_an_empty_cached_answer_not_a_404(client: TestClient) -> None:
+    resp = await client.get("/favicon.ico")
+    assert resp.status == 204
+    assert "max-age" in resp.headers["Cache-Control"]
