@@ -4,7 +4,7 @@ import ipaddress
 
 import pytest
 
-from appliance.media.ssrf import UrlRefused, check_addresses, check_syntax, check_url, parse_networks
+from appliance.media.ssrf import UrlRefused, check_addresses, check_port, check_syntax, check_url, parse_networks
 
 
 @pytest.mark.parametrize(
@@ -49,3 +49,24 @@ async def test_unresolvable_host_refused() -> None:
 def test_bad_cidr_is_named() -> None:
     with pytest.raises(ValueError, match="not-a-cidr"):
         parse_networks(["127.0.0.0/8", "not-a-cidr"])
+
+
+async def test_check_url_returns_the_vetted_addresses() -> None:
+    assert await check_url("http://127.0.0.1:8000/v", parse_networks(["127.0.0.0/8"])) == [
+        ipaddress.ip_address("127.0.0.1")]
+
+
+@pytest.mark.parametrize("port", [22, 25, 6379, 8080])
+def test_public_targets_only_on_web_ports(port: int) -> None:
+    public = [ipaddress.ip_address("93.184.216.34")]
+    check_port(80, public, [])
+    check_port(443, public, [])
+    with pytest.raises(UrlRefused, match=f"port {port} .*media.allowed_networks"):
+        check_port(port, public, [])
+    # a listed network opens every port of its addresses (the tests' sites run on high loopback ports)
+    check_port(port, public, parse_networks(["93.184.216.0/24"]))
+
+
+async def test_odd_port_refused_at_add_time() -> None:
+    with pytest.raises(UrlRefused, match="port 25"):
+        await check_url("http://93.184.216.34:25/v.mp4", [])
