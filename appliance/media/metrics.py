@@ -12,3 +12,5 @@ STREAM_BYTES = Counter("appliance_media_stream_bytes_total", "Video bytes served
 UPLOADS = Counter("appliance_media_uploads_total", "Uploads by outcome", ["outcome"])
 SWEPT = Counter("appliance_media_swept_objects_total", "Orphaned files removed by the sweeper")
 CACHE_BYTES = Gauge("appliance_media_cache_bytes", "Bytes of available videos", multiprocess_mode="max")
+EGRESS_REFUSED = Counter("appliance_media_egress_refused_total",
+                         "Requests of yt-dlp the egress proxy refused, by reason", ["reason"])
