@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 
@@ -14,14 +15,17 @@ from appliance.core.process import ProcessRole
 from appliance.keys import BUS, CLOCK, CONFIG, DB, MEDIA, ROLE, TASKS
 from appliance.media import api, pages, stream, upload  # noqa: F401 - upload registers on api.routes
 from appliance.media.blocking import POOL
+from appliance.media.egress import EgressProxy
 from appliance.media.jobs import JobConsumer, stream_spec
 from appliance.media.maintenance import sweep
 from appliance.media.models import Availability
 from appliance.media.service import MediaService
+from appliance.media.ssrf import parse_networks
 from appliance.media.storage import StorageError
 
 log = logging.getLogger(__name__)
 CONSUMER = web.AppKey("media_consumer", JobConsumer)
+EGRESS = web.AppKey("media_egress", EgressProxy)
 
 
 REQUEUE_INTERVAL_S = 15.0
@@ -35,6 +39,26 @@ async def _requeue_unqueued(svc: MediaService) -> None:
     )
     for row in rows:
         await svc.queue(int(row["id"]), "initial")
+
+
+async def egress_ctx(app: web.Application) -> AsyncIterator[None]:
+    """In the primary, the only process that runs yt-dlp: the egress proxy every download goes through."""
+    if app[ROLE] is not ProcessRole.PRIMARY:
+        yield
+        return
+    m = app[CONFIG].media
+    proxy = EgressProxy(
+        parse_networks(m.allowed_networks),
+        # shorter than yt-dlp's own socket timeout, so yt-dlp reads the proxy's 504 instead of timing out itself
+        connect_timeout_s=min(10.0, m.socket_timeout_s / 2),
+        # yt-dlp times out stalled reads itself; this only reaps connections it left behind (pooled tunnels)
+        idle_timeout_s=max(60.0, 2.0 * m.socket_timeout_s),
+        max_connections=16 * m.max_concurrent_downloads,
+    )
+    await proxy.start()
+    app[EGRESS] = proxy
+    yield
+    await proxy.close()
 
 
 async def media_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -57,6 +81,7 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
     if app[ROLE] is ProcessRole.PRIMARY:
         from appliance.media.fetcher import Fetcher
 
+        svc.ytdlp = dataclasses.replace(svc.ytdlp, proxy=app[EGRESS].url)
         await ensure_streams(app[BUS].js, [stream_spec(config.media.job_ack_wait_s)])
         consumer = JobConsumer(app[BUS], app[TASKS], Fetcher(svc).handle,
                                concurrency=config.media.max_concurrent_downloads,
@@ -94,4 +119,6 @@ def setup(app: web.Application) -> None:
     app.router.add_routes(api.routes)
     app.router.add_routes(stream.routes)
     pages.setup(app)
+    # before media_ctx: the proxy listens before the first job is pulled and closes after the last yt-dlp died
+    app.cleanup_ctx.append(egress_ctx)
     app.cleanup_ctx.append(media_ctx)

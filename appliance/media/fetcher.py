@@ -9,6 +9,7 @@ import logging
 import secrets
 import shutil
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,9 +23,9 @@ from appliance.media.models import AttemptOutcome, Availability, FailureReason
 from appliance.media.probe import NotAVideo, check_mp4_complete, make_thumbnail, probe_video
 from appliance.media.repo import Stored
 from appliance.media.space import NoSpace
-from appliance.media.ssrf import UnresolvableHost, UrlRefused, check_url
+from appliance.media.ssrf import IPAddress, UnresolvableHost, UrlRefused, check_url
 from appliance.media.storage import StorageError, StorageUnavailable, info_key, thumbnail_key, video_key
-from appliance.media.ytdlp import Progress, YtdlpError, download, resolve
+from appliance.media.ytdlp import FailureKind, Progress, YtdlpError, download, resolve
 
 if TYPE_CHECKING:
     from appliance.media.service import MediaService
@@ -34,6 +35,13 @@ log = logging.getLogger(__name__)
 _DROP = {"formats", "requested_formats", "thumbnails", "http_headers", "requested_downloads", "automatic_captions",
          "subtitles", "heatmap", "_format_sort_fields"}
 _PERMANENT = {FailureReason.NOT_A_VIDEO, FailureReason.UNSUPPORTED}
+
+
+def _failure_reason(kind: FailureKind) -> FailureReason:
+    # A refused target is permanent like an unsupported URL: retrying reaches the same address again. It is
+    # stored as `unsupported` because the attempts table's CHECK constraint knows no `refused`; last_error
+    # starts with "refused:" and names the address.
+    return FailureReason.UNSUPPORTED if kind is FailureKind.REFUSED else FailureReason(kind.value)
 
 
 class AttemptFailed(Exception):
@@ -63,14 +71,25 @@ def metadata_from_info(info: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def source_reachable(url: str, timeout_s: float = 5.0) -> bool:
-    """Whether a TCP connection to the URL's host opens: False means the uplink (or the site) is down."""
+async def source_reachable(url: str, addresses: Sequence[IPAddress], timeout_s: float = 5.0) -> bool:
+    """Whether a TCP connection to one of the URL's vetted addresses opens: False means the uplink is down.
+
+    The addresses come from the SSRF check; connecting to the name again could reach another address.
+    """
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
+    writer: asyncio.StreamWriter | None = None
     try:
         async with asyncio.timeout(timeout_s):
-            _reader, writer = await asyncio.open_connection(parts.hostname, port)
-    except (OSError, TimeoutError):
+            for addr in addresses:
+                try:
+                    _reader, writer = await asyncio.open_connection(str(addr), port)
+                    break
+                except OSError:
+                    continue
+    except TimeoutError:
+        return False
+    if writer is None:
         return False
     writer.close()
     with contextlib.suppress(OSError):
@@ -97,8 +116,8 @@ class Fetcher:
             return JobResult(Verdict.ACK)  # already stored, or waiting for a manual retry
         url = str(row["source_url"])
         try:
-            await check_url(url, s.allowed_networks)
-            reachable = await source_reachable(url)
+            addresses = await check_url(url, s.allowed_networks)
+            reachable = await source_reachable(url, addresses)
         except UnresolvableHost:
             reachable = False  # no DNS is what an offline facility looks like: wait, do not fail
         except UrlRefused as exc:
@@ -180,7 +199,7 @@ class Fetcher:
             try:
                 got = await download(url, work, s.ytdlp, progress)
             except YtdlpError as exc:
-                raise AttemptFailed(FailureReason(exc.kind.value), str(exc)) from exc
+                raise AttemptFailed(_failure_reason(exc.kind), str(exc)) from exc
             try:
                 probed = await probe_video(got.video)
                 await media_blocking(check_mp4_complete, got.video)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from collections.abc import Awaitable, Callable
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.media.blocking import media_blocking
+from appliance.media.egress import REFUSAL_MARKER
 from appliance.media.procs import ProcessTimeout, run_supervised
 from appliance.media.settings import DEFAULT_FORMAT
 
@@ -23,6 +25,12 @@ _UNREACHABLE = re.compile(
     re.IGNORECASE,
 )
 _HTTP_STATUS = re.compile(r"HTTP Error (\d{3})")
+# The egress proxy's reason phrase, as yt-dlp ("HTTP Error 403: ...", "Tunnel connection failed: 403 ...") and
+# ffmpeg ("HTTP error 403 ...") print it; the reason itself never contains quotes, parentheses or newlines.
+_REFUSED = re.compile(re.escape(REFUSAL_MARKER) + r"([^'\"()\r\n]+)")
+# Formats yt-dlp fetches over HTTP, i.e. through the egress proxy. The others (rtmp, rtsp, mms, websockets)
+# are handed to rtmpdump, ffmpeg or mpv, which would connect on their own, past the proxy.
+PROXIED_PROTOCOLS = "[protocol~='^(https?|m3u8(_native)?|http_dash_segments(_generator)?|ism|f4m|mhtml)$']"
 
 
 class FailureKind(StrEnum):
@@ -33,6 +41,7 @@ class FailureKind(StrEnum):
     NOT_FOUND = "not_found"
     UNSUPPORTED = "unsupported"
     NOT_A_VIDEO = "not_a_video"
+    REFUSED = "refused"  # the egress proxy refused a target (internal address or odd port)
     FAILED = "failed"
 
 
@@ -53,15 +62,36 @@ class YtdlpOptions:
     timeout_s: float = 3600.0
     socket_timeout_s: float = 30.0
     max_filesize_mb: int = 0
+    proxy: str | None = None  # the egress proxy URL; set by the feature once the proxy listens
     executable: tuple[str, ...] = (sys.executable, "-m", "yt_dlp")
 
     def base_argv(self) -> list[str]:
         """Flags every run shares: no user config, no cache, no calling home."""
         argv = [*self.executable, "--ignore-config", "--no-cache-dir", "--no-color", "--newline",
-                "--socket-timeout", f"{self.socket_timeout_s:g}"]
+                "--socket-timeout", f"{self.socket_timeout_s:g}",
+                # HLS and DASH through yt-dlp's own HTTP stack; where it still hands a stream to ffmpeg
+                # (live, unsupported HLS features) ffmpeg finds the proxy in http_proxy (see env)
+                "--downloader", "native"]
         if self.cookies_file is not None:
             argv += ["--cookies", str(self.cookies_file)]
         return argv
+
+    def env(self) -> dict[str, str]:
+        """The environment of yt-dlp and its ffmpeg: the daemon's, with the egress proxy as the only proxy.
+
+        The proxy goes in the environment, not in argv: any local user can read a command line
+        (/proc/<pid>/cmdline), only the appliance's own user its environment. yt-dlp takes http_proxy,
+        https_proxy and all_proxy as if given with --proxy, and ffmpeg reads http_proxy. Every other
+        *_proxy variable is dropped: ffmpeg honours no_proxy over http_proxy, so an inherited no_proxy
+        would let it connect past the egress proxy.
+        """
+        if not self.proxy:
+            # fail closed: a run without the proxy could reach any address a redirect points at
+            raise RuntimeError("yt-dlp runs only through the egress proxy (YtdlpOptions.proxy is not set)")
+        # REQUEST_METHOD makes Python's urllib ignore HTTP_PROXY (a CGI safeguard); it has no business here
+        env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy") and k != "REQUEST_METHOD"}
+        env.update({"http_proxy": self.proxy, "https_proxy": self.proxy, "all_proxy": self.proxy})
+        return env
 
 
 @dataclass(frozen=True)
@@ -124,6 +154,9 @@ def classify(stderr: str) -> YtdlpError:
     """Map yt-dlp's error output to a failure kind with a short reason."""
     errors = [ln for ln in stderr.splitlines() if ln.startswith("ERROR:")]
     reason = (errors[-1] if errors else (stderr.strip().splitlines() or ["yt-dlp failed"])[-1])[:300]
+    refused = _REFUSED.search(stderr)
+    if refused:
+        return YtdlpError(FailureKind.REFUSED, f"refused: {refused.group(1).strip()}")
     if _UNREACHABLE.search(stderr):
         return YtdlpError(FailureKind.UNREACHABLE, reason)
     if re.search(r"timed out", stderr, re.IGNORECASE):
@@ -143,7 +176,7 @@ async def resolve(url: str, opts: YtdlpOptions) -> list[Entry]:
     """List the videos behind a URL (one entry, or one per playlist item) without downloading."""
     argv = [*opts.base_argv(), "-J", "--flat-playlist", "--no-playlist-reverse", "--", url]
     try:
-        res = await run_supervised(argv, timeout_s=min(opts.timeout_s, 300.0))
+        res = await run_supervised(argv, timeout_s=min(opts.timeout_s, 300.0), env=opts.env())
     except ProcessTimeout as exc:
         raise YtdlpError(FailureKind.TIMEOUT, str(exc)) from exc
     if res.returncode != 0:
@@ -173,7 +206,7 @@ async def download(
     """Download one video into `workdir` as mp4 with its info JSON and thumbnail."""
     await media_blocking(lambda: workdir.mkdir(parents=True, exist_ok=True))
     argv = [*opts.base_argv(), "--no-playlist", "--no-part", "--no-mtime", "--restrict-filenames",
-            "-f", opts.format, "--merge-output-format", "mp4", "--remux-video", "mp4",
+            "-f", f"({opts.format}){PROXIED_PROTOCOLS}", "--merge-output-format", "mp4", "--remux-video", "mp4",
             "--write-info-json", "--write-thumbnail", "--convert-thumbnails", "jpg",
             "--progress-template", f"download:{_PROGRESS}%(progress)j",
             "-P", str(workdir), "-o", "video.%(ext)s", "-o", "thumbnail:thumbnail.%(ext)s",
@@ -188,7 +221,7 @@ async def download(
             await on_progress(progress)
 
     try:
-        res = await run_supervised(argv, timeout_s=opts.timeout_s, on_stdout_line=line)
+        res = await run_supervised(argv, timeout_s=opts.timeout_s, on_stdout_line=line, env=opts.env())
     except ProcessTimeout as exc:
         raise YtdlpError(FailureKind.TIMEOUT, str(exc)) from exc
     if res.returncode != 0:
