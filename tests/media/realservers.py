@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
@@ -38,15 +40,17 @@ def make_sample_mp4(path: Path, *, seconds: int = 5, size: str = "320x240") -> P
 
 @dataclass
 class S3Server:
-    """A running `weed server -s3` on loopback."""
+    """A running `weed server -s3` on loopback; it can be killed, frozen and restarted on the same ports and data."""
 
     endpoint: str
     proc: subprocess.Popen[bytes]
     workdir: Path
+    args: list[str] = field(default_factory=list)
 
     def stop(self) -> None:
         """Stop the server and wait for it."""
         if self.proc.poll() is None:
+            self.resume()  # a frozen process cannot act on SIGTERM
             # weed's graceful SIGTERM path takes ~15 s; the test data is throw-away, so be brisk
             self.proc.terminate()
             try:
@@ -55,16 +59,61 @@ class S3Server:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
 
+    def kill(self) -> None:
+        """An outage: SIGKILL, no goodbye to open connections."""
+        if self.proc.poll() is None:
+            self.resume()
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+    def pause(self) -> None:
+        """A hung server: SIGSTOP (the kernel still accepts connections, nothing answers)."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Undo `pause`."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+
+    def restart(self, *, timeout: float = 60.0) -> None:
+        """Start weed again on the same ports and data folder and wait until S3 answers."""
+        self.stop()
+        self.proc = _spawn(self.args, self.workdir)
+        _wait_ready(self, timeout)
+
 
 def _s3_ready(endpoint: str) -> bool:
+    import urllib3
     from minio import Minio
 
-    client = Minio(endpoint, access_key="any", secret_key="anysecret", secure=False)
+    # no retries: minio's default client backs off for ~6 s on a refused connection, most of a start
+    http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=1, read=2), retries=False)
+    client = Minio(endpoint, access_key="any", secret_key="anysecret", secure=False, http_client=http)
     try:
         client.list_buckets()
         return True
     except Exception:
         return False
+    finally:
+        http.clear()
+
+
+def _spawn(args: list[str], workdir: Path) -> subprocess.Popen[bytes]:
+    with (workdir / "weed.log").open("ab") as log:
+        return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _wait_ready(server: S3Server, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"weed exited: {(server.workdir / 'weed.log').read_text()[-2000:]}")
+        if _s3_ready(server.endpoint):
+            return
+        time.sleep(0.2)
+    server.stop()
+    raise RuntimeError("weed S3 did not become ready")
 
 
 def start_weed(workdir: Path, *, timeout: float = 90.0) -> S3Server:
@@ -72,25 +121,16 @@ def start_weed(workdir: Path, *, timeout: float = 90.0) -> S3Server:
     workdir.mkdir(parents=True, exist_ok=True)
     # every port explicit: weed otherwise derives gRPC ports as port+10000 and binds fixed defaults
     s3, master, volume, filer, s3g, mg, vg, fg = (free_port() for _ in range(8))
-    log = (workdir / "weed.log").open("wb")
-    proc = subprocess.Popen(
-        [str(WEED), "server", f"-dir={workdir}", "-s3", f"-s3.port={s3}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-         f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
-         f"-s3.port.grpc={s3g}", f"-master.port.grpc={mg}", f"-volume.port.grpc={vg}", f"-filer.port.grpc={fg}",
-         "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false", "-volume.max=0",
-         "-master.volumeSizeLimitMB=64"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    server = S3Server(endpoint=f"127.0.0.1:{s3}", proc=proc, workdir=workdir)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"weed exited: {(workdir / 'weed.log').read_text()[-2000:]}")
-        if _s3_ready(server.endpoint):
-            return server
-        time.sleep(0.5)
-    server.stop()
-    raise RuntimeError("weed S3 did not become ready")
+    args = [str(WEED), "server", f"-dir={workdir}", "-s3", f"-s3.port={s3}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
+            f"-s3.port.grpc={s3g}", f"-master.port.grpc={mg}", f"-volume.port.grpc={vg}", f"-filer.port.grpc={fg}",
+            "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false", "-volume.max=0",
+            "-master.volumeSizeLimitMB=64",
+            # a restarted single master otherwise waits out the default 10 s election before it leads again
+            "-master.electionTimeout=1s"]
+    server = S3Server(endpoint=f"127.0.0.1:{s3}", proc=_spawn(args, workdir), workdir=workdir, args=args)
+    _wait_ready(server, timeout)
+    return server
 
 
 @contextlib.contextmanager
@@ -175,3 +215,89 @@ def add_playlist_page(root: Path) -> None:
         "<!doctype html><html><head><title>Course</title></head><body>"
         '<video src="lecture.mp4"></video><video src="part2.mp4"></video></body></html>'
     )
+
+
+class ThrottledRelay:
+    """A loopback TCP relay in front of a server: passes at most `rate_bps` bytes/s towards it and counts them.
+
+    It makes an upload to S3 last long enough for a test to stop the server in the middle of it.
+    """
+
+    def __init__(self, upstream_port: int, rate_bps: int) -> None:
+        self.upstream_port = upstream_port
+        self.rate_bps = rate_bps
+        self.bytes_up = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._next_send = 0.0
+
+    @property
+    def endpoint(self) -> str:
+        """host:port clients should use."""
+        return f"127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        """Listen on a free loopback port."""
+        self._server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        """Stop listening and drop every relayed connection."""
+        if self._server is not None:
+            self._server.close()
+        for writer in list(self._writers):
+            writer.close()
+        if self._handlers:
+            # closed transports end the pipes; wait so no handler is left for the loop to cancel at teardown
+            await asyncio.wait(list(self._handlers), timeout=5)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
+        self._writers.add(writer)
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        except OSError:
+            writer.close()  # the server is down: the client sees its connection dropped
+            self._writers.discard(writer)
+            return
+        self._writers.add(up_writer)
+        await asyncio.gather(self._pipe(reader, up_writer, throttle=True), self._pipe(up_reader, writer),
+                             return_exceptions=True)
+        self._writers.discard(writer)
+        self._writers.discard(up_writer)
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
+                    throttle: bool = False) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while data := await reader.read(64 * 1024):
+                if throttle:
+                    # one budget shared by all connections (minio uploads parts in parallel)
+                    now = loop.time()
+                    slot = max(self._next_send, now)
+                    self._next_send = slot + len(data) / self.rate_bps
+                    await asyncio.sleep(slot - now)
+                    self.bytes_up += len(data)
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.close()
+
+
+def make_large_mp4(path: Path, *, seconds: int = 3) -> Path:
+    """An mp4 of about 7 MiB a second (noise barely compresses): big enough for a multipart upload of a few parts."""
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=duration={seconds}:size=640x360:rate=25",
+         "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}", "-vf", "noise=alls=100:allf=t",
+         "-c:v", "libx264", "-preset", "ultrafast", "-qp", "18", "-c:a", "aac", "-shortest",
+         "-movflags", "+faststart", str(path)],
+        check=True, timeout=120,
+    )
+    return path
