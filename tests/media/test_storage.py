@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from pathlib import Path
@@ -45,7 +46,8 @@ async def test_put_stat_read_delete(storage: DiskStorage | S3Storage, sample_byt
 
 
 @pytest.mark.parametrize("key", ["../x", "videos/../../etc/passwd", "/etc/passwd", "videos//x", "videos/.x", "a/..",
-                                 "videos/1/..%2f", "videos/1/a b"])
+                                 "videos/1/..%2f", "videos/1/a b", "videos/1/..v.tmp-1", "videos/.v.tmp-1/x",
+                                 "videos/1/.v.tmp-../x", ".v.tmp-1"])
 async def test_keys_cannot_escape(storage: DiskStorage | S3Storage, key: str) -> None:
     with pytest.raises(StorageError):
         await storage.stat(key)
@@ -58,6 +60,22 @@ async def test_overwrite_is_atomic_and_leaves_no_temp(storage: DiskStorage | S3S
         await storage.put_file(video_key(3), src, "video/mp4")
     assert await _read(storage, video_key(3), 0, 4) == b"\x02" * 4
     assert [o.key for o in await storage.list_keys("videos/3/")] == ["videos/3/video.mp4"]
+
+
+async def test_temporary_names_are_listed_and_deletable(storage: DiskStorage | S3Storage) -> None:
+    """What the orphan sweeper relies on: a write cut short leaves a temporary name it can see and remove."""
+    if isinstance(storage, DiskStorage):
+        folder = storage.root / "videos/4"
+        folder.mkdir(parents=True)
+        (folder / ".video.mp4.tmp-0123abcd").write_bytes(b"half a file")  # a rename that never happened
+    else:
+        # an unfinished multipart upload (S3 went away before it was completed or aborted)
+        await asyncio.to_thread(storage.client._create_multipart_upload, storage.bucket, video_key(4), {})
+    [tmp] = await storage.list_keys("videos/")
+    assert tmp.key.startswith("videos/4/.video.mp4.tmp-")
+    assert tmp.mtime > 0
+    await storage.delete_prefix(tmp.key)
+    assert await storage.list_keys("videos/") == []
 
 
 async def test_disk_layout_under_content_cache(tmp_path: Path) -> None:

@@ -6,13 +6,12 @@ import contextlib
 import os
 import secrets
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 
 from appliance.media.blocking import media_blocking
-from appliance.media.storage.base import ObjectInfo, StorageError, check_key
+from appliance.media.storage.base import TMP_MARK, ObjectInfo, StorageError, StorageUnavailable, check_key
 
-TMP_MARK = ".tmp-"
 _CHUNK = 256 * 1024
 
 
@@ -43,6 +42,11 @@ class DiskStorage:
 
     async def close(self) -> None:
         """Nothing to release."""
+
+    async def check(self) -> None:
+        """Raise StorageUnavailable if the videos folder is gone (an unmounted disk)."""
+        if not await media_blocking((self.root / "videos").is_dir):
+            raise StorageUnavailable(f"video folder {self.root / 'videos'} is missing")
 
     def _info(self, key: str, path: Path) -> ObjectInfo:
         st = path.stat()
@@ -105,7 +109,7 @@ class DiskStorage:
         """Size, etag and mtime, or None."""
         return await media_blocking(self._stat, key)
 
-    async def read_range(self, key: str, start: int, length: int) -> AsyncIterator[bytes]:
+    async def read_range(self, key: str, start: int, length: int) -> AsyncGenerator[bytes, None]:
         """Stream part of a file (used when sendfile does not apply)."""
         fh = await media_blocking(open, self.path_for(key), "rb")
         try:
