@@ -120,6 +120,11 @@ class EgressProxy:
             raise RuntimeError("egress proxy is not started")
         return f"http://{USER}:{self.token}@127.0.0.1:{self.port}"
 
+    @property
+    def connections(self) -> int:
+        """Client connections being served right now."""
+        return len(self._handlers)
+
     async def start(self) -> None:
         """Listen on an ephemeral loopback port: nothing off this machine can reach the proxy."""
         self._server = await asyncio.start_server(self._client, "127.0.0.1", 0, limit=MAX_HEAD_BYTES)

@@ -181,6 +181,15 @@ async def test_loopback_refused_unless_allowed(media_env_factory: Any, video_sit
     assert "allowed_networks" in (await resp.json())["error"]["details"]["urls"][0]["reason"]
 
 
+async def test_public_host_on_an_odd_port_refused(media_env_factory: Any) -> None:
+    env = await media_env_factory("disk")
+    # an address literal: no DNS and, being refused, no connection either
+    resp = await env.client.post("/api/v1/videos", json={"urls": ["http://93.184.216.34:25/v.mp4"]},
+                                 headers=env.h("admin"))
+    assert resp.status == 400
+    assert "port 25 is not 80 or 443" in (await resp.json())["error"]["details"]["urls"][0]["reason"]
+
+
 async def test_bad_add_bodies(media_env_factory: Any) -> None:
     env = await media_env_factory("disk")
     for body in ({}, {"urls": "http://x"}, {"urls": []}, {"urls": [1]}, {"urls": ["a"] * 51}):

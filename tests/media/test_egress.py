@@ -344,7 +344,9 @@ async def test_connections_are_capped(site: Site) -> None:
     await proxy.start()
     idle = [await asyncio.open_connection("127.0.0.1", proxy.port) for _ in range(2)]
     try:
-        await asyncio.sleep(0.1)  # both are being served (waiting for their request heads)
+        async with asyncio.timeout(5):
+            while proxy.connections < 2:  # both are being served (waiting for their request heads)
+                await asyncio.sleep(0.01)
         answer = await _exchange(proxy, f"GET {site.url('lecture.html')} HTTP/1.1\r\n".encode() + _auth(proxy)
                                  + b"\r\n")
         assert _status(answer) == 503
