@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -11,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,10 +79,28 @@ class S3Server:
             os.kill(self.proc.pid, signal.SIGCONT)
 
     def restart(self, *, timeout: float = 60.0) -> None:
-        """Start weed again on the same ports and data folder and wait until S3 answers."""
+        """Start weed again on the same ports and data folder; wait until S3 answers and every volume is back."""
         self.stop()
+        volumes = len(list(self.workdir.glob("*.dat")))
         self.proc = _spawn(self.args, self.workdir)
+        deadline = time.monotonic() + timeout
         _wait_ready(self, timeout)
+        # S3 answers before the volume server has re-registered its volumes with the master; until then
+        # reads of existing objects fail ("volume not found")
+        while self._master_volumes() < volumes:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"weed has {self._master_volumes()} of {volumes} volumes back")
+            time.sleep(0.1)
+
+    def _master_volumes(self) -> int:
+        master = next(a.split("=", 1)[1] for a in self.args if a.startswith("-master.port="))
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{master}/dir/status", timeout=2) as resp:
+                topology = json.load(resp)["Topology"]
+        except (OSError, ValueError, KeyError):
+            return 0
+        return sum(int(node.get("Volumes", 0)) for dc in topology.get("DataCenters") or []
+                   for rack in dc.get("Racks") or [] for node in rack.get("DataNodes") or [])
 
 
 def _s3_ready(endpoint: str) -> bool:

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import io
 import logging
+import os
 import secrets
 from collections.abc import AsyncGenerator, Callable
 from datetime import timedelta
@@ -59,8 +60,8 @@ def _why(exc: BaseException, timeout_s: float) -> str:
         return f"no answer within {timeout_s:g} s"
     if isinstance(reason, urllib3.exceptions.NewConnectionError | aiohttp.ClientConnectorError
                   | ConnectionRefusedError):
-        err = reason if isinstance(reason, OSError) and reason.strerror else reason.__cause__ or reason.__context__
-        return f"cannot connect ({err.strerror if isinstance(err, OSError) and err.strerror else 'failed'})"
+        err = reason if isinstance(reason, OSError) and reason.errno else reason.__cause__ or reason.__context__
+        return f"cannot connect ({os.strerror(err.errno) if isinstance(err, OSError) and err.errno else 'failed'})"
     if isinstance(reason, urllib3.exceptions.ProtocolError | aiohttp.ServerDisconnectedError
                   | aiohttp.ClientPayloadError | ConnectionError):
         return "the connection was dropped"
