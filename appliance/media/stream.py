@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from datetime import UTC, datetime
 from email.utils import formatdate
 from pathlib import Path
@@ -16,6 +18,7 @@ from appliance.media.ranges import RangeNotSatisfiable, parse_range
 from appliance.media.sendfile import SendfileResponse
 from appliance.media.service import MediaService
 from appliance.media.settings import MediaSettings
+from appliance.media.storage import StorageError, StorageUnavailable
 from appliance.observability.httpmetrics import BUFFER
 from appliance.web.policy import principal, signed_in
 
@@ -25,6 +28,9 @@ _CACHE = "private, max-age=3600"
 # Counted through the per-process metrics buffer: a multiprocess counter write on every ranged read was a
 # measurable share of its cost.
 _DISK_BYTES = metrics.STREAM_BYTES.labels("disk")
+log = logging.getLogger(__name__)
+_STORAGE_RETRY_S = 5
+_storage_warned_at = float("-inf")
 
 
 def _quoted(etag: str) -> str:
@@ -54,7 +60,10 @@ async def stream(request: web.Request) -> web.StreamResponse:
         return await _from_disk(request, svc, path)
     settings: MediaSettings = svc.settings
     if settings.stream_mode == "redirect":
-        url = await svc.storage.presigned_url(key, settings.presign_expiry_s)
+        try:
+            url = await svc.storage.presigned_url(key, settings.presign_expiry_s)
+        except StorageUnavailable as exc:
+            raise _storage_down(exc) from None
         if url:
             raise web.HTTPTemporaryRedirect(url, headers={"Cache-Control": "no-store"})
     return await _proxy(request, svc, key, int(row["size_bytes"] or 0), _quoted(str(row["etag"] or "")),
@@ -63,7 +72,12 @@ async def stream(request: web.Request) -> web.StreamResponse:
 
 async def _proxy(request: web.Request, svc: MediaService, key: str, size: int, etag: str,
                  available_at: str | None, backend: str) -> web.StreamResponse:
-    """Ranged reads passed through from the backend in chunks."""
+    """Ranged reads passed through from the backend in chunks.
+
+    Nothing is sent before the backend has answered, so an outage is a prompt 503 rather than a 200 that
+    breaks off; a read that fails after the headers went out ends the connection (the player sees a short
+    body and asks again), and a client that goes away closes the backend's response at once.
+    """
     if request.headers.get("If-None-Match", "").strip() == etag:
         raise web.HTTPNotModified(headers={"ETag": etag})
     headers = {"Accept-Ranges": "bytes", "ETag": etag, "Content-Type": "video/mp4", "Cache-Control": _CACHE}
@@ -81,18 +95,51 @@ async def _proxy(request: web.Request, svc: MediaService, key: str, size: int, e
     if rng:
         resp.headers["Content-Range"] = rng.content_range()
     resp.content_length = length
-    await resp.prepare(request)
     if request.method == "HEAD" or length == 0:
+        await resp.prepare(request)
         return resp
+    reader = svc.storage.read_range(key, start, length)
     sent = 0
     try:
-        async for chunk in svc.storage.read_range(key, start, length):
-            await resp.write(chunk)
-            sent += len(chunk)
+        try:
+            chunk = await anext(reader, b"")
+        except StorageUnavailable as exc:
+            raise _storage_down(exc) from None
+        except StorageError:
+            raise not_found("video file is missing") from None
+        await resp.prepare(request)
+        try:
+            while chunk:
+                await resp.write(chunk)
+                sent += len(chunk)
+                chunk = await anext(reader, b"")
+        except (StorageError, ConnectionResetError) as exc:
+            if isinstance(exc, StorageError):
+                _log_storage_down(exc)
+            if request.transport is not None:
+                request.transport.close()
+            return resp
+        await resp.write_eof()
+        return resp
     finally:
+        await reader.aclose()  # releases the backend's response now, not whenever the generator is collected
         BUFFER.inc(metrics.STREAM_BYTES.labels(backend), sent)
-    await resp.write_eof()
-    return resp
+
+
+def _log_storage_down(exc: StorageError) -> None:
+    """One warning a minute per process, not one per player retry."""
+    global _storage_warned_at
+    now = time.monotonic()
+    if now - _storage_warned_at >= 60:
+        _storage_warned_at = now
+        log.warning("video storage unavailable: %s", exc)
+
+
+def _storage_down(exc: StorageError) -> ApiError:
+    """503 with Retry-After: the storage backend (S3) cannot be reached; the player may try again shortly."""
+    _log_storage_down(exc)
+    return ApiError(503, "storage_unavailable", "video storage cannot be reached right now; try again shortly",
+                    {"retry_after": _STORAGE_RETRY_S}, headers={"Retry-After": str(_STORAGE_RETRY_S)})
 
 
 async def _from_disk(request: web.Request, svc: MediaService, path: Path) -> web.StreamResponse:
@@ -131,5 +178,10 @@ async def thumbnail(request: web.Request) -> web.StreamResponse:
     path = svc.storage.local_path(key)
     if path is not None:
         return web.FileResponse(path, headers={"Cache-Control": _CACHE, "Content-Type": "image/jpeg"})
-    data = await svc.storage.get_bytes(key)
+    try:
+        data = await svc.storage.get_bytes(key)
+    except StorageUnavailable as exc:
+        raise _storage_down(exc) from None
+    except StorageError:
+        raise not_found("thumbnail file is missing") from None
     return web.Response(body=data, content_type="image/jpeg", headers={"Cache-Control": _CACHE})
