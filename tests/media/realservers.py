@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -136,11 +137,46 @@ def _wait_ready(server: S3Server, timeout: float) -> None:
     raise RuntimeError("weed S3 did not become ready")
 
 
+def _quiet_port() -> int:
+    """A free loopback port below the kernel's ephemeral range.
+
+    free_port() hands out a port from the range the kernel also uses for bind(0) and for the local end of
+    every outgoing connection, so in a busy run another socket can take it before weed binds it (or while a
+    killed weed is down, before it is restarted on the same ports).
+    """
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for _ in range(200):
+        port = random.randint(10000, low - 1)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return free_port()
+
+
 def start_weed(workdir: Path, *, timeout: float = 90.0) -> S3Server:
-    """Start SeaweedFS with its S3 gateway on free loopback ports and poll until S3 answers."""
+    """Start a fresh SeaweedFS with its S3 gateway on free loopback ports and poll until S3 answers."""
+    for tries_left in (2, 1, 0):
+        try:
+            return _start_weed(workdir, timeout)
+        except RuntimeError:
+            log = workdir / "weed.log"
+            # another process took one of the ports between the check and weed's bind: start afresh on others
+            if not tries_left or "address already in use" not in (log.read_text() if log.exists() else ""):
+                raise
+            shutil.rmtree(workdir)
+    raise AssertionError("unreachable")
+
+
+def _start_weed(workdir: Path, timeout: float) -> S3Server:
     workdir.mkdir(parents=True, exist_ok=True)
     # every port explicit: weed otherwise derives gRPC ports as port+10000 and binds fixed defaults
-    s3, master, volume, filer, s3g, mg, vg, fg = (free_port() for _ in range(8))
+    s3, master, volume, filer, s3g, mg, vg, fg = (_quiet_port() for _ in range(8))
     args = [str(WEED), "server", f"-dir={workdir}", "-s3", f"-s3.port={s3}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
             f"-s3.port.grpc={s3g}", f"-master.port.grpc={mg}", f"-volume.port.grpc={vg}", f"-filer.port.grpc={fg}",
