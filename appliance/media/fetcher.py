@@ -34,22 +34,22 @@ log = logging.getLogger(__name__)
 # fields of yt-dlp's info JSON too big or too volatile to keep in the sidecar
 _DROP = {"formats", "requested_formats", "thumbnails", "http_headers", "requested_downloads", "automatic_captions",
          "subtitles", "heatmap", "_format_sort_fields"}
-_PERMANENT = {FailureReason.NOT_A_VIDEO, FailureReason.UNSUPPORTED}
+# retrying these reaches the same file or the same refused address again
+_PERMANENT = {FailureReason.NOT_A_VIDEO, FailureReason.UNSUPPORTED, FailureReason.REFUSED}
 
 
 def _failure_reason(kind: FailureKind) -> FailureReason:
-    # A refused target is permanent like an unsupported URL: retrying reaches the same address again. It is
-    # stored as `unsupported` because the attempts table's CHECK constraint knows no `refused`; last_error
-    # starts with "refused:" and names the address.
-    return FailureReason.UNSUPPORTED if kind is FailureKind.REFUSED else FailureReason(kind.value)
+    return FailureReason(kind.value)
 
 
 class AttemptFailed(Exception):
     """An attempt failed for a classified reason."""
 
-    def __init__(self, reason: FailureReason, message: str) -> None:
+    def __init__(self, reason: FailureReason, message: str, *, outage: bool = False) -> None:
         super().__init__(message)
         self.reason = reason
+        # the uplink or the storage went away: not the video's fault, the attempt is given back
+        self.outage = outage or reason is FailureReason.UNREACHABLE
 
 
 def metadata_from_info(info: dict[str, Any]) -> dict[str, Any]:
@@ -128,6 +128,16 @@ class Fetcher:
             await s.repo.log_waiting(video_id, msg, self._later(s.settings.uplink_wait_s))
             await s.publish_state(video_id)
             return JobResult(Verdict.RETRY, s.settings.uplink_wait_s)
+        try:
+            await s.storage.check()
+        except StorageUnavailable as exc:
+            # no point fetching over the uplink what cannot be stored; a local S3 outage is not the video's fault
+            msg = f"video storage unreachable; waiting for it (no attempt spent): {exc}"
+            await s.repo.log_waiting(video_id, msg, self._later(s.settings.retry_delay_s), FailureReason.STORAGE)
+            await s.publish_state(video_id)
+            return JobResult(Verdict.RETRY, s.settings.retry_delay_s)
+        except StorageError:
+            pass  # S3 answers but refuses (credentials, bucket): the attempt fails as `storage` and spends
         if row["extractor"] is None and await self._expand_playlist(video_id, url):
             return JobResult(Verdict.ACK)
         attempt = await s.repo.start_attempt(video_id)
@@ -238,9 +248,10 @@ class Fetcher:
             await s.storage.put_bytes(info_key(video_id), json.dumps(sidecar, default=str).encode(),
                                       "application/json")
             await s.repo.mark_available(video_id, Stored(video_key(video_id), stored.size, stored.etag, tkey))
-        except (StorageUnavailable, StorageError) as exc:
+        except StorageError as exc:
             await s.remove_files(video_id)
-            raise AttemptFailed(FailureReason.STORAGE, f"storage failed: {exc}") from exc
+            raise AttemptFailed(FailureReason.STORAGE, f"storage failed: {exc}",
+                                outage=isinstance(exc, StorageUnavailable)) from exc
         except BaseException:
             await asyncio.shield(s.remove_files(video_id))
             raise
@@ -249,14 +260,16 @@ class Fetcher:
         s = self.s
         reason, message = exc.reason, str(exc)
         metrics.DOWNLOADS.labels(reason.value).inc()
-        if reason is FailureReason.UNREACHABLE:
-            # the link dropped under us: not the video's fault, so the attempt is given back
+        if exc.outage:
+            # the link or the storage dropped under us: not the video's fault, so the attempt is given back
+            uplink = reason is FailureReason.UNREACHABLE
+            wait = s.settings.uplink_wait_s if uplink else s.settings.retry_delay_s
+            error = ("source unreachable; waiting for the uplink (no attempt spent)" if uplink
+                     else f"{message}; waiting for the storage (no attempt spent)")
             await s.repo.finish_attempt(video_id, AttemptOutcome.WAITING, reason, message)
             await s.repo.refund_attempt(video_id)
-            await s.set_state(video_id, Availability.PENDING,
-                              error="source unreachable; waiting for the uplink (no attempt spent)",
-                              next_attempt_at=self._later(s.settings.uplink_wait_s))
-            return JobResult(Verdict.RETRY, s.settings.uplink_wait_s)
+            await s.set_state(video_id, Availability.PENDING, error=error, next_attempt_at=self._later(wait))
+            return JobResult(Verdict.RETRY, wait)
         await s.repo.finish_attempt(video_id, AttemptOutcome.FAILED, reason, message)
         if reason in _PERMANENT or attempt >= s.settings.max_attempts:
             await s.set_state(video_id, Availability.ERROR, error=message)

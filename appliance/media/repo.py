@@ -196,8 +196,9 @@ class VideoRepo:
             (outcome.value, kind.value if kind else None, error, video_id),
         )
 
-    async def log_waiting(self, video_id: int, error: str, next_attempt_at: str) -> None:
-        """Record that a job waited for the uplink (no attempt spent) and show why on the video."""
+    async def log_waiting(self, video_id: int, error: str, next_attempt_at: str,
+                          kind: FailureReason = FailureReason.UNREACHABLE) -> None:
+        """Record that a job waited for the uplink or the storage (no attempt spent) and show why on the video."""
         self.forget(video_id)
         async with self.db.transaction() as tx:
             cur = await tx.execute("SELECT attempts FROM videos WHERE id = ?", (video_id,))
@@ -205,8 +206,7 @@ class VideoRepo:
             await tx.execute(
                 f"INSERT INTO video_download_attempts (video_id, attempt, outcome, failure_kind, error, finished_at)"
                 f" VALUES (?, ?, ?, ?, ?, {_NOW})",
-                (video_id, int(row[0]) if row else 0, AttemptOutcome.WAITING.value,
-                 FailureReason.UNREACHABLE.value, error),
+                (video_id, int(row[0]) if row else 0, AttemptOutcome.WAITING.value, kind.value, error),
             )
             await tx.execute(
                 f"UPDATE videos SET availability = ?, last_error = ?, next_attempt_at = ?, updated_at = {_NOW}"

@@ -252,11 +252,13 @@ async def test_s3_outage_during_the_multipart_upload_of_a_download(
         assert time.monotonic() < deadline, "the cut-off attempt never ended"
         await asyncio.sleep(0.1)
     first = (await _attempts(env, vid))[0]
-    assert (first["outcome"], first["failure_kind"]) == ("failed", "storage"), first
+    assert (first["outcome"], first["failure_kind"]) == ("waiting", "storage"), first
     clear = f"storage failed: S3 unreachable at {relay.endpoint}: "
     assert first["error"].startswith(clear), first["error"]
     video = await env.wait_for(vid, {"pending", "processing"})
-    assert video["last_error"].startswith(clear), video["last_error"]
+    assert video["attempts"] == 0  # given back: S3 going away is not the video's fault
+    assert "no attempt spent" in video["last_error"], video["last_error"]
+    assert f"S3 unreachable at {relay.endpoint}: " in video["last_error"], video["last_error"]
     await wait_until(lambda: not list(env.svc.staging.iterdir()), 10, "staging to be emptied")
 
     # S3 comes back on the same port with the same data: a later attempt stores the video whole
@@ -265,7 +267,10 @@ async def test_s3_outage_during_the_multipart_upload_of_a_download(
     assert video["availability"] == "available", video
     kinds = [(a["outcome"], a["failure_kind"]) for a in video["download_attempts"]]
     assert kinds[-1] == ("succeeded", None)
-    assert set(kinds[:-1]) == {("failed", "storage")}  # every attempt S3 was down for failed as storage
+    assert set(kinds[:-1]) == {("waiting", "storage")}  # the outage spent no attempt...
+    assert video["attempts"] == 1
+    # ...and while S3 was down nothing was downloaded again: only the cut-off attempt ran yt-dlp
+    assert [a["attempt"] for a in video["download_attempts"]] == [1] + [0] * (len(kinds) - 2) + [1]
     resp = await env.client.get(f"/videos/{vid}/stream", headers=env.h("sysadmin"))
     assert await resp.read() == big.read_bytes()
     # nothing half-written: no unfinished upload, no stray object, staging empty
