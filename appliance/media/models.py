@@ -43,6 +43,7 @@ class FailureReason(StrEnum):
     NO_SPACE = "no_space"
     STORAGE = "storage"
     FAILED = "failed"
+    REFUSED = "refused"  # the egress proxy refused a target (internal address or odd port): permanent
 
 
 def video_json(row: sqlite3.Row, *, facility_ids: list[int] | None = None,

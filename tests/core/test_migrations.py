@@ -79,3 +79,27 @@ def test_migrate_command_uses_the_same_data_as_serve(tmp_path: Path) -> None:
     assert (tmp_path / "var" / "appliance.db").exists()
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert "up to date" in out.stdout
+
+
+def test_refused_downloads_get_their_own_failure_kind_on_upgrade(tmp_path: Path) -> None:
+    """0006 rebuilds the attempts table: refusals stored as `unsupported` before it become `refused`."""
+    db = tmp_path / "a.db"
+    migrate(db, target=5)
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("INSERT INTO videos (id, source_kind, title) VALUES (1, 'upload', 'v')")
+        conn.executemany(
+            "INSERT INTO video_download_attempts (video_id, attempt, outcome, failure_kind, error)"
+            " VALUES (1, ?, ?, ?, ?)",
+            [(1, "failed", "unsupported", "refused: address 10.0.0.1 is loopback, link-local or private"),
+             (2, "failed", "unsupported", "Unsupported URL: https://example.org/x"),
+             (3, "waiting", "unreachable", None)])
+    conn.close()
+    migrate(db)
+    conn = sqlite3.connect(db)
+    kinds = [r[0] for r in conn.execute("SELECT failure_kind FROM video_download_attempts ORDER BY attempt")]
+    assert kinds == ["refused", "unsupported", "unreachable"]
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute("INSERT INTO video_download_attempts (video_id, attempt, outcome, failure_kind)"
+                     " VALUES (1, 4, 'failed', 'bogus')")
+    conn.close()

@@ -382,5 +382,5 @@ async def test_refused_redirect_ends_the_video_in_error_at_once(media_env_factor
     assert video["last_error"] == (f"refused: address {INTERNAL_HOST} is loopback, link-local or private; "
                                    "add its range to media.allowed_networks")
     assert video["attempts"] == 1  # not retried: the same redirect would be refused again
-    assert video["download_attempts"][-1]["failure_kind"] == "unsupported"
+    assert video["download_attempts"][-1]["failure_kind"] == "refused"
     assert internal.hits == []
