@@ -17,6 +17,7 @@ from appliance.app import BUS_URL, DEV_ADMIN_PASSWORD, create_app
 from appliance.bootstrap import announce_dev_admin
 from appliance.config import Config
 from appliance.core.children import die_with_parent
+from appliance.core.gcsettle import settle_gc
 from appliance.core.process import ProcessRole
 from appliance.core.sdnotify import notify, watchdog_interval
 from appliance.keys import NATS_SERVER, RELOAD_HOOKS
@@ -179,6 +180,7 @@ async def run_primary(config: Config, options: ServeOptions) -> int:
     print(f"appliance listening on {url}", flush=True)
     if DEV_ADMIN_PASSWORD in app:
         announce_dev_admin(app[DEV_ADMIN_PASSWORD], url)
+    settle_gc()
     notify(f"READY=1\nSTATUS=serving on {url}\nMAINPID={os.getpid()}")
     interval = watchdog_interval() if config.health.watchdog else None
     dog = loop.create_task(_watchdog(interval), name="watchdog") if interval else None
@@ -218,6 +220,7 @@ async def run_worker(config: Config, host: str, port: int, bus_url: str) -> int:
 
     loop.add_signal_handler(signal.SIGHUP, on_hup)
     runner, _ = await _start_site(app, config, host, port)
+    settle_gc()
     await stop.wait()
     await drain(runner, app, config.http.shutdown_timeout_s)
     return 0
