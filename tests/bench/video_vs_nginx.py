@@ -93,7 +93,8 @@ def alternate(anchor: tuple[str, str, str], ours: tuple[str, str, str],
     """Alternate short runs of anchor and appliance so background load hits both alike."""
     for base, url, script in (anchor, ours):
         warm(base, url, script, args)
-    a_runs, o_runs = [], []
+    a_runs: list[WrkResult] = []
+    o_runs: list[WrkResult] = []
     for _ in range(args.rounds):
         for (base, url, script), runs in ((anchor, a_runs), (ours, o_runs)):
             runs.append(wrk(base + url, duration=args.duration, connections=args.connections, threads=2,
@@ -198,7 +199,8 @@ def check(base: str, url: str, cookie: str | None, expected: bytes) -> None:
         assert resp.read() == expected[1000:2000]
 
 
-def report(title: str, anchor_label: str, anchors: list[WrkResult], ours_label: str, ours: list[WrkResult]) -> None:
+def report(title: str, anchor_label: str, anchors: list[WrkResult], ours_label: str, ours: list[WrkResult],
+           target: str) -> None:
     """Print medians of both sides (req/s, MiB/s, p50, p99) and the per-round throughput ratios."""
     print(f"\n== {title} ({len(anchors)} alternating rounds, medians)")
     for label, runs in ((anchor_label, anchors), (ours_label, ours)):
@@ -209,7 +211,7 @@ def report(title: str, anchor_label: str, anchors: list[WrkResult], ours_label: 
               f"errors {errors}")
     ratios = [o.rps / a.rps for a, o in zip(anchors, ours, strict=True)]
     print(f"throughput ratio appliance/{anchor_label.split()[0]}: median {_median(ratios):.2f} "
-          f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})  target >= 0.7")
+          f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})  {target}")
 
 
 def main() -> int:
@@ -256,7 +258,7 @@ def main() -> int:
             nginx.terminate()
             nginx.wait(10)
         report("local disk: ranged reads and seeks", "nginx 1.22 (sendfile)", n_res,
-               f"appliance ({args.workers} workers)", a_res)
+               f"appliance ({args.workers} workers)", a_res, "target >= 0.7")
         if not args.no_s3:
             s3_bench(tmp, videos, triples, args)
     finally:
@@ -296,7 +298,8 @@ def s3_bench(tmp: Path, videos: list[Path], triples: list[tuple[int, int, int]],
         finally:
             d.stop()  # type: ignore[attr-defined]
         report("S3 (SeaweedFS): ranged reads and seeks", "S3 direct (presigned)", s_res,
-               f"appliance via S3 ({args.workers} workers)", a_res)
+               f"appliance via S3 ({args.workers} workers)", a_res,
+               "(no target: every byte crosses the appliance; media.stream_mode = \"redirect\" gives the bucket's own)")
     finally:
         weed.stop()
 
