@@ -248,6 +248,10 @@ async def events(request: web.Request) -> web.StreamResponse:
                                        "X-Accel-Buffering": "no"})
     try:
         await resp.prepare(request)
+        if request.method == "HEAD":
+            # aiohttp does not drop body writes after a HEAD: they would reach the client as the start of
+            # its next response on this keep-alive connection
+            return resp
         await resp.write(_SSE_RETRY)
         for vid, prog in list(svc.hub.current.items()):
             await resp.write(_sse({"type": "progress", "video_id": vid, **prog}))

@@ -96,3 +96,13 @@ async def test_sse_feed_shows_progress_and_states(media_env_factory: Any, video_
     assert progress
     assert progress[-1]["percent"] == 100.0
     assert all(e["video_id"] == entry["id"] for e in events)
+
+
+async def test_sse_head_sends_no_body_into_the_next_response(media_env_factory: Any) -> None:
+    env = await media_env_factory("disk")
+    for _ in range(3):  # the test client keeps the connection alive between these requests
+        resp = await env.client.head("/api/v1/videos/events", headers=env.h("admin"))
+        assert resp.status == 200
+        assert resp.headers["Content-Type"].startswith("text/event-stream")
+        resp = await env.client.get("/api/v1/videos", headers=env.h("admin"))
+        assert resp.status == 200
