@@ -9,7 +9,6 @@ from appliance.auth.principals import build_principal
 from appliance.auth.sessions import SessionInfo
 from appliance.core.clock import iso
 from appliance.core.errors import ApiError
-from appliance.core.singleflight import SingleFlight
 from appliance.keys import CLOCK, DB, IDENTITY
 from appliance.web.policy import AuthVia, Principal, Role
 
@@ -63,7 +62,7 @@ async def session_authenticator(request: web.Request) -> Principal | None:
         return None
     found = state.sessions.recall(cookie)
     if found is None:
-        found = await _SESSIONS.run(cookie, lambda: _resolve(request, cookie))
+        found = await state.sessions.refills.run(cookie, lambda: _resolve(request, cookie))
         if found is None:
             return None
     request[SESSION_KEY] = found[0]
@@ -78,10 +77,6 @@ async def _resolve(request: web.Request, cookie: str) -> tuple[SessionInfo, Prin
     found = await build_principal(request.app[DB], info.user, AuthVia.SESSION, info.id)
     state.sessions.remember(cookie, info, found)
     return info, found
-
-
-# Per process: the requests of one browser arriving together after its cache entry expired share a lookup.
-_SESSIONS: SingleFlight[tuple[SessionInfo, Principal] | None] = SingleFlight()
 
 
 def cookie_value(header: str | None, name: str) -> str | None:

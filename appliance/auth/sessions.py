@@ -9,6 +9,7 @@ import aiosqlite
 
 from appliance.auth.opaque import hash_secret, new_secret
 from appliance.core.clock import Clock, iso
+from appliance.core.singleflight import SingleFlight
 from appliance.db.database import Database
 
 # last_seen_at is written at most this often per session: idle expiry needs minutes, not milliseconds,
@@ -68,6 +69,8 @@ class Sessions:
         self.idle = idle
         self.absolute = absolute
         self._cache: dict[str, tuple[float, SessionInfo, Any]] = {}
+        # the requests of one browser arriving together after its cache entry expired share one lookup
+        self.refills: SingleFlight[tuple[SessionInfo, Any] | None] = SingleFlight()
 
     def recall(self, token: str) -> tuple[SessionInfo, Any] | None:
         """A session and principal checked less than CACHE_TTL_S ago in this process, or None."""

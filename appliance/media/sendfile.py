@@ -28,7 +28,6 @@ class OpenFile:
     fobj: IO[bytes]
     size: int
     etag: str
-    mtime: float
     expires: float
     last_modified: str  # formatted once: formatdate() was a measurable share of each ranged read
 
@@ -60,8 +59,7 @@ class OpenFiles:
     def _open(path: Path, now: float) -> OpenFile:
         fobj = path.open("rb")
         st = os.fstat(fobj.fileno())
-        return OpenFile(fobj, st.st_size, f'"{disk_etag(st)}"', st.st_mtime, now + _TTL_S,
-                        formatdate(st.st_mtime, usegmt=True))
+        return OpenFile(fobj, st.st_size, f'"{disk_etag(st)}"', now + _TTL_S, formatdate(st.st_mtime, usegmt=True))
 
     def forget(self, prefix: Path) -> None:
         """Drop (and close) cached files under a folder (the video was deleted)."""

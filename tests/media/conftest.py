@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -38,8 +39,14 @@ async def video_site(tmp_path: Path, sample_mp4: Path, gate: asyncio.Event) -> A
     """A local web site with a <video> page, a playlist page, a non-video, and routes that 404, hang or wait."""
     root = tmp_path / "site"
     build_site(root, sample_mp4)
-    hang = gate
-    runner = web.AppRunner(site_app(root, hang), shutdown_timeout=1)
+    async with _serving(site_app(root, gate), root, gate) as site:
+        yield site
+
+
+@contextlib.asynccontextmanager
+async def _serving(app: web.Application, root: Path, gate: asyncio.Event) -> AsyncIterator[VideoSite]:
+    """Serve a site app on a free loopback port; release anything held by the gate before stopping."""
+    runner = web.AppRunner(app, shutdown_timeout=1)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -47,7 +54,7 @@ async def video_site(tmp_path: Path, sample_mp4: Path, gate: asyncio.Event) -> A
     try:
         yield VideoSite(base=f"http://127.0.0.1:{port}", root=root, port=port)
     finally:
-        hang.set()
+        gate.set()
         await runner.cleanup()
 
 
@@ -226,13 +233,5 @@ async def slow_video_site(tmp_path: Path, sample_mp4: Path, gate: asyncio.Event)
 
     app = site_app(root, gate)
     app.router.add_get("/slow/{name}", trickle)
-    runner = web.AppRunner(app, shutdown_timeout=1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield VideoSite(base=f"http://127.0.0.1:{port}", root=root, port=port)
-    finally:
-        gate.set()
-        await runner.cleanup()
+    async with _serving(app, root, gate) as site:
+        yield site
