@@ -12,13 +12,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiohttp
 from aiohttp import web
 
-from appliance.bootstrap import ensure_defaults, ensure_dev_admin
+from appliance.bootstrap import ensure_defaults
 from appliance.bus.client import Bus
 from appliance.bus.credentials import load_external, load_or_create
 from appliance.bus.server import NatsServer, find_binary, free_port, render_config
 from appliance.bus.specs import STREAMS, ensure_streams
 from appliance.config import Config
 from appliance.core.clock import Clock
+from appliance.core.feature import features as registered_features
 from appliance.core.process import ProcessRole
 from appliance.core.tasks import TaskSupervisor
 from appliance.db import migrate_config
@@ -34,6 +35,7 @@ from appliance.keys import (
     NATS_SERVER,
     RELOAD_HOOKS,
     ROLE,
+    STARTUP_NOTICES,
     TASKS,
 )
 from appliance.observability import health
@@ -43,7 +45,6 @@ from appliance.web import middlewares as mw
 from appliance.web.shell import pages as shell
 
 log = logging.getLogger(__name__)
-DEV_ADMIN_PASSWORD = web.AppKey("dev_admin_password", str)
 BUS_URL = web.AppKey("bus_url", str)
 Middleware = Callable[[web.Request, Callable[[web.Request], Awaitable[web.StreamResponse]]],
                       Awaitable[web.StreamResponse]]
@@ -88,10 +89,6 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     app[DB] = db
     if app[ROLE] is ProcessRole.PRIMARY:
         await ensure_defaults(db)
-        if config.dev:
-            password = await ensure_dev_admin(db)
-            if password:
-                app[DEV_ADMIN_PASSWORD] = password
     DB_UP.set(1)
     yield
     DB_UP.set(0)
@@ -179,6 +176,7 @@ def create_app(
     app[AUTHENTICATORS] = []
     app[MIDDLEWARES] = []
     app[RELOAD_HOOKS] = []
+    app[STARTUP_NOTICES] = []
     app[mw.INFLIGHT] = mw.InFlight()
     if bus_url:
         app[BUS_URL] = bus_url
@@ -192,11 +190,11 @@ def create_app(
     health.setup(app)
     shell.setup(app)
     if features:
-        # Imported here: feature modules import add_middleware from this module.
-        from appliance.features import FEATURES
-
-        for _name, setup in FEATURES:
-            setup(app)
+        # Each registered feature wires itself in; the core knows them only through the registry.
+        for feature in registered_features():
+            setup = feature.setup_function()
+            if setup is not None:
+                setup(app)
     registered: list[tuple[int, Middleware]] = app[MIDDLEWARES]
     for _order, middleware in sorted(registered, key=lambda pair: pair[0]):
         app.middlewares.append(middleware)

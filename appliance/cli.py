@@ -50,14 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", parents=[common], help="check the installation; non-zero exit on failure")
     doctor.set_defaults(func=cmd_doctor, sync=True)
 
-    from appliance.auth import cli as auth_cli
-    from appliance.content import cli as content_cli
-    from appliance.media import cli as media_cli
-    from appliance.sync import cli as sync_cli
+    # Each registered feature adds its own sub-commands; the core names none of them.
+    from appliance.core.feature import features
 
     wrapped = _FeatureSubparsers(sub, common)
-    for module in (auth_cli, content_cli, media_cli, sync_cli):
-        module.register(wrapped)  # type: ignore[arg-type]
+    for feature in features():
+        register = feature.cli_function()
+        if register is not None:
+            register(wrapped)
     return parser
 
 

@@ -13,10 +13,12 @@ import os
 import tomllib
 import types
 import typing
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from appliance.core.settings import setting
 
 ENV_PREFIX = "APPLIANCE_"
 SYSTEM_CONFIG = Path("/etc/appliance/appliance.toml")
@@ -26,23 +28,6 @@ MASK = "********"
 
 class ConfigError(Exception):
     """A configuration problem, phrased as one line naming the key and where it came from."""
-
-
-def setting(
-    default: Any,
-    *,
-    help: str,  # noqa: A002 - the word operators see in --describe
-    secret: bool = False,
-    min: float | None = None,  # noqa: A002
-    max: float | None = None,  # noqa: A002
-    choices: tuple[str, ...] | None = None,
-    check: Callable[[Any], str | None] | None = None,
-) -> Any:
-    """Declare one config key with its default, one-line help and constraints."""
-    meta = {"help": help, "secret": secret, "min": min, "max": max, "choices": choices, "check": check}
-    if isinstance(default, list | dict):
-        return field(default_factory=lambda: type(default)(default), metadata=meta)
-    return field(default=default, metadata=meta)
 
 
 # --------------------------------------------------------------------------- core sections
@@ -138,20 +123,16 @@ class HealthSettings:
 
 
 def _feature_sections() -> dict[str, type]:
-    # Imported lazily: the feature packages import this module for `setting`.
-    from appliance.auth.settings import AuthSettings, LdapSettings, SamlSettings
-    from appliance.content.settings import ContentSettings
-    from appliance.media.settings import MediaSettings
-    from appliance.sync.settings import SyncSettings
+    # The registry loads only each feature's manifest and settings classes, never its routes or services.
+    from appliance.core.feature import features
 
-    return {
-        "auth": AuthSettings,
-        "ldap": LdapSettings,
-        "saml": SamlSettings,
-        "content": ContentSettings,
-        "media": MediaSettings,
-        "sync": SyncSettings,
-    }
+    found: dict[str, type] = {}
+    for feature in features():
+        for name, cls in feature.sections.items():
+            if name in CORE_SECTIONS:
+                raise ConfigError(f"feature {feature.name} declares the core section [{name}]")
+            found[name] = cls
+    return found
 
 
 CORE_SECTIONS: dict[str, type] = {

@@ -1,4 +1,4 @@
-"""Every web.AppKey of the application, in one place (features append theirs at the end)."""
+"""The core's web.AppKeys (config, database, bus, clock, tasks, HTTP client); each feature keeps its own."""
 
 from __future__ import annotations
 
@@ -33,18 +33,5 @@ AUTHENTICATORS: web.AppKey[list[Authenticator]] = web.AppKey("authenticators")
 MIDDLEWARES: web.AppKey[list[tuple[int, Any]]] = web.AppKey("middlewares")
 # Callables run by the primary on SIGHUP (e.g. rescan the ZIM library).
 RELOAD_HOOKS: web.AppKey[list[Callable[[], Awaitable[None]]]] = web.AppKey("reload_hooks")
-
-# --- content (issue 4)
-if TYPE_CHECKING:
-    from appliance.content.service import ContentService
-CONTENT: web.AppKey[ContentService] = web.AppKey("content")
-
-# --- identity (issue 3)
-if TYPE_CHECKING:
-    from appliance.auth.state import IdentityState
-IDENTITY: web.AppKey[IdentityState] = web.AppKey("identity")
-
-# media (issue 5): the video cache service of this process.
-if TYPE_CHECKING:
-    from appliance.media.service import MediaService
-MEDIA: web.AppKey[MediaService] = web.AppKey("media")
+# Called by the primary with the listening URL once serving (e.g. the --dev admin's one-time password).
+STARTUP_NOTICES: web.AppKey[list[Callable[[str], None]]] = web.AppKey("startup_notices")

@@ -13,14 +13,13 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from appliance.app import BUS_URL, DEV_ADMIN_PASSWORD, create_app
-from appliance.bootstrap import announce_dev_admin
+from appliance.app import BUS_URL, create_app
 from appliance.config import Config
 from appliance.core.children import die_with_parent
 from appliance.core.gcsettle import settle_gc
 from appliance.core.process import ProcessRole
 from appliance.core.sdnotify import notify, watchdog_interval
-from appliance.keys import NATS_SERVER, RELOAD_HOOKS
+from appliance.keys import NATS_SERVER, RELOAD_HOOKS, STARTUP_NOTICES
 from appliance.observability.metrics import WORKER_RESTARTS, mark_dead
 
 log = logging.getLogger(__name__)
@@ -178,8 +177,8 @@ async def run_primary(config: Config, options: ServeOptions) -> int:
     url = f"http://{options.host}:{port}"
     log.info("appliance serving on %s with %d HTTP process(es)", url, options.workers)
     print(f"appliance listening on {url}", flush=True)
-    if DEV_ADMIN_PASSWORD in app:
-        announce_dev_admin(app[DEV_ADMIN_PASSWORD], url)
+    for notice in app[STARTUP_NOTICES]:
+        notice(url)
     settle_gc()
     notify(f"READY=1\nSTATUS=serving on {url}\nMAINPID={os.getpid()}")
     interval = watchdog_interval() if config.health.watchdog else None

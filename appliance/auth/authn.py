@@ -4,12 +4,13 @@ from datetime import datetime, timedelta
 
 from aiohttp import web
 
+from appliance.auth.keys import IDENTITY
 from appliance.auth.opaque import TOKEN_PREFIX, hash_secret
 from appliance.auth.principals import build_principal
 from appliance.auth.sessions import SessionInfo
 from appliance.core.clock import iso
 from appliance.core.errors import ApiError
-from appliance.keys import CLOCK, DB, IDENTITY
+from appliance.keys import CLOCK, DB
 from appliance.web.policy import AuthVia, Principal, Role
 
 SESSION_KEY = web.RequestKey("auth_session", SessionInfo)

@@ -6,16 +6,17 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from appliance.auth import passwords, routes_admin, routes_roster, routes_saml, routes_session, routes_users
+from appliance.auth import devadmin, passwords, routes_admin, routes_roster, routes_saml, routes_session, routes_users
 from appliance.auth.authn import session_authenticator, token_authenticator
 from appliance.auth.guards import GUARDS
+from appliance.auth.keys import IDENTITY
 from appliance.auth.metrics import SESSIONS_ACTIVE
 from appliance.auth.saml import SamlServiceProvider
 from appliance.auth.state import IdentityState
 from appliance.core.blocking import run_blocking
 from appliance.core.clock import iso
 from appliance.core.process import ProcessRole
-from appliance.keys import AUTHENTICATORS, CLOCK, CONFIG, DB, IDENTITY, ROLE, TASKS
+from appliance.keys import AUTHENTICATORS, CLOCK, CONFIG, DB, ROLE, STARTUP_NOTICES, TASKS
 from appliance.web.middlewares import add_guard
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,10 @@ async def identity_ctx(app: web.Application) -> AsyncIterator[None]:
         # Loading IdP metadata parses XML and may shell out to xmlsec1: keep it off the loop.
         state.saml = await run_blocking("io", SamlServiceProvider, config.saml)
     app[IDENTITY] = state
+    if app[ROLE] is ProcessRole.PRIMARY and config.dev:
+        password = await devadmin.ensure_dev_admin(app[DB])
+        if password:
+            app[STARTUP_NOTICES].append(devadmin.announcer(password))
     if app[ROLE] is ProcessRole.PRIMARY:
         app[TASKS].spawn("auth.housekeeping", lambda: housekeeping(app))
     yield

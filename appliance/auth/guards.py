@@ -6,10 +6,11 @@ from aiohttp import web
 
 from appliance.auth.authn import SESSION_KEY
 from appliance.auth.clientaddr import client_addr
+from appliance.auth.keys import IDENTITY
 from appliance.auth.metrics import RATE_LIMITED
 from appliance.auth.opaque import same
 from appliance.core.errors import ApiError, too_many
-from appliance.keys import CLOCK, IDENTITY
+from appliance.keys import CLOCK
 from appliance.web.policy import AuthVia, maybe_principal
 
 # Sign-in entry points share the stricter per-address bucket (the SAML ones store a request row each).

@@ -19,6 +19,7 @@ from appliance.auth.accounts import (
     validate_fields,
 )
 from appliance.auth.audit import AuditAction, record_tx
+from appliance.auth.keys import IDENTITY
 from appliance.auth.passwords import generate_password, hash_password
 from appliance.auth.principals import outranks
 from appliance.auth.routes_users import ADMINS, check_grant
@@ -26,7 +27,7 @@ from appliance.auth.usernames import username_key
 from appliance.auth.webutil import actor_of
 from appliance.core.blocking import run_blocking
 from appliance.core.errors import ApiError, bad_request, too_large
-from appliance.keys import CLOCK, CONFIG, DB, IDENTITY
+from appliance.keys import CLOCK, CONFIG, DB
 from appliance.web.policy import Principal, Role, can_access_facility, principal, roles
 from appliance.web.responses import ok
 

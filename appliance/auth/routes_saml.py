@@ -9,6 +9,7 @@ from aiohttp import web
 from appliance.auth.audit import Actor, AuditAction, record
 from appliance.auth.clientaddr import is_tls
 from appliance.auth.guards import csrf_exempt
+from appliance.auth.keys import IDENTITY
 from appliance.auth.metrics import SIGN_INS
 from appliance.auth.opaque import hash_secret, new_secret, same
 from appliance.auth.routes_session import start_session
@@ -19,7 +20,7 @@ from appliance.auth.webutil import addr_of
 from appliance.core.blocking import run_blocking
 from appliance.core.clock import iso
 from appliance.core.errors import ApiError, bad_request, not_found
-from appliance.keys import CLOCK, DB, IDENTITY
+from appliance.keys import CLOCK, DB
 from appliance.web.policy import public
 
 routes = web.RouteTableDef()

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from appliance.auth.accounts import USER_COLUMNS, set_password_tx, user_json
 from appliance.auth.authn import SESSION_KEY, cookie_value
+from appliance.auth.keys import IDENTITY
 from appliance.auth.metrics import RATE_LIMITED
 from appliance.auth.passwords import (
     MAX_PASSWORD_LENGTH,
@@ -21,7 +22,7 @@ from appliance.auth.usernames import UsernameError, username_key, validate_usern
 from appliance.auth.webutil import actor_of, addr_of, clear_session_cookie, set_session_cookie, str_field
 from appliance.core.blocking import run_blocking
 from appliance.core.errors import ApiError, bad_request, too_many
-from appliance.keys import CLOCK, DB, IDENTITY
+from appliance.keys import CLOCK, DB
 from appliance.web.policy import AuthVia, principal, public, signed_in
 from appliance.web.responses import ok, read_json
 

@@ -20,6 +20,7 @@ from appliance.auth.accounts import (
     validate_fields,
 )
 from appliance.auth.audit import AuditAction, record
+from appliance.auth.keys import IDENTITY
 from appliance.auth.lockout import LockKind
 from appliance.auth.passwords import generate_password, hash_password
 from appliance.auth.principals import outranks
@@ -28,7 +29,7 @@ from appliance.auth.usernames import username_key
 from appliance.auth.webutil import actor_of, path_id
 from appliance.core.blocking import run_blocking
 from appliance.core.errors import ApiError, bad_request, conflict, forbidden, not_found
-from appliance.keys import CLOCK, DB, IDENTITY
+from appliance.keys import CLOCK, DB
 from appliance.web.policy import Principal, Role, can_access_facility, principal, roles
 from appliance.web.responses import ok, page_params, paginated, read_json
 

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from appliance.config import setting
+from appliance.core.settings import setting
 
 
 @dataclass(frozen=True)

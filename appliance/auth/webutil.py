@@ -6,8 +6,8 @@ from aiohttp import web
 
 from appliance.auth.audit import Actor
 from appliance.auth.clientaddr import client_addr, is_tls
+from appliance.auth.keys import IDENTITY
 from appliance.core.errors import not_found
-from appliance.keys import IDENTITY
 from appliance.web.policy import Principal
 
 MAX_ID = 10**12

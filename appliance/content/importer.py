@@ -15,10 +15,11 @@ from appliance.content.downloads import (
     hash_file,
     part_path,
 )
+from appliance.content.keys import CONTENT
 from appliance.content.metrics import IMPORT_BYTES
 from appliance.core.blocking import run_blocking
 from appliance.db import Database
-from appliance.keys import CONFIG, CONTENT, DB, HTTP_CLIENT
+from appliance.keys import CONFIG, DB, HTTP_CLIENT
 
 log = logging.getLogger(__name__)
 ACTIVE = (ImportState.QUEUED.value, ImportState.DOWNLOADING.value, ImportState.VERIFYING.value)

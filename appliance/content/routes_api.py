@@ -9,7 +9,7 @@ from appliance.bus.subjects import content_rescan
 from appliance.content.blocklist import BlocklistError, validate_patterns
 from appliance.content.directory import can_see
 from appliance.content.downloads import ImportState, file_name_from_url
-from appliance.content.service import CONTENT
+from appliance.content.keys import CONTENT
 from appliance.core.blocking import run_blocking
 from appliance.core.errors import ApiError, bad_request, conflict, not_found, unavailable
 from appliance.core.process import ProcessRole

@@ -4,7 +4,8 @@ import aiohttp
 from aiohttp import web
 
 from appliance.content import opds
-from appliance.content.service import CONTENT, ContentService
+from appliance.content.keys import CONTENT
+from appliance.content.service import ContentService
 from appliance.content.upstream import MAX_FEED_BYTES, UpstreamError, parse_feed
 from appliance.core.errors import ApiError, bad_request, not_found
 from appliance.keys import CONFIG, DB, HTTP_CLIENT

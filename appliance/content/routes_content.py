@@ -15,8 +15,9 @@ from appliance.content.httpcache import (
     not_modified,
     parse_range,
 )
+from appliance.content.keys import CONTENT
 from appliance.content.reader import Outcome, is_html, main_path, random_path, resolve
-from appliance.content.service import CONTENT, ContentService
+from appliance.content.service import ContentService
 from appliance.content.tracking import View
 from appliance.core.blocking import run_blocking
 from appliance.core.errors import ApiError, bad_request, forbidden, not_found

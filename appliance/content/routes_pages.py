@@ -4,7 +4,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from appliance.content.service import CONTENT
+from appliance.content.keys import CONTENT
 from appliance.core.blocking import run_blocking
 from appliance.core.errors import unauthorized
 from appliance.web.policy import maybe_principal, public

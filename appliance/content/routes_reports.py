@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from appliance.content.directory import can_see
-from appliance.content.service import CONTENT
+from appliance.content.keys import CONTENT
 from appliance.content.tracking import MAX_BEACON_SECONDS, Reading
 from appliance.core.errors import bad_request, not_found
 from appliance.keys import CLOCK, DB

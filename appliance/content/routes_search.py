@@ -5,10 +5,11 @@ import time
 from aiohttp import web
 
 from appliance.content import metrics, searchworker
+from appliance.content.keys import CONTENT
 from appliance.content.routes_content import content_url
 from appliance.content.searchpool import QueryTimeout, Saturated
 from appliance.content.searchworker import BookRef
-from appliance.content.service import CONTENT, ContentService
+from appliance.content.service import ContentService
 from appliance.core.errors import bad_request, not_found, unauthorized, unavailable
 from appliance.web.policy import maybe_principal, public
 from appliance.web.responses import ok, page_params

@@ -14,6 +14,7 @@ from appliance.bus.subjects import content_rescan
 from appliance.content import metrics
 from appliance.content.directory import Directory, Library, can_see
 from appliance.content.httpcache import GzipCache
+from appliance.content.keys import CONTENT
 from appliance.content.scanner import ScanReport, scan
 from appliance.content.searchcache import SearchCache
 from appliance.content.searchpool import SearchPools
@@ -78,8 +79,6 @@ class ContentService:
             raise ApiError(404, "library_unavailable", f"library {slug!r} is {lib.state.value}")
         return p, lib
 
-
-from appliance.keys import CONTENT  # noqa: E402 - re-exported for the routes
 
 
 async def content_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from appliance.config import setting
+from appliance.core.settings import setting
 
 MIB = 1024 * 1024
 

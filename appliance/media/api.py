@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from appliance.core.errors import ApiError, bad_request, conflict, not_found
-from appliance.keys import MEDIA
 from appliance.media.access import is_admin, playable, video_id_of
+from appliance.media.keys import MEDIA
 from appliance.media.models import Availability, video_json
 from appliance.media.space import NoSpace
 from appliance.media.ssrf import UnresolvableHost, UrlRefused, check_url

@@ -12,11 +12,12 @@ from aiohttp import web
 from appliance.bus.specs import ensure_streams
 from appliance.core.blocking import register_pool
 from appliance.core.process import ProcessRole
-from appliance.keys import BUS, CLOCK, CONFIG, DB, MEDIA, ROLE, TASKS
+from appliance.keys import BUS, CLOCK, CONFIG, DB, ROLE, TASKS
 from appliance.media import api, pages, stream, upload  # noqa: F401 - upload registers on api.routes
 from appliance.media.blocking import POOL
 from appliance.media.egress import EgressProxy
 from appliance.media.jobs import JobConsumer, stream_spec
+from appliance.media.keys import MEDIA
 from appliance.media.maintenance import sweep
 from appliance.media.models import Availability
 from appliance.media.service import MediaService

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from appliance.keys import MEDIA
 from appliance.media.access import is_admin, playable, video_id_of
+from appliance.media.keys import MEDIA
 from appliance.media.models import Availability
 from appliance.web.policy import Role, principal, roles, signed_in
 from appliance.web.responses import page_meta, page_params

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.config import setting
+from appliance.core.settings import setting
 
 DEFAULT_FORMAT = "bv*[height<=720][ext=mp4]+ba[ext=m4a]/b[height<=720][ext=mp4]/bv*[height<=720]+ba/b[height<=720]/b"
 

@@ -11,9 +11,9 @@ from pathlib import Path
 from aiohttp import web
 
 from appliance.core.errors import ApiError, not_found
-from appliance.keys import MEDIA
 from appliance.media import metrics
 from appliance.media.access import playable, video_id_of
+from appliance.media.keys import MEDIA
 from appliance.media.ranges import RangeNotSatisfiable, parse_range
 from appliance.media.sendfile import SendfileResponse
 from appliance.media.service import MediaService

@@ -12,12 +12,12 @@ from urllib.parse import unquote
 from aiohttp import BodyPartReader, web
 
 from appliance.core.errors import ApiError, bad_request, too_large
-from appliance.keys import MEDIA
 from appliance.media import metrics
 from appliance.media.api import ADMINS, insufficient_storage, routes
 from appliance.media.blocking import media_blocking
 from appliance.media.fetcher import AttemptFailed, Fetcher
 from appliance.media.filenames import sanitize_filename, title_from_filename
+from appliance.media.keys import MEDIA
 from appliance.media.models import video_json
 from appliance.media.probe import NotAVideo, check_mp4_complete, make_thumbnail, probe_video
 from appliance.media.service import MediaService

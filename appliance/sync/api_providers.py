@@ -11,8 +11,9 @@ from appliance.connectors.errors import AuthFailed, NotPermitted, Rejected, Thro
 from appliance.core.errors import ApiError, bad_request, conflict, not_found
 from appliance.keys import CONFIG, DB, HTTP_CLIENT
 from appliance.sync import store
+from appliance.sync.connect import open_connector
 from appliance.sync.keys import ENGINE, VAULT
-from appliance.sync.model import CANVAS_TYPES, Job, ProviderType, Trigger
+from appliance.sync.model import Job, ProviderType, Trigger
 from appliance.sync.scheduler import enqueue
 from appliance.sync.validate import provider_fields
 from appliance.web.policy import Principal, Role, can_access_facility, principal, require_facility, roles
@@ -151,11 +152,10 @@ async def test_provider(request: web.Request) -> web.Response:
     row = await visible_provider(request, principal(request))
     provider = await store.load_provider(request.app[DB], request.app[VAULT], row["id"])
     assert provider is not None
-    if provider.type not in CANVAS_TYPES:
+    opened = open_connector(provider, request.app[HTTP_CLIENT], request.app[CONFIG].sync)
+    if opened is None:
         raise bad_request("unsupported", f"no connector for {provider.type.value} in this version")
-    from appliance.sync.engine import canvas_connector
-
-    connector = canvas_connector(request.app[HTTP_CLIENT], provider, request.app[CONFIG].sync)
+    connector = opened.connector
     result: dict[str, Any] = {"reachable": True, "credentials_valid": True, "permitted": True, "error": None}
     try:
         await connector.probe(request.app[CONFIG].sync.probe_timeout_s)

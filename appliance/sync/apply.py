@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from appliance.connectors.base import Connector, PushOutcome, PushResult, UserPush
+from appliance.connectors.contract import Connector, PushOutcome, PushResult, UserPush
 from appliance.connectors.errors import Rejected
 from appliance.db.database import Database
 from appliance.db.outbox import OutboxTopic

@@ -13,16 +13,15 @@ from datetime import datetime
 import aiohttp
 
 from appliance.bus.client import Bus
-from appliance.connectors.base import Connector
-from appliance.connectors.canvas.client import CanvasClient
-from appliance.connectors.canvas.connector import CanvasConnector
+from appliance.connectors.contract import Capability
 from appliance.connectors.errors import AuthFailed
 from appliance.core.clock import Clock
 from appliance.core.tasks import TaskSupervisor
 from appliance.db.database import Database
 from appliance.sync import metrics, scheduler, store
+from appliance.sync.connect import Opened, open_connector
 from appliance.sync.cron import Cron
-from appliance.sync.model import CANVAS_TYPES, Job, Provider, ProviderState, RunState, RuntimeState, Uplink
+from appliance.sync.model import Job, Provider, ProviderState, RunState, RuntimeState, Uplink
 from appliance.sync.pull import MILESTONE_CURSOR, Puller
 from appliance.sync.push import Pusher, record_from_row
 from appliance.sync.relay import OutboxRelay
@@ -33,19 +32,6 @@ from appliance.sync.uplink import UplinkGate
 
 log = logging.getLogger(__name__)
 RECONCILE_INTERVAL_S = 2.0
-
-
-def canvas_connector(http: aiohttp.ClientSession, provider: Provider, settings: SyncSettings) -> CanvasConnector:
-    """A Canvas connector for a provider."""
-    client = CanvasClient(
-        http,
-        provider.base_url,
-        provider.credentials.get("access_token", ""),
-        account_id=provider.account_id,
-        timeout=settings.request_timeout_s,
-        per_page=settings.per_page,
-    )
-    return CanvasConnector(client)
 
 
 @dataclass
@@ -121,11 +107,9 @@ class SyncEngine:
             if pid not in self.workers:
                 await self.start_worker(pid, fingerprint)
 
-    def connector_for(self, provider: Provider) -> Connector | None:
-        """The connector of a provider type (only Canvas in this version)."""
-        if provider.type in CANVAS_TYPES:
-            return canvas_connector(self.http, provider, self.settings)
-        return None
+    def connector_for(self, provider: Provider) -> Opened | None:
+        """The connector of a provider, from the connector registry (None when no connector is installed)."""
+        return open_connector(provider, self.http, self.settings)
 
     async def start_worker(self, pid: int, fingerprint: str) -> None:
         """Gate + monitor, pusher, run queue and dead-letter retries of one provider."""
@@ -136,10 +120,10 @@ class SyncEngine:
             self.workers[pid] = Worker(provider=None, fingerprint=fingerprint)
             return
         assert provider is not None
-        connector = self.connector_for(provider)
+        opened = self.connector_for(provider)
         worker = Worker(provider, fingerprint)
         self.workers[pid] = worker
-        if connector is None:
+        if opened is None:
             await store.set_runtime(
                 self.db,
                 pid,
@@ -154,6 +138,7 @@ class SyncEngine:
                 self.db, pid, runtime=runtime, uplink=uplink, error=error, clear_error=error is None
             )
 
+        connector = opened.connector
         s = self.settings
         worker.gate = UplinkGate(
             pid,
@@ -176,12 +161,12 @@ class SyncEngine:
             concurrency=s.push_concurrency,
             ack_wait_s=s.ack_wait_s,
             throttle_floor=s.throttle_floor,
-            sis_batch_min=s.sis_batch_min,
+            sis_batch_min=s.sis_batch_min if opened.kind.has(Capability.BATCH_USER_IMPORT) else 0,
         )
         worker.tasks = [
             self.tasks.spawn(f"sync-uplink-{pid}", worker.gate.run),
             self.tasks.spawn(f"sync-push-{pid}", worker.pusher.run),
-            self.tasks.spawn(f"sync-runs-{pid}", lambda: self.run_queue(worker, connector)),
+            self.tasks.spawn(f"sync-runs-{pid}", lambda: self.run_queue(worker, opened)),
             self.tasks.spawn(f"sync-retries-{pid}", lambda: self.retry_loop(worker)),
         ]
         log.info("provider %d (%s) started", pid, provider.name)
@@ -209,7 +194,7 @@ class SyncEngine:
         for worker in self.workers.values():
             worker.wake_runs.set()
 
-    async def run_queue(self, worker: Worker, connector: Connector) -> None:
+    async def run_queue(self, worker: Worker, opened: Opened) -> None:
         """Execute this provider's queued runs one at a time, oldest first."""
         assert worker.provider is not None
         pid = worker.provider.id
@@ -222,9 +207,9 @@ class SyncEngine:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(worker.wake_runs.wait(), 1.0)
                 continue
-            await self.execute(worker, connector, row["id"], Job(row["job"]))
+            await self.execute(worker, opened, row["id"], Job(row["job"]))
 
-    async def execute(self, worker: Worker, connector: Connector, run_id: int, job: Job) -> None:
+    async def execute(self, worker: Worker, opened: Opened, run_id: int, job: Job) -> None:
         """One run; the milestone cursor advances only when the whole run succeeded."""
         assert worker.gate is not None
         assert worker.provider is not None
@@ -235,7 +220,13 @@ class SyncEngine:
             "SELECT value FROM sync_cursors WHERE provider_id = ? AND kind = ?", (pid, MILESTONE_CURSOR)
         )
         puller = Puller(
-            self.db, self.clock, worker.provider, connector, worker.gate, analytics=self.settings.pull_analytics
+            self.db,
+            self.clock,
+            worker.provider,
+            opened.connector,
+            worker.gate,
+            capabilities=opened.capabilities,
+            analytics=self.settings.pull_analytics,
         )
         try:
             await puller.run(job, since)

@@ -7,7 +7,7 @@ from enum import Enum
 
 
 class ProviderType(Enum):
-    """Kinds of upstream LMS; only Canvas has a connector in this version."""
+    """Kinds of upstream LMS a provider can be; a connector type from the registry serves each."""
 
     CANVAS_OSS = "canvas_oss"
     CANVAS_CLOUD = "canvas_cloud"
@@ -15,8 +15,6 @@ class ProviderType(Enum):
     BRIGHTSPACE = "brightspace"
     MOODLE = "moodle"
 
-
-CANVAS_TYPES = frozenset({ProviderType.CANVAS_OSS, ProviderType.CANVAS_CLOUD})
 
 
 class ProviderState(Enum):

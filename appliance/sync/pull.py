@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from appliance.auth.usernames import username_key
-from appliance.connectors.base import Connector
-from appliance.connectors.canvas.mapping import ExternalUser
+from appliance.connectors.contract import Analytics, Capability, Connector, Milestones
 from appliance.connectors.errors import Throttled, Transient
+from appliance.connectors.records import ExternalUser
 from appliance.core.clock import Clock
 from appliance.db.database import Database
 from appliance.sync import metrics
@@ -34,10 +34,13 @@ class Puller:
         connector: Connector,
         gate: UplinkGate,
         *,
+        capabilities: frozenset[Capability] = frozenset(),
         analytics: bool = False,
     ) -> None:
         self.db, self.clock, self.provider, self.connector, self.gate = db, clock, provider, connector, gate
-        self.analytics = analytics
+        self.capabilities = capabilities
+        # Page views cost one request per learner and course: only when configured and offered.
+        self.analytics = analytics and Capability.ANALYTICS in capabilities
         self.counts: dict[str, int] = {}
         self.stage = ""
         self.label = str(provider.id)
@@ -70,7 +73,8 @@ class Puller:
         if job is Job.PULL:
             await self.resilient("users", self.pull_users)
             await self.resilient("enrollments", self.pull_enrollments)
-            await self.resilient("milestones", lambda: self.pull_milestones(since))
+            if Capability.MILESTONES in self.capabilities:
+                await self.resilient("milestones", lambda: self.pull_milestones(since))
         else:
             await self.resilient("activity", self.pull_activity)
 
@@ -226,7 +230,7 @@ class Puller:
         users = await self._user_map()
 
         async def one(course: Any) -> None:
-            async for page in self.connector.milestones(course["external_id"], since):
+            async for page in cast(Milestones, self.connector).milestones(course["external_id"], since):
                 rows = [
                     (
                         users[m.user_external_id],
@@ -264,7 +268,7 @@ class Puller:
                     if user_id is None:
                         continue
                     views = (
-                        await self.connector.page_views(course["external_id"], e.user_external_id)
+                        await cast(Analytics, self.connector).page_views(course["external_id"], e.user_external_id)
                         if self.analytics
                         else None
                     )

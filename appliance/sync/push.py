@@ -7,13 +7,13 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import nats.errors
 from nats.aio.msg import Msg
 
 from appliance.bus.client import Bus
-from appliance.connectors.base import Connector, PushOutcome, PushResult
+from appliance.connectors.contract import BatchUserImport, Connector, PushOutcome, PushResult
 from appliance.connectors.errors import AuthFailed, Rejected, Throttled, Transient, UpstreamError
 from appliance.core.clock import Clock
 from appliance.db.database import Database
@@ -61,6 +61,7 @@ class Pusher:
         self.provider, self.connector, self.gate = provider, connector, gate
         self.batch, self.concurrency, self.ack_wait_s = batch, concurrency, ack_wait_s
         self.throttle_floor = throttle_floor
+        # 0 when the connector has no batch import (Capability.BATCH_USER_IMPORT): every push goes one by one.
         self.sis_batch_min = sis_batch_min
         self.label = str(provider.id)
 
@@ -156,7 +157,7 @@ class Pusher:
         rest = [item for item in todo if item[1].outbox_id not in taken]
         try:
             async with self.gate.limit:
-                clean = await self.connector.import_users([push for _, _, push in batch])
+                clean = await cast(BatchUserImport, self.connector).import_users([push for _, _, push in batch])
         except Throttled as exc:
             self.gate.report_throttled(exc)
             outcomes.extend((msg, None) for msg, _, _ in batch)

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.config import setting
+from appliance.core.settings import setting
 
 
 def _cron(value: str) -> str | None:

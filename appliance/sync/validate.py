@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from appliance.connectors.contract import CredentialsInvalid
+from appliance.connectors.registry import connector_type
 from appliance.core.errors import bad_request
-from appliance.sync.model import CANVAS_TYPES, ProviderState, ProviderType
+from appliance.sync.model import ProviderState, ProviderType
 
 FIELDS = {"type", "name", "base_url", "account_id", "credentials", "state", "push_roster", "facility_id"}
 
@@ -68,11 +70,13 @@ def provider_fields(body: dict[str, Any], *, partial: bool, current_type: str | 
 
 
 def credentials(value: Any, type_: str) -> dict[str, str]:
-    """An object whose keys depend on the provider type ({"access_token"} for Canvas)."""
+    """An object whose keys depend on the provider type; its connector type checks them."""
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise _invalid("credentials", "must be an object of strings")
-    if type_ and ProviderType(type_) in CANVAS_TYPES:
-        token = value.get("access_token", "")
-        if not token.strip() or len(token) > 4096 or set(value) != {"access_token"}:
-            raise _invalid("credentials", 'Canvas needs exactly {"access_token": "..."}')
+    kind = connector_type(type_) if type_ else None
+    if kind is not None:
+        try:
+            return kind.check_credentials(value)
+        except CredentialsInvalid as exc:
+            raise _invalid("credentials", str(exc)) from None
     return {k: v for k, v in value.items()}

@@ -42,7 +42,8 @@ from typing import Any  # noqa: E402
 
 from aiohttp.test_utils import TestClient  # noqa: E402
 
-from appliance.keys import CONTENT, DB  # noqa: E402
+from appliance.content.keys import CONTENT  # noqa: E402
+from appliance.keys import DB  # noqa: E402
 
 
 async def sign_in(client: TestClient, username: str, password: str) -> dict[str, str]:

@@ -14,7 +14,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from appliance.keys import AUTHENTICATORS, DB, MEDIA
+from appliance.keys import AUTHENTICATORS, DB
+from appliance.media.keys import MEDIA
 from appliance.media.service import MediaService
 from appliance.media.storage.disk import DiskStorage
 from appliance.media.storage.s3 import S3Storage

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from appliance.connectors.base import PushOutcome, PushResult, UserPush
 from appliance.connectors.canvas import mapping
 from appliance.connectors.canvas.client import CanvasClient
-from appliance.connectors.canvas.mapping import CourseRecord, EnrollmentRecord, ExternalUser, MilestoneRecord
+from appliance.connectors.contract import PushOutcome, PushResult, Upstream, UserPush
 from appliance.connectors.errors import NotFound, Rejected, Transient
+from appliance.connectors.records import CourseRecord, EnrollmentRecord, ExternalUser, MilestoneRecord
 
 SIS_FINISHED = {"imported", "imported_with_messages", "failed", "failed_with_messages", "aborted",
                 "restored", "partially_restored"}
@@ -148,3 +148,16 @@ class CanvasConnector:
         except NotFound:
             return None
         return mapping.activity_totals(data)[0]
+
+
+def build(upstream: Upstream) -> CanvasConnector:
+    """A Canvas connector for one provider."""
+    client = CanvasClient(
+        upstream.http,
+        upstream.base_url,
+        upstream.credentials.get("access_token", ""),
+        account_id=upstream.account_id,
+        timeout=upstream.request_timeout_s,
+        per_page=upstream.per_page,
+    )
+    return CanvasConnector(client)

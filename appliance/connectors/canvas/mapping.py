@@ -4,60 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
 from typing import Any
 
-
-@dataclass(frozen=True)
-class ExternalUser:
-    """A user as the upstream knows it."""
-
-    external_id: str
-    sis_id: str | None
-    login_id: str | None
-    name: str
-    first_name: str
-    last_name: str
-    email: str | None
-
-
-@dataclass(frozen=True)
-class CourseRecord:
-    """A course row to upsert."""
-
-    external_id: str
-    name: str
-    code: str
-    state: str
-    start_at: str | None
-    end_at: str | None
-    external_url: str
-
-
-@dataclass(frozen=True)
-class EnrollmentRecord:
-    """An upstream enrollment of a user in a course."""
-
-    external_id: str
-    course_external_id: str
-    user_external_id: str
-    state: str
-    total_activity_time: int
-    current_score: float | None
-
-
-@dataclass(frozen=True)
-class MilestoneRecord:
-    """A submission or grade: one milestone row."""
-
-    external_id: str
-    course_external_id: str
-    user_external_id: str
-    type: str
-    is_completed: bool
-    score: float | None
-    occurred_at: str | None
-
+from appliance.connectors.records import CourseRecord, EnrollmentRecord, ExternalUser, MilestoneRecord
 
 ENROLLMENT_STATES = {
     "active": "active",

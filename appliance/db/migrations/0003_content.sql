@@ -1,4 +1,4 @@
--- Knowledge library (issue 4): ZIM libraries, facility visibility, featured, favourites, block lists,
+-- Knowledge library: ZIM libraries, facility visibility, featured, favourites, block lists,
 -- article views, reading time and imports. Every change that the HTTP workers cache bumps
 -- library_generation through triggers, so workers notice it with one cheap read.
 

@@ -1,4 +1,4 @@
--- Video cache (issue 5): cached and uploaded videos, their download attempts, per-facility
+-- Video cache: cached and uploaded videos, their download attempts, per-facility
 -- visibility, learners' resume positions and daily watch time.
 
 CREATE TABLE videos (

@@ -1,4 +1,4 @@
--- Store-and-forward sync (issue 6): LMS providers, what we pull from them (after UnlockEdv2's model),
+-- Store-and-forward sync: LMS providers, what we pull from them (after UnlockEdv2's model),
 -- what we push to them (per-provider deliveries of outbox rows), dead letters, runs, cursors and the
 -- scheduler's per-window dedupe.
 

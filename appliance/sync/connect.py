@@ -1,0 +1,47 @@
+"""Opens the connector of a provider through the connector registry (the sync feature names no connector)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiohttp
+
+from appliance.connectors.contract import Capability, Connector, ConnectorType, Upstream
+from appliance.connectors.registry import build, connector_type
+from appliance.sync.model import Provider
+from appliance.sync.settings import SyncSettings
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A provider's connector and the declaration of its type (what it can do beyond the contract)."""
+
+    kind: ConnectorType
+    connector: Connector
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        """Optional capabilities of this connector."""
+        return self.kind.capabilities
+
+
+def upstream_of(provider: Provider, http: aiohttp.ClientSession, settings: SyncSettings) -> Upstream:
+    """The neutral description a connector is built from."""
+    return Upstream(
+        provider_id=provider.id,
+        provider_type=provider.type.value,
+        base_url=provider.base_url,
+        account_id=provider.account_id,
+        credentials=dict(provider.credentials),
+        http=http,
+        request_timeout_s=settings.request_timeout_s,
+        per_page=settings.per_page,
+    )
+
+
+def open_connector(provider: Provider, http: aiohttp.ClientSession, settings: SyncSettings) -> Opened | None:
+    """The connector of a provider, or None when no installed connector serves its type."""
+    kind = connector_type(provider.type.value)
+    if kind is None:
+        return None
+    return Opened(kind, build(kind, upstream_of(provider, http, settings)))
