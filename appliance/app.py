@@ -6,6 +6,8 @@ tasks, then features) and clean up in reverse, only for what started (aiohttp's 
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -40,11 +42,14 @@ from appliance.keys import (
 )
 from appliance.observability import health
 from appliance.observability.httpmetrics import http_metrics_ctx
+from appliance.observability.logging import ACCESS
 from appliance.observability.metrics import DB_UP
 from appliance.web import middlewares as mw
 from appliance.web.shell import pages as shell
 
 log = logging.getLogger(__name__)
+ACCESS_FLUSH_INTERVAL_S = 0.25
+atexit.register(ACCESS.flush)  # a process that exits without its cleanup contexts still writes its last lines
 BUS_URL = web.AppKey("bus_url", str)
 Middleware = Callable[[web.Request, Callable[[web.Request], Awaitable[web.StreamResponse]]],
                       Awaitable[web.StreamResponse]]
@@ -67,6 +72,19 @@ async def paths_ctx(app: web.Application) -> AsyncIterator[None]:
     for sub in ("", "zim", "videos"):
         (config.paths.content_root / sub).mkdir(parents=True, exist_ok=True)
     yield
+
+
+async def access_log_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Write queued access lines a few times a second, and the rest at shutdown (registered first, so last)."""
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(ACCESS_FLUSH_INTERVAL_S)
+            ACCESS.flush()
+
+    app[TASKS].spawn("access-log-flush", loop)
+    yield
+    ACCESS.flush()
 
 
 async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -181,8 +199,8 @@ def create_app(
     if bus_url:
         app[BUS_URL] = bus_url
     app.cleanup_ctx.extend([
-        paths_ctx, metrics_ctx, http_metrics_ctx, database_ctx, nats_server_ctx, nats_client_ctx, http_client_ctx,
-        tasks_ctx,
+        access_log_ctx, paths_ctx, metrics_ctx, http_metrics_ctx, database_ctx, nats_server_ctx, nats_client_ctx,
+        http_client_ctx, tasks_ctx,
     ])
     app[mw.GUARDS] = []
     add_middleware(app, mw.core_middleware, 10)

@@ -17,13 +17,12 @@ from aiohttp.web_urldispatcher import AbstractRoute
 from appliance.core.errors import ApiError, too_large
 from appliance.keys import AUTHENTICATORS, CONFIG
 from appliance.observability.httpmetrics import BUFFER
-from appliance.observability.logging import request_id_var
+from appliance.observability.logging import ACCESS, request_id_var
 from appliance.observability.metrics import method_label
 from appliance.web.policy import PRINCIPAL_KEY, Access, Policy, check, policy_of
 from appliance.web.responses import error_body
 
 log = logging.getLogger(__name__)
-access_log = logging.getLogger("appliance.access")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 REQUEST_ID_KEY = web.RequestKey("request_id", str)
@@ -180,7 +179,7 @@ async def core_middleware(request: web.Request, handler: Handler) -> web.StreamR
         elapsed = time.perf_counter() - start
         BUFFER.observe(method_label(request.method), route_label(request), str(status), elapsed)
         if config.logging.access_log:
-            access_log.info("%s %s %s %.1fms", request.method, request.path[:200], status, elapsed * 1000)
+            ACCESS.add(request.method, request.path, status, elapsed, rid)
         request_id_var.reset(token)
         inflight.leave()
 

@@ -38,3 +38,44 @@ def test_text_format_is_readable() -> None:
     record = _record("hello %s", "world")
     record.request_id = None
     assert TextFormatter().format(record).endswith("appliance.test hello world")
+
+
+def test_access_lines_are_json_with_the_request_id_and_written_in_batches() -> None:
+    """Access lines look like every other JSON log line, are held until a flush, and mask key=secret paths."""
+    import io
+
+    from appliance.observability.logging import AccessLog
+
+    out = io.StringIO()
+    access = AccessLog(json_lines=True, stream=out, max_lines=3)
+    access.add("GET", "/content/book/A/Page", 200, 0.0012, "rid-1")
+    access.add("POST", "/x/password=hunter2", 404, 0.5, None)
+    assert out.getvalue() == ""  # nothing written per request
+    access.add("GET", "/" + "a" * 500, 200, 0.0, "rid-3")  # the third line fills the batch
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [line["msg"] for line in lines[:2]] == [
+        "GET /content/book/A/Page 200 1.2ms",
+        "POST /x/password=******** 404 500.0ms",
+    ]
+    assert lines[0]["request_id"] == "rid-1" and "request_id" not in lines[1]
+    assert lines[0]["logger"] == "appliance.access" and lines[0]["level"] == "info"
+    assert lines[0]["ts"].endswith("Z") and len(lines[0]["ts"]) == len("2026-01-01T00:00:00.000000Z")
+    assert len(lines[2]["msg"]) < 220  # the path is cut
+
+
+def test_access_lines_in_text_and_switched_off() -> None:
+    """--dev gets readable lines; a disabled access log writes nothing, even on flush."""
+    import io
+
+    from appliance.observability.logging import AccessLog
+
+    out = io.StringIO()
+    access = AccessLog(json_lines=False, stream=out)
+    access.add("GET", "/healthz", 200, 0.0001, "r9")
+    access.flush()
+    assert out.getvalue().rstrip().endswith("INFO    appliance.access [r9] GET /healthz 200 0.1ms")
+    quiet = io.StringIO()
+    off = AccessLog(json_lines=True, enabled=False, stream=quiet)
+    off.add("GET", "/healthz", 200, 0.0, None)
+    off.flush()
+    assert quiet.getvalue() == ""
