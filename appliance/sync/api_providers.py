@@ -11,7 +11,7 @@ from appliance.connectors.errors import AuthFailed, NotPermitted, Rejected, Thro
 from appliance.core.errors import ApiError, bad_request, conflict, not_found
 from appliance.keys import CONFIG, DB, HTTP_CLIENT
 from appliance.sync import store
-from appliance.sync.connect import open_connector
+from appliance.sync.connect import credentials_saver, open_connector
 from appliance.sync.keys import ENGINE, VAULT
 from appliance.sync.model import Job, ProviderType, Trigger
 from appliance.sync.scheduler import enqueue
@@ -152,7 +152,9 @@ async def test_provider(request: web.Request) -> web.Response:
     row = await visible_provider(request, principal(request))
     provider = await store.load_provider(request.app[DB], request.app[VAULT], row["id"])
     assert provider is not None
-    opened = open_connector(provider, request.app[HTTP_CLIENT], request.app[CONFIG].sync)
+    # A probe may rotate an OAuth refresh token: store it like the engine would (its worker restarts).
+    save = credentials_saver(request.app[DB], request.app[VAULT], provider.id)
+    opened = open_connector(provider, request.app[HTTP_CLIENT], request.app[CONFIG].sync, save)
     if opened is None:
         raise bad_request("unsupported", f"no connector for {provider.type.value} in this version")
     connector = opened.connector

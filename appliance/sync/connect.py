@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aiohttp
 
 from appliance.connectors.contract import Capability, Connector, ConnectorType, Upstream
 from appliance.connectors.registry import build, connector_type
+from appliance.db.database import Database
+from appliance.sync import store
 from appliance.sync.model import Provider
+from appliance.sync.secrets import Vault
 from appliance.sync.settings import SyncSettings
 
 
@@ -25,8 +29,13 @@ class Opened:
         return self.kind.capabilities
 
 
-def upstream_of(provider: Provider, http: aiohttp.ClientSession, settings: SyncSettings) -> Upstream:
-    """The neutral description a connector is built from."""
+Saver = Callable[[dict[str, str]], Awaitable[None]]
+
+
+def upstream_of(
+    provider: Provider, http: aiohttp.ClientSession, settings: SyncSettings, save: Saver | None = None
+) -> Upstream:
+    """The neutral description a connector is built from; `save` stores rotated credentials atomically."""
     return Upstream(
         provider_id=provider.id,
         provider_type=provider.type.value,
@@ -36,12 +45,24 @@ def upstream_of(provider: Provider, http: aiohttp.ClientSession, settings: SyncS
         http=http,
         request_timeout_s=settings.request_timeout_s,
         per_page=settings.per_page,
+        save_credentials=save,
     )
 
 
-def open_connector(provider: Provider, http: aiohttp.ClientSession, settings: SyncSettings) -> Opened | None:
+def open_connector(
+    provider: Provider, http: aiohttp.ClientSession, settings: SyncSettings, save: Saver | None = None
+) -> Opened | None:
     """The connector of a provider, or None when no installed connector serves its type."""
     kind = connector_type(provider.type.value)
     if kind is None:
         return None
-    return Opened(kind, build(kind, upstream_of(provider, http, settings)))
+    return Opened(kind, build(kind, upstream_of(provider, http, settings, save)))
+
+
+def credentials_saver(db: Database, vault: Vault, provider_id: int) -> Saver:
+    """A `save_credentials` that seals and stores a provider's rotated credentials in one transaction."""
+
+    async def save(credentials: dict[str, str]) -> None:
+        await store.save_credentials(db, vault, provider_id, credentials)
+
+    return save

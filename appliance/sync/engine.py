@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -32,6 +33,8 @@ from appliance.sync.uplink import UplinkGate
 
 log = logging.getLogger(__name__)
 RECONCILE_INTERVAL_S = 2.0
+# What restarts a provider's worker when it changes (its credentials are compared apart, see _changed).
+WORKER_SETTINGS = ("id", "type", "base_url", "account_id", "facility_id", "state", "push_roster")
 
 
 @dataclass
@@ -44,6 +47,9 @@ class Worker:
     pusher: Pusher | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     wake_runs: asyncio.Event = field(default_factory=asyncio.Event)
+    credentials: str = ""  # the sealed credentials the worker started with
+    # Sealed credentials the worker's own connector stored (a rotated refresh token): no restart for those.
+    own_writes: set[str] = field(default_factory=set)
 
 
 class SyncEngine:
@@ -93,35 +99,60 @@ class SyncEngine:
         rows = await self.db.fetchall(
             "SELECT id, type, base_url, account_id, credentials, facility_id, state, push_roster FROM providers"
         )
-        wanted: dict[int, str] = {}
+        wanted: dict[int, tuple[str, str]] = {}
         for row in rows:
             if row["state"] == ProviderState.ENABLED.value:
-                wanted[row["id"]] = hashlib.sha256(json.dumps(list(row)).encode()).hexdigest()
+                settings = [row[k] for k in WORKER_SETTINGS]
+                wanted[row["id"]] = (hashlib.sha256(json.dumps(settings).encode()).hexdigest(), row["credentials"])
             elif row["state"] == ProviderState.ARCHIVED.value and row["id"] in self.workers:
                 await delete_consumer(self.bus.js, row["id"])
-        for pid in [p for p in self.workers if wanted.get(p) != self.workers[p].fingerprint]:
+        for pid in [p for p in self.workers if self._changed(self.workers[p], wanted.get(p))]:
             await self.stop_worker(pid)
             if pid not in wanted:
                 await store.set_runtime(self.db, pid, runtime=RuntimeState.DISABLED, uplink=Uplink.UNKNOWN)
-        for pid, fingerprint in wanted.items():
+        for pid, (fingerprint, credentials) in wanted.items():
             if pid not in self.workers:
-                await self.start_worker(pid, fingerprint)
+                await self.start_worker(pid, fingerprint, credentials)
 
-    def connector_for(self, provider: Provider) -> Opened | None:
+    @staticmethod
+    def _changed(worker: Worker, wanted: tuple[str, str] | None) -> bool:
+        """Settings or credentials changed by someone else than the worker's own token rotation."""
+        if wanted is None or wanted[0] != worker.fingerprint:
+            return True
+        if wanted[1] != worker.credentials:
+            if wanted[1] not in worker.own_writes:
+                return True
+            worker.credentials = wanted[1]
+            worker.own_writes.discard(wanted[1])
+        return False
+
+    def _saver(self, worker: Worker, pid: int) -> Callable[[dict[str, str]], Awaitable[None]]:
+        """Stores rotated credentials, marking them the worker's own before they land (no restart)."""
+
+        async def save(credentials: dict[str, str]) -> None:
+            sealed = self.vault.seal(credentials)
+            worker.own_writes.add(sealed)
+            await store.save_sealed_credentials(self.db, pid, sealed)
+
+        return save
+
+    def connector_for(
+        self, provider: Provider, save: Callable[[dict[str, str]], Awaitable[None]] | None = None
+    ) -> Opened | None:
         """The connector of a provider, from the connector registry (None when no connector is installed)."""
-        return open_connector(provider, self.http, self.settings)
+        return open_connector(provider, self.http, self.settings, save)
 
-    async def start_worker(self, pid: int, fingerprint: str) -> None:
+    async def start_worker(self, pid: int, fingerprint: str, credentials: str = "") -> None:
         """Gate + monitor, pusher, run queue and dead-letter retries of one provider."""
         try:
             provider = await store.load_provider(self.db, self.vault, pid)
         except CredentialsError as exc:
             await store.set_runtime(self.db, pid, runtime=RuntimeState.AUTH_FAILED, error=str(exc))
-            self.workers[pid] = Worker(provider=None, fingerprint=fingerprint)
+            self.workers[pid] = Worker(provider=None, fingerprint=fingerprint, credentials=credentials)
             return
         assert provider is not None
-        opened = self.connector_for(provider)
-        worker = Worker(provider, fingerprint)
+        worker = Worker(provider, fingerprint, credentials=credentials)
+        opened = self.connector_for(provider, self._saver(worker, pid))
         self.workers[pid] = worker
         if opened is None:
             await store.set_runtime(

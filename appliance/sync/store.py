@@ -136,3 +136,21 @@ async def users_by_uuid(db: Database, uuids: set[str]) -> dict[str, dict[str, An
 def dumps(value: Any) -> str:
     """Compact JSON for TEXT columns."""
     return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+
+
+async def save_credentials(db: Database, vault: Vault, provider_id: int, credentials: dict[str, str]) -> None:
+    """Replace a provider's sealed credentials in one transaction (a rotated OAuth refresh token).
+
+    The row holds either the old or the new object, never neither: SQLite commits the UPDATE atomically,
+    and the connector uses a rotated token only after this returns.
+    """
+    await save_sealed_credentials(db, provider_id, vault.seal(credentials))
+
+
+async def save_sealed_credentials(db: Database, provider_id: int, sealed: str) -> None:
+    """The UPDATE of save_credentials, for a caller that must know the sealed value before it lands."""
+    async with db.transaction() as tx:
+        await tx.execute(
+            "UPDATE providers SET credentials = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?",
+            (sealed, provider_id),
+        )
