@@ -21,3 +21,6 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
     """A plain client session."""
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+from tests.sync.conftest import admin, sync_client  # noqa: E402, F401  (the full app with fast sync timings)
