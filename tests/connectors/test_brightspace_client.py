@@ -166,6 +166,7 @@ async def test_throttling_and_outages_are_classified(brightspace, http):
     [
         ("html", "expected JSON, got text/html"),
         ("huge", "larger than"),
+        ("huge_stream", "larger than"),
         ("loop", "paging loop"),
         ("missing_fields", "user.UserId is missing"),
         ("wrong_types", "user.FirstName is not text"),

@@ -147,6 +147,7 @@ async def test_pull_reads_users_courses_learners_and_grades(admin, brightspace):
     [
         ("html", "expected JSON, got text/html"),
         ("huge", "larger than"),
+        ("huge_stream", "larger than"),
         ("loop", "paging loop"),
         ("missing_fields", "user.UserId is missing"),
         ("wrong_types", "user.FirstName is not text"),

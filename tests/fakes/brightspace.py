@@ -26,7 +26,7 @@ Interface for tests (all plain attributes or methods, usable from any test):
   reopen the listener), `fake.fail_next(n, status)` (the next n API calls answer `status`),
   `fake.throttle_next(n, retry_after)` (429s), `fake.lose_answers(n)` (apply n writes, then drop the
   connection), `fake.slow(seconds)`, `fake.bad_users = "missing_fields" | "string_ids" | "wrong_types" |
-  "duplicates" | "loop" | "html" | "huge"` (what the users listing sends instead of a proper page),
+  "duplicates" | "loop" | "html" | "huge" | "huge_stream"` (what the users listing sends instead of a proper page),
   `fake.foreign_next = "http://..."` (grade values' Next points elsewhere), `fake.on_refresh` (a callable run
   after a refresh is decided and before its answer is sent).
 """

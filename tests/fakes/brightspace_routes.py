@@ -140,6 +140,18 @@ async def list_users(request: web.Request) -> web.Response:
         wanted = request.query["userName"].lower()
         match = [u for u in users if u["UserName"].lower() == wanted]
         return web.json_response(match[0]) if match else web.Response(status=404)
+    if f.bad_users == "huge_stream":
+        # 10 MB of JSON without a Content-Length (chunked): only counting the bytes can stop it.
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        await response.write(b'{"PagingInfo": {"Bookmark": "1", "HasMoreItems": false}, "Items": [')
+        row = json.dumps({**users[0], "FirstName": "x" * 1000}).encode() + b","
+        for _ in range(10_000):
+            await response.write(row)
+        await response.write(b"{}]}")
+        await response.write_eof()
+        return response
     if f.bad_users:
         return bad_users_page(request, f, users)
     return paged(request, users, lambda u: u["UserId"])

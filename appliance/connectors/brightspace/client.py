@@ -15,6 +15,7 @@ import aiohttp
 from yarl import URL
 
 from appliance.connectors.brightspace import mapping
+from appliance.connectors.brightspace.limits import read_capped
 from appliance.connectors.brightspace.mapping import BadAnswer
 from appliance.connectors.brightspace.oauth import IdKeyAuth, OAuthAuth
 from appliance.connectors.errors import (
@@ -27,7 +28,6 @@ from appliance.connectors.errors import (
     UpstreamError,
 )
 
-MAX_BODY = 4 * 1024 * 1024  # a page of 100 users is ~40 KB; anything near this is not an API answer
 MAX_PAGES = 100_000
 WANTED_VERSIONS = {"lp": 1, "le": 1}
 DEFAULT_THROTTLE_WAIT = 5.0
@@ -123,12 +123,7 @@ class BrightspaceClient:
             async with self.session.request(
                 method, url, json=body, headers=headers, timeout=limit, allow_redirects=False
             ) as response:
-                declared = response.content_length
-                if declared is not None and declared > MAX_BODY:
-                    raise BadAnswer(f"answer of {declared} bytes is larger than {MAX_BODY} bytes", response.status)
-                raw = await response.content.read(MAX_BODY + 1)
-                if len(raw) > MAX_BODY:
-                    raise BadAnswer(f"answer larger than {MAX_BODY} bytes", response.status)
+                raw = await read_capped(response)
                 status, resp_headers = response.status, response.headers
                 ctype = response.content_type
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:

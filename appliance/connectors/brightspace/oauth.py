@@ -20,10 +20,13 @@ from typing import Any
 import aiohttp
 
 from appliance.connectors.brightspace import signing
+from appliance.connectors.brightspace.limits import read_capped
+from appliance.connectors.brightspace.mapping import BadAnswer
 from appliance.connectors.errors import AuthFailed, Transient
 
 log = logging.getLogger(__name__)
 DEFAULT_TOKEN_URL = "https://auth.brightspace.com/core/connect/token"  # noqa: S105 (a URL)
+TOKEN_ANSWER_MAX = 64 * 1024
 EARLY_REFRESH_S = 60  # refresh a little before expiry rather than after a 401
 Saver = Callable[[dict[str, str]], Awaitable[None]]
 
@@ -118,8 +121,10 @@ class OAuthAuth:
                 self.token_url, data=form, timeout=self.timeout, allow_redirects=False,
                 headers={"Accept": "application/json"},
             ) as response:
-                raw = await response.content.read(64 * 1024)
+                raw = await read_capped(response, TOKEN_ANSWER_MAX)
                 status = response.status
+        except BadAnswer as exc:
+            raise AuthFailed(f"token endpoint: {exc}") from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise Transient(f"token endpoint: {type(exc).__name__}: {exc}".rstrip(": ")) from exc
         answer = _json(raw)
