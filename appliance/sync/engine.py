@@ -48,6 +48,7 @@ class Worker:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     wake_runs: asyncio.Event = field(default_factory=asyncio.Event)
     credentials: str = ""  # the sealed credentials the worker started with
+    stored: str = ""  # what the worker last knew to be in the row (it started with, or its own last write)
     # Sealed credentials the worker's own connector stored (a rotated refresh token): no restart for those.
     own_writes: set[str] = field(default_factory=set)
 
@@ -132,7 +133,9 @@ class SyncEngine:
         async def save(credentials: dict[str, str]) -> None:
             sealed = self.vault.seal(credentials)
             worker.own_writes.add(sealed)
-            await store.save_sealed_credentials(self.db, pid, sealed)
+            # Only over what this worker last knew to be stored: an admin's new credentials win.
+            await store.save_sealed_credentials(self.db, pid, sealed, expected=worker.stored)
+            worker.stored = sealed
 
         return save
 
@@ -151,7 +154,7 @@ class SyncEngine:
             self.workers[pid] = Worker(provider=None, fingerprint=fingerprint, credentials=credentials)
             return
         assert provider is not None
-        worker = Worker(provider, fingerprint, credentials=credentials)
+        worker = Worker(provider, fingerprint, credentials=credentials, stored=credentials)
         opened = self.connector_for(provider, self._saver(worker, pid))
         self.workers[pid] = worker
         if opened is None:

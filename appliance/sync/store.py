@@ -147,10 +147,22 @@ async def save_credentials(db: Database, vault: Vault, provider_id: int, credent
     await save_sealed_credentials(db, provider_id, vault.seal(credentials))
 
 
-async def save_sealed_credentials(db: Database, provider_id: int, sealed: str) -> None:
-    """The UPDATE of save_credentials, for a caller that must know the sealed value before it lands."""
+class CredentialsReplaced(Exception):
+    """The stored credentials are no longer the ones being rotated (an admin replaced them meanwhile)."""
+
+
+async def save_sealed_credentials(db: Database, provider_id: int, sealed: str, expected: str | None = None) -> None:
+    """The UPDATE of save_credentials, for a caller that must know the sealed value before it lands.
+
+    With `expected`, the row changes only if it still holds those sealed credentials, so a rotation never
+    overwrites credentials an admin stored in the meantime.
+    """
+    sql = "UPDATE providers SET credentials = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?"
+    params: tuple[str | int, ...] = (sealed, provider_id)
+    if expected is not None:
+        sql += " AND credentials = ?"
+        params = (*params, expected)
     async with db.transaction() as tx:
-        await tx.execute(
-            "UPDATE providers SET credentials = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?",
-            (sealed, provider_id),
-        )
+        cur = await tx.execute(sql, params)
+        if expected is not None and cur.rowcount == 0:
+            raise CredentialsReplaced(f"provider {provider_id}: credentials were replaced; not storing the rotation")

@@ -202,3 +202,29 @@ async def test_oauth_rotation_is_stored_on_the_provider_without_restarting_its_w
     stored = vault.open(await db.fetchval("SELECT credentials FROM providers WHERE id = ?", (provider["id"],)))
     assert stored["refresh_token"] in brightspace.live_refresh_tokens()
     assert brightspace.refreshes == 3
+
+
+async def test_a_rotation_never_overwrites_credentials_an_admin_stored_meanwhile(admin, brightspace):
+    from appliance.sync import store
+
+    client, user = admin
+    provider = await add_provider(client, user, brightspace, brightspace.oauth_credentials())
+    db, vault = client.app[DB], client.app[VAULT]
+    before = await db.fetchval("SELECT credentials FROM providers WHERE id = ?", (provider["id"],))
+    admins = vault.seal(brightspace.oauth_credentials())
+    await db.execute("UPDATE providers SET credentials = ? WHERE id = ?", (admins, provider["id"]))
+    with pytest.raises(store.CredentialsReplaced):
+        await store.save_sealed_credentials(db, provider["id"], vault.seal({"refresh_token": "x"}), expected=before)
+    assert await db.fetchval("SELECT credentials FROM providers WHERE id = ?", (provider["id"],)) == admins
+
+
+async def test_random_failures_and_throttling_lose_nothing(admin, brightspace):
+    client, user = admin
+    await add_provider(client, user, brightspace)
+    await wait_until(lambda: _is(client, user, "uplink", "up"))
+    brightspace.fail_share(0.2)
+    learners = [await create_learner(client) for _ in range(30)]
+    await wait_until(lambda: len(brightspace.user_creates) == 30, timeout=90)
+    assert set(brightspace.user_creates) == {lr["uuid"] for lr in learners}
+    assert max(brightspace.user_creates.values()) == 1
+    assert sum(brightspace.injected.values()) > 0

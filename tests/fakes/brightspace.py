@@ -24,6 +24,7 @@ Interface for tests (all plain attributes or methods, usable from any test):
   `fake.enroll_creates`, `fake.requests` (Counter by route), `fake.rejected_writes`.
 - Faults: `fake.down = True` (drop every connection), `await fake.go_down()`/`await fake.go_up()` (close or
   reopen the listener), `fake.fail_next(n, status)` (the next n API calls answer `status`),
+  `fake.fail_share(p)` (that share of API calls answer 500, 503 or 429 at random, counted in `fake.injected`),
   `fake.throttle_next(n, retry_after)` (429s), `fake.lose_answers(n)` (apply n writes, then drop the
   connection), `fake.slow(seconds)`, `fake.bad_users = "missing_fields" | "string_ids" | "wrong_types" |
   "duplicates" | "loop" | "html" | "huge" | "huge_stream"` (what the users listing sends instead of a proper page),
@@ -37,6 +38,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import random
 import secrets
 import time
 from collections import Counter
@@ -68,7 +70,7 @@ class FakeBrightspace:
     """The fake server: state, switches and counters."""
 
     def __init__(self, *, page_size: int = 100, clock_ahead_s: int = 900, window_s: int = 300,
-                 rotation: str = "on_use") -> None:
+                 rotation: str = "on_use", seed: int = 7) -> None:
         self.page_size = page_size
         self.clock_ahead_s, self.window_s = clock_ahead_s, window_s
         self.rotation = rotation
@@ -94,6 +96,9 @@ class FakeBrightspace:
         self.down = False
         self.failures: list[int] = []
         self.throttles: list[float] = []
+        self.failure_share = 0.0
+        self.rng = random.Random(seed)
+        self.injected: Counter[str] = Counter()
         self.lost_answers_left = 0
         self.delay = 0.0
         self.bad_users: str | None = None
@@ -155,6 +160,10 @@ class FakeBrightspace:
     def fail_next(self, count: int, status: int = 503) -> None:
         """The next `count` API calls answer `status`."""
         self.failures.extend([status] * count)
+
+    def fail_share(self, share: float) -> None:
+        """Answer this share of API calls with 500, 503 or 429 (chosen at random, seeded)."""
+        self.failure_share = share
 
     def throttle_next(self, count: int, retry_after: float = 1.0) -> None:
         """The next `count` API calls answer 429 with only Retry-After."""
@@ -266,6 +275,12 @@ class FakeBrightspace:
             status = self.failures.pop(0)
             return web.Response(status=status, text="<html><body>Service Unavailable</body></html>",
                                 content_type="text/html")
+        if self.failure_share and self.rng.random() < self.failure_share:
+            status = self.rng.choice([500, 503, 429])
+            self.injected[str(status)] += 1
+            if status == 429:
+                return plain(429, "", headers={"Retry-After": "1"})
+            return web.Response(status=status, text="<html><body>Error</body></html>", content_type="text/html")
         refused = self._authenticate(request)
         if refused is not None:
             return refused

@@ -204,7 +204,7 @@ def build(upstream: Upstream) -> BrightspaceConnector:
         upstream.http,
         upstream.base_url,
         auth,
-        root_org_unit=creds.get("org_unit_id") or upstream.account_id or None,
+        root_org_unit=creds.get("org_unit_id") or None,
         timeout=upstream.request_timeout_s,
         page_size=upstream.per_page,
     )
