@@ -150,10 +150,12 @@ async def patch_provider(request: web.Request) -> web.Response:
 async def test_provider(request: web.Request) -> web.Response:
     """Probe reachability and credentials now and say which one failed."""
     row = await visible_provider(request, principal(request))
+    # A probe may rotate an OAuth refresh token: store it like the engine would (its worker restarts),
+    # but only over the credentials read here (read first: a rotation landing meanwhile makes it refuse).
+    loaded = await request.app[DB].fetchval("SELECT credentials FROM providers WHERE id = ?", (row["id"],))
     provider = await store.load_provider(request.app[DB], request.app[VAULT], row["id"])
     assert provider is not None
-    # A probe may rotate an OAuth refresh token: store it like the engine would (its worker restarts).
-    save = credentials_saver(request.app[DB], request.app[VAULT], provider.id)
+    save = credentials_saver(request.app[DB], request.app[VAULT], provider.id, loaded)
     opened = open_connector(provider, request.app[HTTP_CLIENT], request.app[CONFIG].sync, save)
     if opened is None:
         raise bad_request("unsupported", f"no connector for {provider.type.value} in this version")

@@ -59,10 +59,14 @@ def open_connector(
     return Opened(kind, build(kind, upstream_of(provider, http, settings, save)))
 
 
-def credentials_saver(db: Database, vault: Vault, provider_id: int) -> Saver:
-    """A `save_credentials` that seals and stores a provider's rotated credentials in one transaction."""
+def credentials_saver(db: Database, vault: Vault, provider_id: int, loaded: str | None) -> Saver:
+    """A `save_credentials` that seals and stores rotated credentials in one transaction, but only over the
+    sealed credentials the connector was built from (`loaded`), so an admin's newer ones are never lost."""
+    expected = [loaded]
 
     async def save(credentials: dict[str, str]) -> None:
-        await store.save_credentials(db, vault, provider_id, credentials)
+        sealed = vault.seal(credentials)
+        await store.save_sealed_credentials(db, provider_id, sealed, expected=expected[0])
+        expected[0] = sealed
 
     return save

@@ -138,24 +138,17 @@ def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
 
 
-async def save_credentials(db: Database, vault: Vault, provider_id: int, credentials: dict[str, str]) -> None:
-    """Replace a provider's sealed credentials in one transaction (a rotated OAuth refresh token).
-
-    The row holds either the old or the new object, never neither: SQLite commits the UPDATE atomically,
-    and the connector uses a rotated token only after this returns.
-    """
-    await save_sealed_credentials(db, provider_id, vault.seal(credentials))
-
-
 class CredentialsReplaced(Exception):
     """The stored credentials are no longer the ones being rotated (an admin replaced them meanwhile)."""
 
 
 async def save_sealed_credentials(db: Database, provider_id: int, sealed: str, expected: str | None = None) -> None:
-    """The UPDATE of save_credentials, for a caller that must know the sealed value before it lands.
+    """Replace a provider's sealed credentials in one transaction (a rotated OAuth refresh token).
 
-    With `expected`, the row changes only if it still holds those sealed credentials, so a rotation never
-    overwrites credentials an admin stored in the meantime.
+    The row holds either the old or the new object, never neither: SQLite commits the UPDATE atomically,
+    and the connector uses a rotated token only after this returns. With `expected`, the row changes only
+    if it still holds those sealed credentials, so a rotation never overwrites credentials an admin
+    stored in the meantime. The caller seals first, so it knows the value before it lands.
     """
     sql = "UPDATE providers SET credentials = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?"
     params: tuple[str | int, ...] = (sealed, provider_id)
