@@ -32,6 +32,7 @@ from appliance.keys import (
     CLOCK,
     CONFIG,
     DB,
+    EXTRA_SITES,
     HTTP_CLIENT,
     MIDDLEWARES,
     NATS_SERVER,
@@ -195,6 +196,7 @@ def create_app(
     app[MIDDLEWARES] = []
     app[RELOAD_HOOKS] = []
     app[STARTUP_NOTICES] = []
+    app[EXTRA_SITES] = []
     app[mw.INFLIGHT] = mw.InFlight()
     if bus_url:
         app[BUS_URL] = bus_url

@@ -37,6 +37,15 @@ def _check_host(value: str) -> str | None:
     return None if value and " " not in value else "must be a host name or address"
 
 
+def _check_origin(value: str) -> str | None:
+    if not value:
+        return None
+    scheme, sep, rest = value.partition("://")
+    if scheme not in ("http", "https") or not sep or not rest or "/" in rest or " " in rest:
+        return "must be an origin like https://content.example.lan (scheme and host, optional port, no path)"
+    return None
+
+
 @dataclass(frozen=True)
 class HttpSettings:
     """[http]: the listening socket and request handling."""
@@ -53,6 +62,18 @@ class HttpSettings:
     secure_cookies: bool = setting(False, help="mark cookies Secure even when the daemon itself serves plain HTTP")
     trusted_proxies: list[str] = setting(
         [], help="CIDRs of reverse proxies whose X-Forwarded-For is believed (empty: none)"
+    )
+    content_port: int = setting(
+        -1, help="port of the content origin that serves archive pages (-1: http.port + 1; 0: a free port)",
+        min=-1, max=65535,
+    )
+    content_host: str = setting(
+        "", help="host name browsers use for the content origin (empty: the host name they use for the app)",
+        check=lambda v: None if " " not in v and "/" not in v and ":" not in v else "must be a bare host name",
+    )
+    content_url: str = setting(
+        "", help="public origin of the content site behind a reverse proxy, e.g. https://content.school.lan "
+                 "(empty: built from content_host and content_port)", check=_check_origin,
     )
 
 

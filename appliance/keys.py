@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from appliance.config import Config
     from appliance.db.database import Database
     from appliance.web.policy import Principal
+    from appliance.web.sites import ExtraSite
 
+SessionPrincipal = Callable[[int], Awaitable["Principal | None"]]
 Authenticator = Callable[[web.Request], Awaitable["Principal | None"]]
 
 CONFIG: web.AppKey[Config] = web.AppKey("config")
@@ -35,3 +37,9 @@ MIDDLEWARES: web.AppKey[list[tuple[int, Any]]] = web.AppKey("middlewares")
 RELOAD_HOOKS: web.AppKey[list[Callable[[], Awaitable[None]]]] = web.AppKey("reload_hooks")
 # Called by the primary with the listening URL once serving (e.g. the --dev admin's one-time password).
 STARTUP_NOTICES: web.AppKey[list[Callable[[str], None]]] = web.AppKey("startup_notices")
+# Further listeners of every HTTP process (e.g. the content origin), registered by the features that serve them.
+EXTRA_SITES: web.AppKey[list[ExtraSite]] = web.AppKey("extra_sites")
+# The live principal of an application session, by session id (registered by the feature owning sessions):
+# lets a second origin that never sees the session cookie check that the session behind its own credential
+# still holds (not signed out, not deactivated, no password reset).
+SESSION_PRINCIPAL: web.AppKey[SessionPrincipal] = web.AppKey("session_principal")

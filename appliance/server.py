@@ -19,7 +19,7 @@ from appliance.core.children import die_with_parent
 from appliance.core.gcsettle import settle_gc
 from appliance.core.process import ProcessRole
 from appliance.core.sdnotify import notify, watchdog_interval
-from appliance.keys import NATS_SERVER, RELOAD_HOOKS, STARTUP_NOTICES
+from appliance.keys import EXTRA_SITES, NATS_SERVER, RELOAD_HOOKS, STARTUP_NOTICES
 from appliance.observability.metrics import WORKER_RESTARTS, mark_dead
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,37 @@ async def _start_site(app: web.Application, config: Config, host: str, port: int
     return runner, bound
 
 
+async def start_extra_sites(app: web.Application, config: Config, host: str, main_port: int,
+                            ports: dict[str, int] | None = None) -> list[tuple[web.AppRunner, web.Application]]:
+    """Bind every extra site a feature registered (after the main app started, so they share its state).
+
+    The primary picks each port (ports None) and records it on the site; workers bind the ports the
+    primary chose, so every process answers on the same ones.
+    """
+    started: list[tuple[web.AppRunner, web.Application]] = []
+    for site in app[EXTRA_SITES]:
+        wanted = site.port_for(main_port) if ports is None else ports[site.name]
+        runner, bound = await _start_site(site.app, config, host, wanted)
+        site.bound_port = bound
+        started.append((runner, site.app))
+    return started
+
+
+def site_ports(app: web.Application) -> dict[str, int]:
+    """name -> bound port of the extra sites, for handing over to workers."""
+    return {site.name: site.bound_port or 0 for site in app[EXTRA_SITES]}
+
+
+async def drain_all(main: tuple[web.AppRunner, web.Application],
+                    extras: list[tuple[web.AppRunner, web.Application]], timeout: float) -> None:
+    """Drain the extra sites and the main one together; the main app (which they share) is torn down last."""
+    for runner, _app in [*extras, main]:
+        for site in list(runner.sites):
+            await site.stop()
+    await asyncio.gather(*(drain(runner, extra, timeout) for runner, extra in extras))
+    await drain(main[0], main[1], timeout)
+
+
 async def drain(runner: web.AppRunner, app: web.Application, timeout: float) -> None:
     """Stop accepting, let in-flight requests finish (bounded), then tear the app down in order."""
     from appliance.web.middlewares import INFLIGHT
@@ -61,8 +92,10 @@ async def drain(runner: web.AppRunner, app: web.Application, timeout: float) -> 
 class WorkerPool:
     """Keeps N-1 HTTP worker processes alive beside the primary; restarts the ones that die."""
 
-    def __init__(self, count: int, argv: list[str], host: str, port: int, bus_url: str) -> None:
+    def __init__(self, count: int, argv: list[str], host: str, port: int, bus_url: str,
+                 sites: dict[str, int] | None = None) -> None:
         self.count = count
+        self._sites = sites or {}
         self._argv = argv
         self._host = host
         self._port = port
@@ -80,6 +113,8 @@ class WorkerPool:
         cmd = [sys.executable, "-m", "appliance.worker", *self._argv,
                "--host", self._host, "--port", str(self._port), "--bus-url", self._bus_url,
                "--index", str(index)]
+        for name, site_port in self._sites.items():
+            cmd += ["--site", f"{name}={site_port}"]
         proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdin=asyncio.subprocess.DEVNULL,
                                                     preexec_fn=die_with_parent)
         self._procs[index] = proc
@@ -154,7 +189,9 @@ async def run_primary(config: Config, options: ServeOptions) -> int:
     stop = await _wait_for_stop()
     loop = asyncio.get_running_loop()
     runner, port = await _start_site(app, config, options.host, options.port)
-    workers = WorkerPool(options.workers, options.argv, options.host, port, app.get(BUS_URL, config.bus.url))
+    extras = await start_extra_sites(app, config, options.host, port)
+    workers = WorkerPool(options.workers, options.argv, options.host, port, app.get(BUS_URL, config.bus.url),
+                         site_ports(app))
     await workers.start()
 
     async def reload() -> None:
@@ -177,6 +214,9 @@ async def run_primary(config: Config, options: ServeOptions) -> int:
     url = f"http://{options.host}:{port}"
     log.info("appliance serving on %s with %d HTTP process(es)", url, options.workers)
     print(f"appliance listening on {url}", flush=True)
+    for name, site_port in site_ports(app).items():
+        log.info("%s site serving on http://%s:%d", name, options.host, site_port)
+        print(f"appliance {name} site listening on http://{options.host}:{site_port}", flush=True)
     for notice in app[STARTUP_NOTICES]:
         notice(url)
     settle_gc()
@@ -194,12 +234,13 @@ async def run_primary(config: Config, options: ServeOptions) -> int:
         dog.cancel()
     # Workers and the primary's own site stop accepting and drain in-flight requests in parallel.
     await asyncio.gather(workers.stop(config.http.shutdown_timeout_s + 5),
-                         drain(runner, app, config.http.shutdown_timeout_s))
+                         drain_all((runner, app), extras, config.http.shutdown_timeout_s))
     log.info("stopped")
     return 0
 
 
-async def run_worker(config: Config, host: str, port: int, bus_url: str) -> int:
+async def run_worker(config: Config, host: str, port: int, bus_url: str,
+                     sites: dict[str, int] | None = None) -> int:
     """An HTTP-only process: same app without supervisors or background work."""
     app = create_app(config, ProcessRole.WORKER, bus_url=bus_url)
     stop = await _wait_for_stop()
@@ -219,7 +260,8 @@ async def run_worker(config: Config, host: str, port: int, bus_url: str) -> int:
 
     loop.add_signal_handler(signal.SIGHUP, on_hup)
     runner, _ = await _start_site(app, config, host, port)
+    extras = await start_extra_sites(app, config, host, port, sites or {})
     settle_gc()
     await stop.wait()
-    await drain(runner, app, config.http.shutdown_timeout_s)
+    await drain_all((runner, app), extras, config.http.shutdown_timeout_s)
     return 0

@@ -18,7 +18,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--bus-url", required=True)
     parser.add_argument("--index", type=int, required=True)
+    parser.add_argument("--site", action="append", default=[], help="name=port of an extra site to bind")
     args = parser.parse_args(argv)
+    sites = {}
+    for item in args.site:
+        name, _, port = item.partition("=")
+        sites[name] = int(port)
     os.environ["APPLIANCE_PROCESS_ROLE"] = "worker"
     from appliance.config import ConfigError, load_config
 
@@ -31,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     from appliance.server import run_worker
 
     configure_logging(config.logging.level, config.logging.format, dev=config.dev)
-    return asyncio.run(run_worker(config, args.host, args.port, args.bus_url))
+    return asyncio.run(run_worker(config, args.host, args.port, args.bus_url, sites))
 
 
 if __name__ == "__main__":

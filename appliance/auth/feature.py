@@ -11,13 +11,16 @@ from appliance.auth.authn import session_authenticator, token_authenticator
 from appliance.auth.guards import GUARDS
 from appliance.auth.keys import IDENTITY
 from appliance.auth.metrics import SESSIONS_ACTIVE
+from appliance.auth.principals import build_principal
 from appliance.auth.saml import SamlServiceProvider
+from appliance.auth.sessions import SessionById
 from appliance.auth.state import IdentityState
 from appliance.core.blocking import run_blocking
 from appliance.core.clock import iso
 from appliance.core.process import ProcessRole
-from appliance.keys import AUTHENTICATORS, CLOCK, CONFIG, DB, ROLE, STARTUP_NOTICES, TASKS
+from appliance.keys import AUTHENTICATORS, CLOCK, CONFIG, DB, ROLE, SESSION_PRINCIPAL, STARTUP_NOTICES, TASKS
 from appliance.web.middlewares import add_guard
+from appliance.web.policy import AuthVia
 
 log = logging.getLogger(__name__)
 HOUSEKEEPING_SECONDS = 60
@@ -42,6 +45,9 @@ async def identity_ctx(app: web.Application) -> AsyncIterator[None]:
         # Loading IdP metadata parses XML and may shell out to xmlsec1: keep it off the loop.
         state.saml = await run_blocking("io", SamlServiceProvider, config.saml)
     app[IDENTITY] = state
+    # Lets the content origin, which never sees the session cookie, check that a reader's session still holds.
+    app[SESSION_PRINCIPAL] = SessionById(
+        state.sessions, lambda db, user, sid: build_principal(db, user, AuthVia.SESSION, sid))
     if app[ROLE] is ProcessRole.PRIMARY and config.dev:
         password = await devadmin.ensure_dev_admin(app[DB])
         if password:

@@ -216,3 +216,50 @@ class Sessions:
                 SessionState.EXPIRED,
                 now,
             )
+
+
+_BY_ID = (
+    "SELECT s.id AS sid, s.expires_at, s.last_seen_at,"
+    " u.id, u.uuid, u.username, u.role, u.facility_id, u.must_change_password, u.deactivated_at"
+    " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ? AND s.state = 'active'"
+)
+
+
+class SessionById:
+    """Is session N still live, and whose is it? Answers from a cache at most CACHE_TTL_S old.
+
+    The content origin never sees the session cookie; its own cookie names the session it was issued for,
+    and this is how it learns that session ended (sign-out, deactivation, password reset, expiry): within
+    CACHE_TTL_S in every process. It only reads; the session's own cookie path touches and ends sessions.
+    """
+
+    def __init__(self, sessions: Sessions, build: Any) -> None:
+        self._sessions = sessions
+        self._build = build  # (db, user row, session id) -> principal
+        self._cache: dict[int, tuple[float, Any]] = {}
+        self._refills: SingleFlight[Any] = SingleFlight()
+
+    async def __call__(self, session_id: int) -> Any:
+        """The principal of a live session, or None."""
+        clock = self._sessions.clock
+        hit = self._cache.get(session_id)
+        if hit is not None and clock.monotonic() - hit[0] < CACHE_TTL_S:
+            return hit[1]
+        found = await self._refills.run(str(session_id), lambda: self._load(session_id))
+        if len(self._cache) >= CACHE_MAX_ENTRIES:
+            self._cache.clear()
+        self._cache[session_id] = (clock.monotonic(), found)
+        return found
+
+    async def _load(self, session_id: int) -> Any:
+        sessions = self._sessions
+        row = await sessions.db.fetchone(_BY_ID, (session_id,))
+        if row is None or row["deactivated_at"] is not None:
+            return None
+        now = sessions.clock.now()
+        if now >= datetime.fromisoformat(row["expires_at"]):
+            return None
+        if now - datetime.fromisoformat(row["last_seen_at"]) >= sessions.idle:
+            return None
+        user = {k: row[k] for k in ("id", "uuid", "username", "role", "facility_id", "must_change_password")}
+        return await self._build(sessions.db, user, row["sid"])

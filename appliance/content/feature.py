@@ -2,14 +2,29 @@
 
 from aiohttp import web
 
-from appliance.content import routes_api, routes_catalog, routes_content, routes_pages, routes_reports, routes_search
+from appliance.content import (
+    origin,
+    routes_api,
+    routes_catalog,
+    routes_content,
+    routes_pages,
+    routes_reports,
+    routes_search,
+)
+from appliance.content.keys import CONTENT_SITE
 from appliance.content.service import content_ctx
+from appliance.keys import EXTRA_SITES
 from appliance.web.middlewares import add_guard
 
 
 def setup(app: web.Application) -> None:
     """Register the content feature on the application."""
+    # The content origin: a second listener in every HTTP process, serving archive entries only.
+    site = origin.build_site(app)
+    app[CONTENT_SITE] = site
+    app[EXTRA_SITES].append(site)
     app.cleanup_ctx.append(content_ctx)
+    app.router.add_routes(origin.app_routes)
     app.router.add_routes(routes_content.routes)
     app.router.add_routes(routes_search.routes)
     app.router.add_routes(routes_api.routes)

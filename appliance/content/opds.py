@@ -90,8 +90,8 @@ def root_feed(updated: str) -> bytes:
     return _xml(feed)
 
 
-def _book_entry(parent: ET.Element, book: Book, *, partial: bool = False) -> ET.Element:
-    """One acquisition entry, in the shape libkiwix writes."""
+def _book_entry(parent: ET.Element, book: Book, *, partial: bool = False, content_base: str = "") -> ET.Element:
+    """One acquisition entry, in the shape libkiwix writes (its page link on the content origin, content_base)."""
     entry = _el(parent, "entry")
     _el(entry, "id", f"urn:uuid:{book.uuid}")
     _el(entry, "title", book.title)
@@ -111,7 +111,7 @@ def _book_entry(parent: ET.Element, book: Book, *, partial: bool = False) -> ET.
         _el(entry, "link", rel="http://opds-spec.org/image/thumbnail",
             href=f"/catalog/v2/illustration/{book.uuid}/?size=48",
             type="image/png;width=48;height=48;scale=1")
-    _el(entry, "link", type="text/html", href=f"/content/{quote(book.slug)}")
+    _el(entry, "link", type="text/html", href=f"{content_base}/content/{quote(book.slug)}/")
     author = _el(entry, "author")
     _el(author, "name", book.creator)
     publisher = _el(entry, "publisher")
@@ -123,7 +123,7 @@ def _book_entry(parent: ET.Element, book: Book, *, partial: bool = False) -> ET.
 
 
 def entries_feed(books: list[Book], *, total: int, start: int, count: int, updated: str,
-                 query: Mapping[str, str], partial: bool = False) -> bytes:
+                 query: Mapping[str, str], partial: bool = False, content_base: str = "") -> bytes:
     """A (filtered, paginated) acquisition feed."""
     kind = "partial_entries" if partial else "entries"
     qs = urlencode(sorted(query.items()))
@@ -134,14 +134,14 @@ def entries_feed(books: list[Book], *, total: int, start: int, count: int, updat
     _el(feed, "startIndex", str(start), ns=OPENSEARCH)
     _el(feed, "itemsPerPage", str(count), ns=OPENSEARCH)
     for book in books:
-        _book_entry(feed, book, partial=partial)
+        _book_entry(feed, book, partial=partial, content_base=content_base)
     return _xml(feed)
 
 
-def single_entry(book: Book) -> bytes:
+def single_entry(book: Book, content_base: str = "") -> bytes:
     """One book as a standalone Atom entry document."""
     holder = ET.Element("holder")
-    return _xml(_book_entry(holder, book))
+    return _xml(_book_entry(holder, book, content_base=content_base))
 
 
 def facet_feed(kind: str, values: Iterable[tuple[str, int]], updated: str) -> bytes:

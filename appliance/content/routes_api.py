@@ -67,7 +67,7 @@ async def _decorate(request: web.Request, p: Principal, rows: list[Any]) -> list
             item[flag] = bool(item[flag])
         item["favorite"] = r["id"] in favs
         item["featured"] = r["id"] in featured
-        item["url"] = f"/content/{r['slug']}/"
+        item["url"] = f"/library/read/{r['slug']}/"  # the reader (app origin), which frames the content origin
         if p.role in ADMIN_ROLES:
             lib = service.directory.by_id.get(r["id"])
             facs = sorted(lib.facilities) if lib else []

@@ -5,6 +5,7 @@ from aiohttp import web
 
 from appliance.content import opds
 from appliance.content.keys import CONTENT
+from appliance.content.origin import content_origin
 from appliance.content.service import ContentService
 from appliance.content.upstream import MAX_FEED_BYTES, UpstreamError, parse_feed
 from appliance.core.errors import ApiError, bad_request, not_found
@@ -72,7 +73,8 @@ async def _entries(request: web.Request, partial: bool) -> web.Response:
     page = chosen[start:] if count < 0 else chosen[start:start + count]
     shown = len(page) if count < 0 else count
     return _atom(opds.entries_feed(page, total=len(chosen), start=start, count=shown, updated=_updated(books),
-                                   query={**filters, **({"start": str(start)} if start else {})}, partial=partial))
+                                   query={**filters, **({"start": str(start)} if start else {})}, partial=partial,
+                                   content_base=content_origin(request)))
 
 
 @routes.get("/catalog/v2/entries")
@@ -95,7 +97,7 @@ async def entry(request: web.Request) -> web.Response:
     """One book."""
     for book in await _books(request, request.app[CONTENT]):
         if book.uuid == request.match_info["uuid"]:
-            return web.Response(body=opds.single_entry(book), headers={
+            return web.Response(body=opds.single_entry(book, content_origin(request)), headers={
                 "Content-Type": f"{ATOM_TYPE};type=entry;profile=opds-catalog;charset=utf-8"})
     raise not_found("no such book")
 
@@ -113,7 +115,8 @@ async def illustration(request: web.Request) -> web.Response:
     png = await request.app[DB].fetchval("SELECT illustration FROM libraries WHERE uuid = ?", (uuid,))
     if png is None:
         raise not_found("this book has no illustration")
-    return web.Response(body=png, content_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
+    return web.Response(body=png, content_type="image/png", headers={"Cache-Control": "private, max-age=86400",
+                                                                     "X-Content-Type-Options": "nosniff"})
 
 
 async def _facet(request: web.Request, kind: str) -> web.Response:

@@ -1,5 +1,9 @@
-"""Serving archive entries: /content/{book}/{path}, the main page, /random, and the .zim download."""
+"""Serving archive entries: /content/{book}/{path}, the main page, /random (on the content origin only), and
+the .zim download. On the app origin the old /content and /random addresses lead to the reader page, which
+frames the content origin: no archive bytes are ever served from the app origin.
+"""
 
+import os
 from urllib.parse import quote
 
 from aiohttp import web
@@ -26,7 +30,10 @@ from appliance.web.policy import public
 
 MAX_PATH_BYTES = 4096
 HTML_CACHE = "private, no-cache"  # revalidate (cheap 304) so block lists apply and re-reads are counted
-routes = web.RouteTableDef()
+# Assets of a signed-in reader may be of a library anonymous readers can't see: no shared cache keeps them.
+PRIVATE_IMMUTABLE = "private, max-age=31536000, immutable"
+routes = web.RouteTableDef()  # the app origin
+site_routes = web.RouteTableDef()  # the content origin
 
 
 def content_url(slug: str, path: str) -> str:
@@ -42,14 +49,40 @@ def _check_path(path: str) -> None:
         raise bad_request("invalid_path", "article path contains a NUL character")
 
 
+def reader_url(slug: str, path: str = "") -> str:
+    """The reader page (app origin) of an entry."""
+    return f"/library/read/{quote(slug, safe='')}/{quote(path, safe='/')}"
+
+
 @routes.get("/content/{book}")
+@routes.get("/content/{book}/")
+@routes.get("/content/{book}/{path:.+}")
+@public
+async def old_content_url(request: web.Request) -> web.StreamResponse:
+    """Old links to an entry on the app origin open it in the reader (which frames the content origin)."""
+    path = request.match_info.get("path", "")
+    _check_path(path)
+    raise web.HTTPFound(reader_url(request.match_info["book"], path))
+
+
+@routes.get("/random")
+@public
+async def old_random(request: web.Request) -> web.StreamResponse:
+    """kiwix-serve's /random?content= on the app origin: the reader, showing a random article."""
+    slug = request.query.get("content", "")
+    if not slug:
+        raise bad_request("invalid_parameter", "content (the book name) is required", {"parameter": "content"})
+    raise web.HTTPFound(reader_url(slug) + "?random")
+
+
+@site_routes.get("/content/{book}")
 @public  # access is decided per library in ContentService.readable (anonymous browsing per facility)
 async def book_root(request: web.Request) -> web.StreamResponse:
     """The bare book URL goes to its main page."""
     raise web.HTTPFound(f"/content/{request.match_info['book']}/")
 
 
-@routes.get("/content/{book}/")
+@site_routes.get("/content/{book}/")
 @public
 async def main_page(request: web.Request) -> web.StreamResponse:
     """Redirect to the archive's main page (404 when it has none)."""
@@ -62,7 +95,7 @@ async def main_page(request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound(content_url(lib.slug, target))
 
 
-@routes.get("/content/{book}/{path:.+}")
+@site_routes.get("/content/{book}/{path:.+}")
 @public
 async def entry(request: web.Request) -> web.StreamResponse:
     """The bytes of one entry with caching, Range and gzip; ZIM redirects become HTTP redirects."""
@@ -96,7 +129,7 @@ async def entry(request: web.Request) -> web.StreamResponse:
             # zlib releases the GIL, so compressing in a thread really runs beside the event loop.
             packed = await run_blocking("gzip", compress, found.content)
             service.gzip.store(lib.uuid, found.index, packed)
-    return _respond(request, lib.uuid, found.index, found.mimetype, found.content, html, packed)
+    return _respond(request, lib.uuid, found.index, found.mimetype, found.content, html, packed, p is not None)
 
 
 def _record(request: web.Request, service: ContentService, p: object, library_id: int, path: str,
@@ -112,10 +145,10 @@ def _record(request: web.Request, service: ContentService, p: object, library_id
 
 
 def _respond(request: web.Request, uuid: str, index: int, mimetype: str, body: bytes, html: bool,
-             packed: bytes | None) -> web.Response:
+             packed: bytes | None, signed_in: bool) -> web.Response:
     """304, 206, 416 or 200 (gzipped when worthwhile and accepted)."""
-    headers = {"Cache-Control": HTML_CACHE if html else IMMUTABLE, "Accept-Ranges": "bytes",
-               "X-Content-Type-Options": "nosniff"}
+    cache = HTML_CACHE if html else PRIVATE_IMMUTABLE if signed_in else IMMUTABLE
+    headers = {"Cache-Control": cache, "Accept-Ranges": "bytes"}  # nosniff and CSP: origin._content_headers
     zippable = compressible(mimetype, len(body))
     if zippable:
         headers["Vary"] = "Accept-Encoding"
@@ -145,7 +178,7 @@ def _respond(request: web.Request, uuid: str, index: int, mimetype: str, body: b
     return resp
 
 
-@routes.get("/random")
+@site_routes.get("/random")
 @public
 async def random_article(request: web.Request) -> web.StreamResponse:
     """Redirect to a random article of ?content={book} that is not blocked."""
@@ -172,5 +205,9 @@ async def download(request: web.Request) -> web.StreamResponse:
     if lib is None:
         raise not_found("no such book")
     _p, lib = await service.readable(request, lib.slug)
+    # A download, never a page: the browser saves it (attachment, nosniff) and no archive script runs here.
+    name = quote(os.path.basename(str(lib.path)))
     return web.FileResponse(lib.path, headers={"Content-Type": "application/x-zim",
+                                               "Content-Disposition": f"attachment; filename*=UTF-8''{name}",
+                                               "X-Content-Type-Options": "nosniff",
                                                "Cache-Control": "private, max-age=86400"})

@@ -5,6 +5,7 @@ from pathlib import Path
 from aiohttp import web
 
 from appliance.content.keys import CONTENT
+from appliance.content.origin import content_origin
 from appliance.core.blocking import run_blocking
 from appliance.core.errors import unauthorized
 from appliance.web.policy import maybe_principal, public
@@ -25,7 +26,7 @@ async def _page(name: str) -> bytes:
     return _cache[name]
 
 
-async def _serve(request: web.Request, name: str) -> web.Response:
+async def _serve(request: web.Request, name: str, headers: dict[str, str] = HEADERS) -> web.Response:
     """Signed-in users, or anyone where the facility allows anonymous browsing."""
     service = request.app[CONTENT]
     await service.refresh()
@@ -33,7 +34,7 @@ async def _serve(request: web.Request, name: str) -> web.Response:
         raise unauthorized()
     # A learner is here: start this worker's search processes now, so the first search does not wait.
     service.pools.warm()
-    return web.Response(body=await _page(name), content_type="text/html", charset="utf-8", headers=HEADERS)
+    return web.Response(body=await _page(name), content_type="text/html", charset="utf-8", headers=headers)
 
 
 @routes.get("/library")
@@ -46,8 +47,10 @@ async def library_page(request: web.Request) -> web.Response:
 @routes.get("/library/read/{book}/{path:.*}")
 @public
 async def reader_page(request: web.Request) -> web.Response:
-    """The reader wrapper; the article itself loads from /content in its frame."""
-    return await _serve(request, "reader.html")
+    """The reader wrapper; the article loads in its frame from the content origin, the only origin it may frame."""
+    headers = dict(HEADERS)
+    headers["Content-Security-Policy"] += f"; frame-src {content_origin(request)}"
+    return await _serve(request, "reader.html", headers)
 
 
 @routes.get("/library/search")

@@ -14,14 +14,15 @@ from appliance.bus.subjects import content_rescan
 from appliance.content import metrics
 from appliance.content.directory import Directory, Library, can_see
 from appliance.content.httpcache import GzipCache
-from appliance.content.keys import CONTENT
+from appliance.content.keys import CONTENT, CONTENT_SITE
+from appliance.content.passes import PassSigner, load_or_create_key
 from appliance.content.scanner import ScanReport, scan
 from appliance.content.searchcache import SearchCache
 from appliance.content.searchpool import SearchPools
 from appliance.content.settings import ContentSettings
 from appliance.content.tracking import ViewRecorder
-from appliance.core.blocking import register_pool
-from appliance.core.errors import ApiError, not_found, unauthorized
+from appliance.core.blocking import register_pool, run_blocking
+from appliance.core.errors import ApiError, not_found
 from appliance.core.process import ProcessRole
 from appliance.db import Database
 from appliance.keys import BUS, CONFIG, DB, RELOAD_HOOKS, ROLE, TASKS
@@ -43,6 +44,7 @@ class ContentService:
     zim_root: object
     scan_lock: asyncio.Lock
     search_cache: SearchCache
+    passes: PassSigner
 
     async def refresh(self, *, force: bool = False) -> None:
         """Pick up library changes made by any process."""
@@ -71,7 +73,8 @@ class ContentService:
         await self.refresh()
         p = maybe_principal(request)
         if p is None and not self.directory.anonymous_allowed:
-            raise unauthorized()
+            # Only the content origin serves entries, and it has no sign-in page to send anyone to.
+            raise ApiError(403, "pass_required", "open this book from the library (sign in again if asked)")
         lib = self.directory.by_slug.get(slug)
         if lib is None or not can_see(p, lib, self.directory.anonymous_facility()):
             raise not_found(f"no library named {slug[:100]!r}")
@@ -99,8 +102,11 @@ async def content_ctx(app: web.Application) -> AsyncIterator[None]:
         recorder=ViewRecorder(db, settings.view_batch_max),
         zim_root=config.paths.content_root / "zim", scan_lock=asyncio.Lock(),
         search_cache=SearchCache(settings.search_cache_entries, settings.search_cache_ttl_s),
+        passes=PassSigner(await run_blocking("io", load_or_create_key, config.paths.data_dir)),
     )
     app[CONTENT] = service
+    # The content origin's app is started after this one (it shares this service), so it can still be filled.
+    app[CONTENT_SITE].app[CONTENT] = service
     # Search processes start when a learner page is first opened (see routes_pages), not here:
     # an appliance nobody reads from, and every test app, does not need them.
     tasks = app[TASKS]

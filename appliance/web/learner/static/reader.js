@@ -1,15 +1,37 @@
 "use strict";
-// Reader wrapper: shows /content/{book}/{path} in a frame and reports visible reading time (the beacon).
+// Reader wrapper: frames the article from the content origin (a separate origin holding no session) and
+// reports visible reading time (the beacon). The frame says which article shows with postMessage, checked
+// against the exact content origin and frame; the beacon itself is sent from here, the app origin.
 (function () {
   var parts = window.location.pathname.split("/");       // ["", "library", "read", book, ...path]
   var book = decodeURIComponent(parts[3] || "");
   var rest = parts.slice(4).join("/");                     // still percent-encoded
   var frame = document.getElementById("page");
   var contentPrefix = "/content/" + encodeURIComponent(book) + "/";
-  frame.src = contentPrefix + rest;
+  var contentOrigin = null;
+  var start = window.location.search.indexOf("random") >= 0 ? "/random?content=" + encodeURIComponent(book)
+                                                          : contentPrefix + rest;
   document.getElementById("home").href = "/library/read/" + encodeURIComponent(book) + "/";
-  document.getElementById("random").href = "/random?content=" + encodeURIComponent(book);
+  document.getElementById("random").href = "/library/read/" + encodeURIComponent(book) + "/?random";
   document.querySelector("#search input[name=books]").value = book;
+
+  function navigate(url) {
+    if (contentOrigin) frame.contentWindow.postMessage({type: "appliance:navigate", url: url}, contentOrigin);
+  }
+  document.getElementById("home").addEventListener("click", function (e) { e.preventDefault(); navigate(contentPrefix); });
+  document.getElementById("random").addEventListener("click", function (e) {
+    e.preventDefault(); navigate("/random?content=" + encodeURIComponent(book));
+  });
+  Lib.api("/api/v1/library/pass?origin=" + encodeURIComponent(window.location.origin))
+    .then(function (r) {
+      if (r.status === 401) { window.location = "/login?next=" + encodeURIComponent(window.location.pathname); }
+      return r.ok ? r.json() : null;
+    })
+    .then(function (body) {
+      if (!body) return;
+      contentOrigin = body.data.origin;
+      frame.src = body.data.url + "&next=" + encodeURIComponent(start);
+    }).catch(function () { return null; });
 
   var current = null, seconds = 0, FLUSH_EVERY = 15;
   function send(path, secs) {
@@ -18,19 +40,18 @@
       body: JSON.stringify({book: book, path: path, seconds: Math.min(secs, 600)})});
   }
   function flush() { send(current, seconds); seconds = 0; }
-  function framePath() {
-    try {
-      var p = frame.contentWindow.location.pathname;
-      if (p.indexOf(contentPrefix) !== 0) return null;
-      return decodeURIComponent(p.slice(contentPrefix.length));
-    } catch (e) { return null; }
-  }
-  frame.addEventListener("load", function () {
-    var p = framePath();
+  window.addEventListener("message", function (event) {
+    if (!contentOrigin || event.origin !== contentOrigin || event.source !== frame.contentWindow) return;
+    var data = event.data || {};
+    if (data.type !== "appliance:page" || typeof data.path !== "string") return;
+    var p = null;
+    if (data.path.indexOf(contentPrefix) === 0) {
+      try { p = decodeURIComponent(data.path.slice(contentPrefix.length)); } catch (e) { p = null; }
+    }
     if (p !== current) { flush(); current = p; }
     if (p !== null) {
       history.replaceState(null, "", "/library/read/" + encodeURIComponent(book) + "/" + encodeURI(p));
-      try { document.title = frame.contentDocument.title || document.title; } catch (e) { /* cross-origin */ }
+      if (typeof data.title === "string" && data.title) document.title = data.title.slice(0, 200);
     }
   });
   setInterval(function () {
@@ -59,6 +80,6 @@
         }).catch(function () { return null; });
     }, 250);
   });
-  window.readerState = function () { return {book: book, current: current, seconds: seconds}; };
+  window.readerState = function () { return {book: book, current: current, seconds: seconds, origin: contentOrigin}; };
   Lib.loadCsrf();
 })();
