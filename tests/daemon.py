@@ -40,6 +40,7 @@ class Daemon:
     started_at: float
     ready_after_s: float = 0.0
     extra_env: dict[str, str] = field(default_factory=dict)
+    content_url: str = ""  # the content origin (archive pages), when the config names its port
 
     @property
     def pid(self) -> int:
@@ -110,6 +111,7 @@ def write_config(tmp_path: Path, extra_toml: str = "", *, port: int | None = Non
         f"""[http]
 host = "127.0.0.1"
 port = {port}
+content_port = {_free_port()}
 shutdown_timeout_s = 10.0
 
 [paths]
@@ -145,6 +147,9 @@ def start_daemon(tmp_path: Path, extra_toml: str = "", *, workers: int = 1, port
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=str(tmp_path), env=full_env,
         )
     daemon = Daemon(proc, f"http://127.0.0.1:{bound}", config, tmp_path / "var", log_path, time.monotonic())
+    content_line = next((line for line in text.splitlines() if line.startswith("content_port =")), None)
+    if content_line:
+        daemon.content_url = f"http://127.0.0.1:{int(content_line.split('=')[1])}"
     STARTED.append(daemon)
     if wait:
         try:

@@ -37,12 +37,13 @@ def content_root(tmp_path: Path, zim_dir: Path) -> Path:
 
 # --------------------------------------------------------------------------- the running app
 
-from collections.abc import Callable  # noqa: E402
+from collections.abc import AsyncIterator, Callable  # noqa: E402
 from typing import Any  # noqa: E402
 
-from aiohttp.test_utils import TestClient  # noqa: E402
+from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
 
-from appliance.content.keys import CONTENT  # noqa: E402
+from appliance.content.keys import CONTENT, CONTENT_SITE  # noqa: E402
+from appliance.content.origin import PASS_COOKIE  # noqa: E402
 from appliance.keys import DB  # noqa: E402
 
 
@@ -57,21 +58,52 @@ async def sign_in(client: TestClient, username: str, password: str) -> dict[str,
     return {"Cookie": f"{morsel.key}={morsel.value}", "X-CSRF-Token": body["data"]["csrf_token"]}
 
 
-class Library:
-    """A running app with test archives, plus helpers to act as different users."""
+async def start_content_site(client: TestClient) -> TestClient:
+    """Serve the app's content origin too (the daemon binds it beside the app port); the caller closes it."""
+    site = client.app[CONTENT_SITE]
+    content = TestClient(TestServer(site.app))
+    await content.start_server()
+    site.bound_port = content.port
+    return content
 
-    def __init__(self, client: TestClient, make_user: Callable[..., Any]) -> None:
+
+async def content_pass(client: TestClient, content: TestClient, headers: dict[str, str]) -> str:
+    """What the reader page does: get a URL pass on the app origin, trade it for the cookie pass."""
+    resp = await client.get("/api/v1/library/pass", headers=headers)
+    assert resp.status == 200, await resp.text()
+    url = (await resp.json())["data"]["url"]
+    got = await content.get(url[url.index("/_pass"):], allow_redirects=False)
+    assert got.status == 303, await got.text()
+    content.session.cookie_jar.clear()
+    return got.cookies[PASS_COOKIE].value
+
+
+class Library:
+    """A running app (and its content origin) with test archives, plus helpers to act as different users."""
+
+    def __init__(self, client: TestClient, make_user: Callable[..., Any], content: TestClient) -> None:
         self.client = client
+        self.content = content
         self._make_user = make_user
         self.service = client.app[CONTENT]
         self.user_ids: dict[str, int] = {}
 
     async def user(self, role: str = "learner", facility_id: int = 1, **kw: Any) -> dict[str, str]:
-        """Create a user, sign them in, and return headers that act as their browser."""
+        """Create a user, sign them in, and return headers that act as their browser.
+
+        The Cookie header carries the session and the content pass, as a browser sends both to both ports.
+        """
         user = await self._make_user(self.client, role=role, facility_id=facility_id, **kw)
         headers = await sign_in(self.client, user["username"], user["password"])
         self.user_ids[headers["Cookie"]] = user["id"]
+        passed = await content_pass(self.client, self.content, headers)
+        headers["Cookie"] += f"; {PASS_COOKIE}={passed}"
+        self.user_ids[headers["Cookie"]] = user["id"]
         return headers
+
+    async def anonymous(self) -> dict[str, str]:
+        """Headers of an anonymous browser that opened the reader (an anonymous content pass)."""
+        return {"Cookie": f"{PASS_COOKIE}={await content_pass(self.client, self.content, {})}"}
 
     async def lib_id(self, slug: str) -> int:
         return int(await self.client.app[DB].fetchval("SELECT id FROM libraries WHERE slug = ?", (slug,)))
@@ -102,6 +134,24 @@ def content_config(config_factory: Callable[..., Any], tmp_path: Path, zim_dir: 
 
 
 @pytest.fixture
-async def library(app_client: Any, content_config: Callable[..., Any], make_user: Any) -> Library:
-    """The full app serving the test archives, with identity's real sessions."""
-    return Library(await app_client(content_config()), make_user)
+async def library(app_client: Any, content_config: Callable[..., Any], make_user: Any) -> AsyncIterator[Library]:
+    """The full app serving the test archives (app and content origins), with identity's real sessions."""
+    client = await app_client(content_config())
+    content = await start_content_site(client)
+    yield Library(client, make_user, content)
+    await content.close()
+
+
+@pytest.fixture
+async def open_library() -> AsyncIterator[Callable[..., Any]]:
+    """Make a Library of an app a test started itself (its content origin is closed afterwards)."""
+    opened: list[TestClient] = []
+
+    async def make(client: TestClient, make_user: Callable[..., Any]) -> Library:
+        content = await start_content_site(client)
+        opened.append(content)
+        return Library(client, make_user, content)
+
+    yield make
+    for content in reversed(opened):
+        await content.close()

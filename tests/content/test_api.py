@@ -75,22 +75,23 @@ async def test_blocklist_enforced_everywhere(library: Library) -> None:
     resp = await c.put(f"/api/v1/libraries/{lib_id}/blocklist", json={"patterns": ["secret/*", "a/Photo*"]},
                        headers=dept)
     assert (await resp.json())["data"]["added"] == ["a/Photo*", "secret/*"]
-    assert (await c.get("/content/testbook/secret/one", headers=learner)).status == 403
-    assert (await c.get("/content/testbook/a/photosynthesis", headers=learner)).status == 200  # not a match
-    assert (await c.get("/content/testbook/a/Photo", headers=learner)).status == 403  # the redirect itself
+    assert (await library.content.get("/content/testbook/secret/one", headers=learner)).status == 403
+    cc = library.content
+    assert (await cc.get("/content/testbook/a/photosynthesis", headers=learner)).status == 200  # not a match
+    assert (await cc.get("/content/testbook/a/Photo", headers=learner)).status == 403  # the redirect itself
     search = await (await c.get("/api/v1/search?q=photosynthesis&per_page=25", headers=learner)).json()
     assert search["data"]
     assert not [h for h in search["data"] if h["path"].startswith("secret/")]
     sugg = await (await c.get("/api/v1/suggest?q=secret&book=testbook", headers=learner)).json()
     assert sugg["data"] == []
     for _ in range(15):
-        resp = await c.get("/random?content=testbook", headers=learner, allow_redirects=False)
+        resp = await library.content.get("/random?content=testbook", headers=learner, allow_redirects=False)
         assert "/secret/" not in resp.headers["Location"]
     history = (await (await c.get(f"/api/v1/libraries/{lib_id}/blocklist", headers=fac_admin)).json())["data"]
     assert history["patterns"] == ["a/Photo*", "secret/*"]
     assert history["history"][0]["added"] == ["a/Photo*", "secret/*"]
     await c.put(f"/api/v1/libraries/{lib_id}/blocklist", json={"patterns": []}, headers=dept)
-    assert (await c.get("/content/testbook/secret/one", headers=learner)).status == 200
+    assert (await library.content.get("/content/testbook/secret/one", headers=learner)).status == 200
     assert (await c.put(f"/api/v1/libraries/{lib_id}/blocklist", json={"patterns": [""]},
                         headers=dept)).status == 400
     assert await c.app[DB].fetchval("SELECT COUNT(*) FROM library_audit WHERE action = 'blocklist'") == 2
@@ -116,27 +117,27 @@ async def test_rescan_adds_removes_and_isolates_bad_files(library: Library, zim_
     assert rows["notes"]["error"] == "ValueError: not a ZIM file (bad magic number)"
     assert rows["noindex"]["state"] == "missing"
     assert rows["testbook_copy"]["error"].startswith("duplicate of ")
-    assert (await c.get("/content/testbook/a/algebra", headers=learner)).status == 200
+    assert (await library.content.get("/content/testbook/a/algebra", headers=learner)).status == 200
     listed = await (await c.get("/api/v1/libraries?state=error", headers=sysadmin)).json()
     assert {x["slug"] for x in listed["data"]} == {"corrupt", "notes", "testbook_copy"}
-    assert (await c.get("/content/corrupt/x", headers=sysadmin)).status == 404
+    assert (await library.content.get("/content/corrupt/x", headers=sysadmin)).status == 404
     await library.show("nomain")
     await library.show("empty")
-    resp = await c.get("/content/nomain/", headers=learner)
+    resp = await library.content.get("/content/nomain/", headers=learner)
     assert resp.status == 404
     assert "no main page" in (await resp.json())["error"]["message"]
-    assert (await c.get("/random?content=empty", headers=learner)).status == 404
+    assert (await library.content.get("/random?content=empty", headers=learner)).status == 404
     assert (await c.post("/api/v1/libraries/rescan", headers=learner)).status == 403
 
 
-async def test_rescan_on_a_worker_is_done_by_the_primary(app_client: Any, content_config: Any, make_user: Any,
-                                                          zim_dir: Path) -> None:
+async def test_rescan_on_a_worker_is_done_by_the_primary(open_library: Any, app_client: Any, content_config: Any,
+                                                          make_user: Any, zim_dir: Path) -> None:
     from appliance.app import BUS_URL
     from appliance.core.process import ProcessRole
 
     config = content_config()
-    primary = Library(await app_client(config), make_user)
-    worker = Library(await app_client(config, role=ProcessRole.WORKER, bus_url=primary.client.app[BUS_URL]),
+    primary = await open_library(await app_client(config), make_user)
+    worker = await open_library(await app_client(config, role=ProcessRole.WORKER, bus_url=primary.client.app[BUS_URL]),
                      make_user)
     admin = await worker.user(role="system_admin")
     shutil.copy(zim_dir / "nomain.zim", config.paths.content_root / "zim" / "nomain.zim")

@@ -13,11 +13,11 @@ async def reader(library: Library) -> dict[str, str]:
 
 
 async def _still_serving(library: Library, h: dict[str, str]) -> None:
-    assert (await library.client.get("/content/testbook/a/algebra", headers=h)).status == 200
+    assert (await library.content.get("/content/testbook/a/algebra", headers=h)).status == 200
 
 
 async def test_paths(library: Library, reader: dict[str, str]) -> None:
-    c = library.client
+    c = library.content
     long = "a/" + "x" * 5000
     resp = await c.get(f"/content/testbook/{long}", headers=reader)
     assert resp.status == 414
@@ -75,12 +75,12 @@ async def test_anonymous_browsing_per_facility(library: Library) -> None:
 
     c = library.client
     await library.show("testbook")
-    assert (await c.get("/content/testbook/a/algebra")).status == 401
+    assert (await library.content.get("/content/testbook/a/algebra")).status == 403
     assert (await c.get("/api/v1/search?q=algebra")).status == 401
     await c.app[DB].execute("UPDATE facilities SET anonymous_browsing = 1 WHERE id = 1")
     await library.service.refresh(force=True)
-    assert (await c.get("/content/testbook/a/algebra")).status == 200
-    assert (await c.get("/content/zimfile/A/index")).status == 404  # not visible to facility 1
+    assert (await library.content.get("/content/testbook/a/algebra")).status == 200
+    assert (await library.content.get("/content/zimfile/A/index")).status == 404  # not visible to facility 1
     assert (await c.get("/api/v1/search?q=algebra")).status == 200
     assert (await c.get("/library")).status == 200
 

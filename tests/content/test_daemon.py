@@ -5,6 +5,7 @@ import shutil
 import signal
 import sqlite3
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -28,6 +29,34 @@ def login(d: Daemon) -> str:
                                  headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=10) as resp:
         return resp.headers["Set-Cookie"].split(";", 1)[0]
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return None
+
+
+def content_pass(d: Daemon, cookie: str) -> str:
+    """What the reader does: a URL pass from the app port, traded at the content port for its cookie."""
+    status, body = d.get("/api/v1/library/pass", headers={"Cookie": cookie})
+    assert status == 200, body
+    url = json.loads(body)["data"]["url"]
+    assert url.startswith(d.content_url + "/_pass?t=")
+    opener = urllib.request.build_opener(_NoRedirect)
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        opener.open(url, timeout=10)
+    assert caught.value.code == 303
+    return str(caught.value.headers["Set-Cookie"]).split(";", 1)[0]
+
+
+def content_get(d: Daemon, path: str, cookie: str) -> tuple[int, bytes]:
+    """GET on the content origin."""
+    req = urllib.request.Request(d.content_url + path, headers={"Cookie": cookie})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
 
 
 def slugs(d: Daemon, cookie: str) -> dict[str, str]:
@@ -64,9 +93,16 @@ def test_discovery_sighup_and_periodic_scan(tmp_path: Path, zim_dir: Path) -> No
         (zims / "noindex.zim").unlink()
         shutil.copy(zim_dir / "corrupt.zim", zims / "corrupt.zim")
         wait_for(d, cookie, {"testbook": "ready", "noindex": "missing", "corrupt": "error"})
+        # Archive pages come from the content port, in every HTTP process (requests land on either).
+        passed = content_pass(d, cookie)
+        for _ in range(6):
+            status, body = content_get(d, "/content/testbook/a/algebra", passed)
+            assert status == 200
+            assert b"Algebra" in body
+            assert content_get(d, "/content/testbook/a/algebra", cookie)[0] == 403  # the session is no pass
+            assert content_get(d, "/api/v1/auth/me", f"{cookie}; {passed}")[0] == 404
         status, body = d.get("/content/testbook/a/algebra", headers={"Cookie": cookie})
-        assert status == 200
-        assert b"Algebra" in body
+        assert status == 200 and b"/static/learner/reader.js" in body  # the app port only has the reader
         status, metrics = d.get("/metrics")
         assert status == 200
         assert b"appliance_content_cluster_cache_max_bytes" in metrics

@@ -9,8 +9,6 @@ from typing import Any
 
 import pytest
 
-from tests.content.conftest import Library
-
 WORDS = ["the", "album", "music", "song", "records", "soul", "piano", "blind", "concert", "award", "jazz",
          "country", "gospel", "life", "film"]
 ARTICLES = ["A/index", "A/Ray_Charles", "A/Genius_Loves_Company", "A/The_Genius_Sings_the_Blues"]
@@ -24,22 +22,22 @@ async def _timed(coro: Any) -> tuple[float, Any]:
 
 
 @pytest.mark.slow
-async def test_search_flood_does_not_slow_articles(app_client: Any, content_config: Any, make_user: Any,
-                                                   tmp_path: Path) -> None:
+async def test_search_flood_does_not_slow_articles(open_library: Any, app_client: Any, content_config: Any,
+                                                   make_user: Any, tmp_path: Path) -> None:
     # One test client is one address and one user: lift identity's rate limits, they are not under test.
     config = content_config(content={"search_processes": 1, "suggest_processes": 1, "query_queue_depth": 1,
                                      "snippet_budget_ms": 2000, "search_cache_entries": 0},
                             auth={"api_rate_per_minute": 1_000_000, "api_burst": 100_000,
                                   "api_address_rate_per_minute": 1_000_000, "api_address_burst": 100_000})
-    library = Library(await app_client(config), make_user)
+    library = await open_library(await app_client(config), make_user)
     await library.show("zimfile")
     h = await library.user()
     c = library.client
-    paths = [p for p in ARTICLES if (await c.get(f"/content/zimfile/{p}", headers=h)).status == 200]
+    paths = [p for p in ARTICLES if (await library.content.get(f"/content/zimfile/{p}", headers=h)).status == 200]
     assert paths
     assert (await c.get("/api/v1/search?q=warm&per_page=25", headers=h)).status == 200  # start the process
     assert (await c.get("/api/v1/suggest?q=ra&book=zimfile", headers=h)).status == 200
-    baseline = [(await _timed(c.get(f"/content/zimfile/{paths[i % len(paths)]}", headers=h)))[0]
+    baseline = [(await _timed(library.content.get(f"/content/zimfile/{paths[i % len(paths)]}", headers=h)))[0]
                 for i in range(30)]
 
     # One quick burst from this process: the overflow is refused at once with Retry-After.
@@ -63,7 +61,7 @@ async def test_search_flood_does_not_slow_articles(app_client: Any, content_conf
     article_times: list[float] = []
     suggest_status: list[int] = []
     for i in range(60):
-        elapsed, resp = await _timed(c.get(f"/content/zimfile/{paths[i % len(paths)]}", headers=h))
+        elapsed, resp = await _timed(library.content.get(f"/content/zimfile/{paths[i % len(paths)]}", headers=h))
         assert resp.status == 200
         article_times.append(elapsed)
         if i % 10 == 0:

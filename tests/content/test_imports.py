@@ -66,12 +66,13 @@ async def wait_import(library: Library, headers: dict[str, str], import_id: int,
     raise AssertionError(f"import stuck: {row}")
 
 
-async def test_upstream_browse_then_import(aiohttp_server: Any, app_client: Any, content_config: Any,
+async def test_upstream_browse_then_import(
+    open_library: Any, aiohttp_server: Any, app_client: Any, content_config: Any,
                                            make_user: Any, zim_dir: Path) -> None:
     server = await aiohttp_server(upstream_app(zim_dir / "nomain.zim"))
     base = str(server.make_url("/")).rstrip("/")
     config = content_config(content={"upstream_catalog_url": base, "import_poll_interval_s": 0.05})
-    library = Library(await app_client(config), make_user)
+    library = await open_library(await app_client(config), make_user)
     admin = await library.user(role="system_admin")
     c = library.client
     browse = await (await c.get("/api/v1/catalog/upstream?lang=eng", headers=admin)).json()
@@ -87,7 +88,7 @@ async def test_upstream_browse_then_import(aiohttp_server: Any, app_client: Any,
     assert (done["checksum_algo"], done["bytes_done"]) == ("sha256", (zim_dir / "nomain.zim").stat().st_size)
     await library.show("remote")
     learner = await library.user()
-    assert (await c.get("/content/remote/a/algebra", headers=learner)).status == 200
+    assert (await library.content.get("/content/remote/a/algebra", headers=learner)).status == 200
     assert (await c.post("/api/v1/libraries/import", json={"url": url}, headers=admin)).status == 409
     for bad in ({"url": "file:///etc/passwd"}, {"url": f"{base}/x.txt"}, {"url": 5}, {}):
         assert (await c.post("/api/v1/libraries/import", json=bad, headers=admin)).status == 400
@@ -101,10 +102,11 @@ async def test_upstream_browse_then_import(aiohttp_server: Any, app_client: Any,
     assert resp.headers["Retry-After"] == "60"
 
 
-async def test_checksum_mismatch_fails(aiohttp_server: Any, app_client: Any, content_config: Any,
+async def test_checksum_mismatch_fails(
+    open_library: Any, aiohttp_server: Any, app_client: Any, content_config: Any,
                                        make_user: Any, zim_dir: Path) -> None:
     server = await aiohttp_server(upstream_app(zim_dir / "nomain.zim", sha256="0" * 64))
-    library = Library(await app_client(content_config(content={"import_poll_interval_s": 0.05})), make_user)
+    library = await open_library(await app_client(content_config(content={"import_poll_interval_s": 0.05})), make_user)
     admin = await library.user(role="system_admin")
     resp = await library.client.post("/api/v1/libraries/import", headers=admin,
                                      json={"url": str(server.make_url("/files/remote.zim"))})
@@ -117,11 +119,12 @@ async def test_checksum_mismatch_fails(aiohttp_server: Any, app_client: Any, con
 
 
 @pytest.mark.slow
-async def test_download_survives_restart(aiohttp_server: Any, app_client: Any, content_config: Any,
+async def test_download_survives_restart(
+    open_library: Any, aiohttp_server: Any, app_client: Any, content_config: Any,
                                          make_user: Any, zim_dir: Path) -> None:
     server = await aiohttp_server(upstream_app(zim_dir / "nomain.zim", stall_first=True))
     config = content_config(content={"import_poll_interval_s": 0.05})
-    first = Library(await app_client(config), make_user)
+    first = await open_library(await app_client(config), make_user)
     admin = await first.user(role="system_admin")
     resp = await first.client.post("/api/v1/libraries/import", headers=admin,
                                    json={"url": str(server.make_url("/files/remote.zim"))})
@@ -136,7 +139,7 @@ async def test_download_survives_restart(aiohttp_server: Any, app_client: Any, c
         raise AssertionError("download never started")
     await first.client.close()  # the appliance stops mid-download
     server.app[GATE].set()
-    second = Library(await app_client(config), make_user)
+    second = await open_library(await app_client(config), make_user)
     headers = await sign_in(second.client, *(await _creds(second)))
     done = await wait_import(second, headers, import_id, {"done", "failed"})
     assert done["state"] == "done", done
@@ -152,10 +155,11 @@ async def _creds(library: Library) -> tuple[str, str]:
     return user["username"], user["password"]
 
 
-async def test_upstream_errors_are_retried_with_backoff(aiohttp_server: Any, app_client: Any, content_config: Any,
+async def test_upstream_errors_are_retried_with_backoff(
+    open_library: Any, aiohttp_server: Any, app_client: Any, content_config: Any,
                                                         make_user: Any, zim_dir: Path) -> None:
     server = await aiohttp_server(upstream_app(zim_dir / "nomain.zim", fail_first=2))
-    library = Library(await app_client(content_config(content={"import_poll_interval_s": 0.05})), make_user)
+    library = await open_library(await app_client(content_config(content={"import_poll_interval_s": 0.05})), make_user)
     admin = await library.user(role="system_admin")
     resp = await library.client.post("/api/v1/libraries/import", headers=admin,
                                      json={"url": str(server.make_url("/files/remote.zim"))})

@@ -33,7 +33,7 @@ def test_entries_feed_shape() -> None:
     assert e.find(f"{A}id").text == "urn:uuid:00000000-0000-0000-0000-000000000001"
     assert e.find(f"{A}summary").text == "About <things> & 1"
     links = {link.get("rel") or link.get("type"): link.get("href") for link in e.findall(f"{A}link")}
-    assert links["text/html"] == "/content/book1"
+    assert links["text/html"] == "/content/book1/"
     assert links["http://opds-spec.org/image/thumbnail"].endswith("/?size=48")
     assert links["http://opds-spec.org/acquisition/open-access"].endswith("/book%201.zim")
     for required in ("title", "updated", "id"):

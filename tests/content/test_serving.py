@@ -2,15 +2,22 @@
 
 import gzip
 
+from appliance.keys import DB
 from tests.content.conftest import Library
 
 
 async def test_requires_sign_in_and_visibility(library: Library) -> None:
-    c = library.client
+    c = library.content
     resp = await c.get("/content/testbook/a/photosynthesis")
-    assert resp.status == 401
-    assert (await resp.json())["error"]["code"] == "unauthorized"
+    assert resp.status == 403
+    assert (await resp.json())["error"]["code"] == "pass_required"
     learner = await library.user()
+    # The content origin never reads the app session: the session cookie alone opens nothing there.
+    session_only = {"Cookie": learner["Cookie"].split(";")[0]}
+    await library.show("testbook")
+    assert (await c.get("/content/testbook/a/photosynthesis", headers=session_only)).status == 403
+    await library.client.app[DB].execute("DELETE FROM library_visibility")
+    await library.service.refresh(force=True)
     resp = await c.get("/content/testbook/a/photosynthesis", headers=learner)
     assert resp.status == 404  # hidden until an admin makes it visible
     await library.show("testbook")
@@ -34,7 +41,7 @@ async def test_main_page_redirects_and_paths(library: Library) -> None:
     await library.show("testbook")
     await library.show("zimfile")
     h = await library.user()
-    c = library.client
+    c = library.content
     resp = await c.get("/content/testbook", headers=h, allow_redirects=False)
     assert resp.headers["Location"] == "/content/testbook/"
     resp = await c.get("/content/testbook/", headers=h, allow_redirects=False)
@@ -56,7 +63,7 @@ async def test_main_page_redirects_and_paths(library: Library) -> None:
 async def test_etag_range_gzip_head(library: Library) -> None:
     await library.show("testbook")
     h = await library.user()
-    c = library.client
+    c = library.content
     resp = await c.get("/content/testbook/video/clip.webm", headers=h)
     body = await resp.read()
     assert (resp.status, resp.content_type, len(body)) == (200, "video/webm", 102400)
@@ -85,7 +92,7 @@ async def test_etag_range_gzip_head(library: Library) -> None:
 async def test_random(library: Library) -> None:
     await library.show("testbook")
     h = await library.user()
-    resp = await library.client.get("/random?content=testbook", headers=h, allow_redirects=False)
+    resp = await library.content.get("/random?content=testbook", headers=h, allow_redirects=False)
     assert resp.status == 302
     assert resp.headers["Location"].startswith("/content/testbook/")
-    assert (await library.client.get("/random", headers=h)).status == 400
+    assert (await library.content.get("/random", headers=h)).status == 400

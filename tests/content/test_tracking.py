@@ -14,10 +14,11 @@ async def test_views_batched_and_reported(library: Library) -> None:
     bob = await library.user(username="bob")
     admin = await library.user(role="facility_admin")
     for path in ("a/algebra", "a/algebra", "a/photosynthesis"):
-        assert (await c.get(f"/content/testbook/{path}", headers=alice)).status == 200
-    assert (await c.get("/content/testbook/a/algebra", headers=bob)).status == 200
-    assert (await c.get("/content/testbook/img/logo.png", headers=bob)).status == 200  # not an article
-    assert (await c.get("/content/testbook/a/algebra", headers={**bob, "Range": "bytes=0-10"})).status == 206
+        assert (await library.content.get(f"/content/testbook/{path}", headers=alice)).status == 200
+    assert (await library.content.get("/content/testbook/a/algebra", headers=bob)).status == 200
+    assert (await library.content.get("/content/testbook/img/logo.png", headers=bob)).status == 200  # not an article
+    ranged = {**bob, "Range": "bytes=0-10"}
+    assert (await library.content.get("/content/testbook/a/algebra", headers=ranged)).status == 206
     # Nothing is written on the request path: the rows arrive with the next batch.
     queued = len(library.service.recorder.views)
     assert queued + await c.app[DB].fetchval("SELECT COUNT(*) FROM article_views") == 4
@@ -64,8 +65,8 @@ async def test_reports_are_facility_scoped(library: Library) -> None:
     here = await library.user()
     there = await library.user(facility_id=other)
     admin_here = await library.user(role="facility_admin")
-    await c.get("/content/testbook/a/algebra", headers=here)
-    await c.get("/content/testbook/a/photosynthesis", headers=there)
+    await library.content.get("/content/testbook/a/algebra", headers=here)
+    await library.content.get("/content/testbook/a/photosynthesis", headers=there)
     await library.service.recorder.flush()
     report = (await (await c.get("/api/v1/reports/usage", headers=admin_here)).json())["data"]
     assert [r["path"] for r in report["top_articles"]] == ["a/algebra"]
