@@ -122,7 +122,8 @@ EVIL_SCRIPT = """
     try {  // a "simple" request needs no preflight: it reaches a server even when the answer is unreadable
       await fetcher(base + "/api/v1/users", {method: "POST", mode: "no-cors", credentials: "include",
         headers: {"Content-Type": "text/plain"},
-        body: JSON.stringify({username: "evil_simple_" + label, password: "evil horse battery 42", role: "system_admin"})});
+        body: JSON.stringify({username: "evil_simple_" + label, password: "evil horse battery 42",
+                              role: "system_admin"})});
       note("simple " + label + " sent");
     } catch (e) { note("simple " + label + " blocked"); }
   }
