@@ -9,6 +9,7 @@ itself.
 
 from __future__ import annotations
 
+import functools
 import html
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -66,12 +67,18 @@ def build_site(main: web.Application) -> ExtraSite:
     return ExtraSite("content", site, port_after(config.http.content_port, config.http.port))
 
 
+@functools.lru_cache(maxsize=256)
+def _policy(app_origin: str | None, frame_page: bool) -> str:
+    """The CSP for a page framed by app_origin (None: by nobody), formatted once per origin."""
+    ancestors = f"'self' {app_origin}" if app_origin is not None else "'none'"
+    return (_FRAME_CSP if frame_page else _CSP).format(ancestors=ancestors)
+
+
 async def _content_headers(request: web.Request, response: web.StreamResponse) -> None:
     """CSP (framed only by the app origin that issued the pass), nosniff, no referrer to other origins."""
     found = request.get(PASS_KEY)
-    ancestors = f"'self' {found.app_origin}" if found is not None else "'none'"
-    template = _FRAME_CSP if request.path == "/_frame" else _CSP
-    response.headers["Content-Security-Policy"] = template.format(ancestors=ancestors)
+    policy = _policy(found.app_origin if found is not None else None, request.path == "/_frame")
+    response.headers["Content-Security-Policy"] = policy
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"
     response.headers["Cross-Origin-Opener-Policy"] = "same-origin"

@@ -25,6 +25,7 @@ KEY_BYTES = 32
 URL_PASS_TTL_S = 60  # long enough for a slow page to load its frame, short enough to be useless in a log
 COOKIE_PASS_TTL_S = 12 * 3600  # an upper bound only: the session behind it is re-checked every few seconds
 MAX_PASS_LENGTH = 600
+CHECKED_MAX = 10_000  # cookie passes whose signature was already checked, per process
 
 
 class PassKind(enum.Enum):
@@ -57,6 +58,8 @@ class PassSigner:
 
     def __init__(self, key: bytes) -> None:
         self._key = key
+        # Every asset of a page carries the same cookie: check its signature once, not thirty times.
+        self._checked: dict[tuple[PassKind, str], ContentPass] = {}
 
     def _mac(self, kind: PassKind, payload: bytes) -> bytes:
         return hmac.new(self._key, kind.value.encode() + b"|" + payload, hashlib.sha256).digest()
@@ -70,6 +73,17 @@ class PassSigner:
         """The pass if it is of this kind, untampered and unexpired; None for anything else."""
         if not token or len(token) > MAX_PASS_LENGTH:
             return None
+        hit = self._checked.get((kind, token))
+        if hit is not None:
+            return hit if hit.expires > now else None
+        found = self._verify(kind, token, now)
+        if found is not None:
+            if len(self._checked) >= CHECKED_MAX:
+                self._checked.clear()
+            self._checked[(kind, token)] = found
+        return found
+
+    def _verify(self, kind: PassKind, token: str, now: float) -> ContentPass | None:
         body, sep, mac = token.partition(".")
         if not sep:
             return None

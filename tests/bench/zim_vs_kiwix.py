@@ -1,7 +1,8 @@
 """Benchmark: the appliance's ZIM serving against kiwix-serve on the same archive, machine and load.
 
 Builds a real archive from Debian's Python 3.11 documentation, serves it with `kiwix-serve` (the anchor)
-and with the appliance (signed-in learner cookie, visibility checks and view tracking on), drives both
+and with the appliance (signed-in learner, articles read from its content origin with a content pass as the
+reader's frame does, visibility checks and view tracking on), drives both
 with wrk over the same ~500 random article URLs, then adds 30 concurrent searchers to the article load.
 
     .venv/bin/python tests/bench/zim_vs_kiwix.py [--short] [--workers N] [--connections C]
@@ -21,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -107,8 +109,31 @@ def start_kiwix(zim: Path) -> tuple[subprocess.Popen[bytes], str]:
     return proc, base
 
 
-def start_appliance(tmp: Path, zim: Path, workers: int, search_cache: bool) -> tuple[object, str, str]:
-    """The daemon with the archive visible to facility 1 and a signed-in learner; returns (daemon, base, cookie)."""
+def content_pass(base: str, cookie: str) -> tuple[str, str]:
+    """What the reader page does: a URL pass from the app origin, traded on the content origin for its cookie.
+
+    Returns (content origin, the Cookie header a browser then sends there: the session and the pass)."""
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            return None
+
+    req = urllib.request.Request(f"{base}/api/v1/library/pass", headers={"Cookie": cookie})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        data = json.loads(resp.read())["data"]
+    try:
+        urllib.request.build_opener(NoRedirect).open(data["url"], timeout=10)
+    except urllib.error.HTTPError as exc:
+        if exc.code != 303:
+            raise
+        return data["origin"], f"{cookie}; {exc.headers['Set-Cookie'].split(';', 1)[0]}"
+    raise RuntimeError("the content origin did not answer the pass with a redirect")
+
+
+def start_appliance(tmp: Path, zim: Path, workers: int, search_cache: bool) -> tuple[object, str, str, str, str]:
+    """The daemon with the archive visible to facility 1 and a signed-in learner.
+
+    Returns (daemon, app base, session cookie, content origin, the Cookie header for the content origin)."""
     (tmp / "content" / "zim").mkdir(parents=True)
     shutil.copy(zim, tmp / "content" / "zim" / zim.name)
     toml = (f"[content]\ncluster_cache_bytes = 268435456\nsearch_cache_entries = {512 if search_cache else 0}\n\n"
@@ -134,10 +159,15 @@ def start_appliance(tmp: Path, zim: Path, workers: int, search_cache: bool) -> t
     time.sleep(1.5)  # workers pick up the visibility change within content.refresh_interval_s
     for _ in range(4 * workers):  # a learner opening the library starts each worker's search processes
         urllib.request.urlopen(urllib.request.Request(f"{d.url}/library", headers={"Cookie": cookie}), timeout=10)
-    status, _ = d.get(f"/content/{BOOK}/index.html", headers={"Cookie": cookie})
+    content, content_cookie = content_pass(d.url, cookie)
+    req = urllib.request.Request(f"{content}/content/{BOOK}/index.html", headers={"Cookie": content_cookie})
+    try:
+        status = urllib.request.urlopen(req, timeout=10).status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
     if status != 200:
         raise RuntimeError(f"appliance refused the signed-in learner: {status}\n{d.output()[-2000:]}")
-    return d, d.url, cookie
+    return d, d.url, cookie, content, content_cookie
 
 
 def article_run(base: str, prefix: str, paths: list[str], args: argparse.Namespace,
@@ -164,8 +194,11 @@ def warm_search(base: str, search_path: str, headers: dict[str, str] | None = No
 
 
 def mixed_run(base: str, prefix: str, search_path: str, paths: list[str], args: argparse.Namespace,
-              headers: dict[str, str] | None = None) -> tuple[WrkResult, WrkResult]:
-    """30 searchers (their own wrk) while the article load continues (another wrk), same duration."""
+              headers: dict[str, str] | None = None, *, article_base: str | None = None,
+              article_headers: dict[str, str] | None = None) -> tuple[WrkResult, WrkResult]:
+    """30 searchers (their own wrk) while the article load continues (another wrk), same duration.
+
+    Articles may come from another origin than searches (the appliance's content origin)."""
     warm_search(base, search_path, headers)
     searches = ",".join(json.dumps(search_path + quote(q)) for q in QUERIES)
     # Searchers behave like the appliance's search page: after a 503 they wait Retry-After seconds.
@@ -182,8 +215,9 @@ def mixed_run(base: str, prefix: str, search_path: str, paths: list[str], args: 
 
     thread = threading.Thread(target=run_search)
     thread.start()
-    results["article"] = wrk(base + prefix, duration=args.duration, connections=max(4, args.connections // 4),
-                             threads=1, script=rotate_lua(prefix, paths), headers=headers, timeout_s=30)
+    results["article"] = wrk((article_base or base) + prefix, duration=args.duration,
+                             connections=max(4, args.connections // 4), threads=1, script=rotate_lua(prefix, paths),
+                             headers=article_headers or headers, timeout_s=30)
     thread.join()
     return results["search"], results["article"]
 
@@ -206,23 +240,29 @@ def main() -> int:
           f"load average {os.getloadavg()[0]:.1f} (other work on the machine skews both servers)")
     tmp = Path(tempfile.mkdtemp(prefix="bench-zim-"))
     kiwix, kbase = start_kiwix(zim)
-    d, abase, cookie = start_appliance(tmp, zim, args.workers, not args.no_search_cache)
+    d, abase, cookie, cbase, content_cookie = start_appliance(tmp, zim, args.workers, not args.no_search_cache)
     cookie_h = {"Cookie": cookie}
+    content_h = {"Cookie": content_cookie}
     k_runs: list[WrkResult] = []
     a_runs: list[WrkResult] = []
     try:
         # Alternate the two servers so that load from elsewhere on the machine hits both alike.
         for _ in range(args.rounds):
             k_runs.append(article_run(kbase, f"/{BOOK}/", paths, args))
-            a_runs.append(article_run(abase, f"/content/{BOOK}/", paths, args, cookie_h))
+            a_runs.append(article_run(cbase, f"/content/{BOOK}/", paths, args, content_h))
         k_search, k_mixed = mixed_run(kbase, f"/{BOOK}/", f"/search?content={BOOK}&pattern=", paths, args)
         a_search, a_mixed = mixed_run(abase, f"/content/{BOOK}/",
-                                      f"/api/v1/search?books={BOOK}&per_page=25&q=", paths, args, cookie_h)
+                                      f"/api/v1/search?books={BOOK}&per_page=25&q=", paths, args, cookie_h,
+                                      article_base=cbase, article_headers=content_h)
         time.sleep(3)  # let the last batch of views reach the database
         views = sqlite3.connect(d.data_dir / "appliance.db").execute("SELECT COUNT(*) FROM article_views").fetchone()
     finally:
         kiwix.terminate()
-        kiwix.wait(10)
+        try:
+            kiwix.wait(10)
+        except subprocess.TimeoutExpired:  # a loaded machine can keep it busy past SIGTERM
+            kiwix.kill()
+            kiwix.wait(10)
         d.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     k_art = max(k_runs, key=lambda r: r.rps)

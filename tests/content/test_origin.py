@@ -2,8 +2,8 @@
 
 import asyncio
 import time
-from urllib.parse import parse_qs, urlsplit
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
