@@ -28,6 +28,9 @@ def port_after(configured: int, main_configured: int) -> Callable[[int], int]:
     """The usual rule: an explicit port, else the main port + 1 (a free port when the main one is too)."""
 
     def pick(main_bound: int) -> int:
+        if configured > 0 and configured == main_bound:
+            # SO_REUSEPORT would let both sites share the port and split connections between them.
+            raise RuntimeError(f"the content port ({configured}) must differ from the app port")
         if configured >= 0:
             return configured
         return 0 if main_configured == 0 else main_bound + 1

@@ -166,3 +166,5 @@ def test_content_port_rule() -> None:
     assert port_after(-1, 8080)(8080) == 8081
     assert port_after(-1, 0)(41234) == 0  # a free port when the app's is one too
     assert port_after(9000, 8080)(8080) == 9000
+    with pytest.raises(RuntimeError, match="must differ"):
+        port_after(8080, 8080)(8080)
