@@ -20,10 +20,12 @@ from appliance.bus.credentials import load_external, load_or_create
 from appliance.bus.server import NatsServer, find_binary, free_port, render_config
 from appliance.bus.specs import STREAMS, ensure_streams
 from appliance.config import Config
+from appliance.core.blocking import run_blocking
 from appliance.core.clock import Clock
 from appliance.core.feature import features as registered_features
 from appliance.core.process import ProcessRole
 from appliance.core.tasks import TaskSupervisor
+from appliance.core.vault import Vault, key_path, load_or_create_key
 from appliance.db import migrate_config
 from appliance.db.database import Database
 from appliance.keys import (
@@ -40,6 +42,7 @@ from appliance.keys import (
     ROLE,
     STARTUP_NOTICES,
     TASKS,
+    VAULT,
 )
 from appliance.observability import health
 from appliance.observability.httpmetrics import http_metrics_ctx
@@ -86,6 +89,14 @@ async def access_log_ctx(app: web.Application) -> AsyncIterator[None]:
     app[TASKS].spawn("access-log-flush", loop)
     yield
     ACCESS.flush()
+
+
+async def vault_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Load (or create on first start) the key of secrets at rest, in every process."""
+    config = app[CONFIG]
+    path = key_path(config.paths.credentials_key_file, config.paths.data_dir)
+    app[VAULT] = Vault(await run_blocking("io", load_or_create_key, path))
+    yield
 
 
 async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -201,7 +212,8 @@ def create_app(
     if bus_url:
         app[BUS_URL] = bus_url
     app.cleanup_ctx.extend([
-        access_log_ctx, paths_ctx, metrics_ctx, http_metrics_ctx, database_ctx, nats_server_ctx, nats_client_ctx,
+        access_log_ctx, paths_ctx, vault_ctx, metrics_ctx, http_metrics_ctx, database_ctx, nats_server_ctx,
+        nats_client_ctx,
         http_client_ctx, tasks_ctx,
     ])
     app[mw.GUARDS] = []

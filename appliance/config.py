@@ -85,6 +85,11 @@ class PathsSettings:
     content_root: Path = setting(
         Path("/var/lib/appliance/content-cache"), help="content root holding zim/ and videos/"
     )
+    credentials_key_file: Path = setting(
+        Path(""),
+        help="AES key encrypting provider credentials and webhook secrets (empty: $CREDENTIALS_DIRECTORY/sync-key, "
+        "else <data_dir>/secrets/sync.key, created 0600 on first start)",
+    )
 
 
 @dataclass(frozen=True)

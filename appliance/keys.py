@@ -1,4 +1,4 @@
-"""The core's web.AppKeys (config, database, bus, clock, tasks, HTTP client); each feature keeps its own."""
+"""The core's web.AppKeys (config, database, bus, clock, tasks, HTTP client, vault); each feature keeps its own."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from appliance.bus.client import Bus
     from appliance.bus.server import NatsServer
     from appliance.config import Config
+    from appliance.core.vault import Vault
     from appliance.db.database import Database
     from appliance.web.policy import Principal
     from appliance.web.sites import ExtraSite
@@ -31,6 +32,8 @@ DB: web.AppKey[Database] = web.AppKey("db")
 NATS_SERVER: web.AppKey[NatsServer | None] = web.AppKey("nats_server")
 BUS: web.AppKey[Bus] = web.AppKey("bus")
 HTTP_CLIENT = web.AppKey("http_client", aiohttp.ClientSession)
+# Secrets at rest (provider credentials, webhook signing secrets), one key for the whole appliance.
+VAULT: web.AppKey[Vault] = web.AppKey("vault")
 AUTHENTICATORS: web.AppKey[list[Authenticator]] = web.AppKey("authenticators")
 MIDDLEWARES: web.AppKey[list[tuple[int, Any]]] = web.AppKey("middlewares")
 # Callables run by the primary on SIGHUP (e.g. rescan the ZIM library).

@@ -11,6 +11,7 @@ from appliance.auth.audit import Actor, AuditAction, record_tx
 from appliance.auth.passwords import PasswordError, check_strength
 from appliance.auth.sessions import Sessions, SessionState
 from appliance.auth.usernames import UsernameError, username_key, validate_username
+from appliance.db.events import EventType, add_event
 from appliance.db.outbox import OutboxTopic, add_outbox
 from appliance.web.policy import Role
 
@@ -160,6 +161,14 @@ def roster_payload(row: Any) -> dict[str, Any]:
     }
 
 
+def event_user(row: Any) -> dict[str, Any]:
+    """The user as domain events carry it (never a password hash)."""
+    out = {k: row[k] for k in ("id", "uuid", "username", "first_name", "last_name", "email", "doc_id", "facility_id",
+                               "role", "auth_source", "deactivated_at")}
+    out["active"] = row["deactivated_at"] is None
+    return out
+
+
 @dataclass
 class NewUser:
     """A validated account to insert."""
@@ -250,6 +259,7 @@ async def insert_user_tx(tx: aiosqlite.Connection, now: str, new: NewUser, actor
         )
     if new.role == Role.LEARNER.value:
         await add_outbox(tx, OutboxTopic.USER_CREATED, row["uuid"], roster_payload(row))
+    await add_event(tx, EventType.USER_CREATED, {"user": event_user(row)})
     return row
 
 
@@ -303,6 +313,8 @@ async def update_user_tx(
         await sessions.end_for_user_tx(tx, user_id, SessionState.REVOKED)
     if changed and Role.LEARNER.value in (before["role"], row["role"]):
         await add_outbox(tx, OutboxTopic.USER_UPDATED, row["uuid"], roster_payload(row))
+    if changed:
+        await add_event(tx, EventType.USER_UPDATED, {"user": event_user(row), "changed": sorted(changed)})
     return row
 
 
@@ -327,6 +339,7 @@ async def deactivate_user_tx(tx: aiosqlite.Connection, now: str, before: Any, ac
     )
     if row["role"] == Role.LEARNER.value:
         await add_outbox(tx, OutboxTopic.USER_DEACTIVATED, row["uuid"], roster_payload(row))
+    await add_event(tx, EventType.USER_DEACTIVATED, {"user": event_user(row)})
     return row
 
 
@@ -345,6 +358,7 @@ async def reactivate_user_tx(tx: aiosqlite.Connection, now: str, before: Any, ac
     )
     if row["role"] == Role.LEARNER.value:
         await add_outbox(tx, OutboxTopic.USER_UPDATED, row["uuid"], roster_payload(row))
+    await add_event(tx, EventType.USER_UPDATED, {"user": event_user(row), "changed": ["active"]})
     return row
 
 

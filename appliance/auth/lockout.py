@@ -6,6 +6,7 @@ from enum import StrEnum
 
 from appliance.core.clock import iso
 from appliance.db.database import Database
+from appliance.db.events import EventType, add_event
 
 
 class LockKind(StrEnum):
@@ -71,6 +72,10 @@ class Lockouts:
                     )
                     if await cur.fetchone() is None:
                         newly.append(kind)
+                        await add_event(tx, EventType.LOGIN_LOCKED, {
+                            "kind": kind.value, "subject": subject, "failures": count,
+                            "locked_until": iso(now + self.policy.duration),
+                        })
                     await tx.execute(
                         "INSERT INTO lockouts (kind, subject, locked_until) VALUES (?, ?, ?) ON CONFLICT"
                         " (kind, subject) DO UPDATE SET locked_until = excluded.locked_until",

@@ -10,6 +10,11 @@ def event(area: str, name: str) -> str:
     return f"{EVENTS}.{area}.{name}"
 
 
+def domain_event(event_type: str) -> str:
+    """The subject of a domain event type: appliance.events.<type>, e.g. appliance.events.user.created."""
+    return f"{EVENTS}.{event_type}"
+
+
 def probe() -> str:
     """The subject the readiness check round-trips through the server."""
     return f"{ROOT}.health.probe"

@@ -7,6 +7,7 @@ from pathlib import Path
 from appliance.content.archives import ArchiveInfo, LibraryState, inspect_archive, scan_directory
 from appliance.core.blocking import run_blocking
 from appliance.db import Database
+from appliance.db.events import EventType, add_event
 
 log = logging.getLogger(__name__)
 
@@ -85,30 +86,46 @@ async def scan(db: Database, root: Path) -> ScanReport:
             values[1] = slug
             if info.path in rows:
                 assignments = ", ".join(f"{f} = ?" for f in _FIELDS)
-                await tx.execute(
+                cur = await tx.execute(
                     f"UPDATE libraries SET {assignments}, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')"
-                    " WHERE path = ?", (*values, info.path))
+                    " WHERE path = ? RETURNING id", (*values, info.path))
                 report.updated.append(slug)
+                was_listed = rows[info.path]["state"] == LibraryState.READY.value
             else:
                 cols = ", ".join(("path", *_FIELDS))
                 marks = ", ".join("?" * (len(_FIELDS) + 1))
                 # Upsert: `appliance library rescan` may race the daemon's own scan.
                 updates = ", ".join(f"{f} = excluded.{f}" for f in _FIELDS)
-                await tx.execute(f"INSERT INTO libraries ({cols}) VALUES ({marks})"
-                                 f" ON CONFLICT (path) DO UPDATE SET {updates}", (info.path, *values))
+                cur = await tx.execute(f"INSERT INTO libraries ({cols}) VALUES ({marks})"
+                                       f" ON CONFLICT (path) DO UPDATE SET {updates} RETURNING id",
+                                       (info.path, *values))
                 report.added.append(slug)
+                was_listed = False
+            found = await cur.fetchone()
+            library = _event_library(found[0] if found else None, slug, info)
             if info.state is LibraryState.ERROR:
                 report.errors.append(slug)
                 log.warning("library %s is unreadable: %s", info.path, info.error)
+                await add_event(tx, EventType.LIBRARY_ERROR, {"library": library, "error": info.error})
+            elif not was_listed:
+                await add_event(tx, EventType.LIBRARY_ADDED, {"library": library})
         for path, row in rows.items():
             if path not in on_disk and row["state"] != LibraryState.MISSING.value:
                 await tx.execute("UPDATE libraries SET state = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')"
                                  " WHERE id = ?", (LibraryState.MISSING.value, row["id"]))
                 report.missing.append(row["slug"])
+                await add_event(tx, EventType.LIBRARY_REMOVED, {"library": {
+                    "id": row["id"], "uuid": row["uuid"], "slug": row["slug"], "path": path}})
     if report.added or report.updated or report.missing:
         log.info("library scan: %d added, %d updated, %d missing, %d unreadable", len(report.added),
                  len(report.updated), len(report.missing), len(report.errors))
     return report
+
+
+def _event_library(library_id: int | None, slug: str, info: ArchiveInfo) -> dict[str, object]:
+    """A library as its domain events carry it."""
+    return {"id": library_id, "uuid": info.uuid, "slug": slug, "path": info.path, "title": info.title,
+            "language": info.language, "article_count": info.article_count, "size": info.size}
 
 
 def _duplicate(info: ArchiveInfo, other: str) -> ArchiveInfo:

@@ -1,0 +1,1 @@
+"""Domain events on JetStream and Standard Webhooks deliveries: signed, retried, persisted."""

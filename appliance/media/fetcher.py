@@ -156,9 +156,8 @@ class Fetcher:
             metrics.DOWNLOADS_ACTIVE.dec()
         metrics.DOWNLOAD_SECONDS.observe(time.monotonic() - started)
         metrics.DOWNLOADS.labels("succeeded").inc()
-        await s.refresh_usage()  # the attempt was closed as succeeded together with the video (mark_available)
+        await s.refresh_usage()  # attempt closed and video.available recorded with the video
         await s.publish_state(video_id)
-        await s.publish_event("available", video_id)
         return JobResult(Verdict.ACK)
 
     async def _interrupted(self, video_id: int) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from appliance.core.singleflight import SingleFlight
 from appliance.db.database import Database
+from appliance.db.events import EventType, add_event
 from appliance.media.models import AttemptOutcome, Availability, FailureReason, SourceKind
 
 _NOW = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
@@ -225,11 +226,15 @@ class VideoRepo:
                         next_attempt_at: str | None = None) -> None:
         """Change a video's availability with its reason."""
         self.forget(video_id)
-        await self.db.execute(
-            f"UPDATE videos SET availability = ?, last_error = ?, next_attempt_at = ?, updated_at = {_NOW}"
-            " WHERE id = ?",
-            (availability.value, error, next_attempt_at, video_id),
-        )
+        async with self.db.transaction() as tx:
+            cur = await tx.execute(
+                f"UPDATE videos SET availability = ?, last_error = ?, next_attempt_at = ?, updated_at = {_NOW}"
+                " WHERE id = ? RETURNING id, title, source_kind, source_url, attempts",
+                (availability.value, error, next_attempt_at, video_id),
+            )
+            row = await cur.fetchone()
+            if availability is Availability.ERROR and row is not None:
+                await add_event(tx, EventType.VIDEO_FAILED, {"video": _event_video(row), "error": error})
 
     async def set_metadata(self, video_id: int, meta: dict[str, Any]) -> None:
         """Store metadata from yt-dlp's info JSON or ffprobe."""
@@ -255,6 +260,12 @@ class VideoRepo:
                 (Availability.AVAILABLE.value, stored.storage_key, stored.size_bytes, stored.etag,
                  stored.thumbnail_key, video_id),
             )
+            cur = await tx.execute("SELECT id, title, source_kind, source_url, attempts, size_bytes FROM videos"
+                                   " WHERE id = ?", (video_id,))
+            row = await cur.fetchone()
+            if row is not None:
+                await add_event(tx, EventType.VIDEO_AVAILABLE,
+                                {"video": {**_event_video(row), "size_bytes": row["size_bytes"]}})
             await tx.execute(
                 f"UPDATE video_download_attempts SET outcome = ?, finished_at = {_NOW} WHERE id = (SELECT MAX(id)"
                 " FROM video_download_attempts WHERE video_id = ? AND outcome = 'running')",
@@ -319,3 +330,9 @@ class VideoRepo:
             "SELECT position_s, completed, updated_at FROM video_positions WHERE user_id = ? AND video_id = ?",
             (user_id, video_id),
         )
+
+
+def _event_video(row: Any) -> dict[str, Any]:
+    """A video as its domain events carry it."""
+    return {"id": row["id"], "title": row["title"], "source_kind": row["source_kind"],
+            "source_url": row["source_url"], "attempts": row["attempts"]}

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 from pathlib import Path
 from typing import Any
 
-from appliance.bus import subjects
 from appliance.bus.client import Bus
 from appliance.config import Config
 from appliance.core.clock import Clock
@@ -105,16 +103,6 @@ class MediaService:
         await self.hub.emit({"type": "state", "video_id": video_id, "availability": row["availability"],
                              "attempts": row["attempts"], "last_error": row["last_error"], "title": row["title"],
                              "next_attempt_at": row["next_attempt_at"]})
-
-    async def publish_event(self, name: str, video_id: int) -> None:
-        """A domain event (video.available) on the EVENTS stream for webhooks; best effort."""
-        if self._bus is None or not self._bus.connected:
-            return
-        try:
-            await self._bus.publish(subjects.event("video", name), json.dumps({"video_id": video_id}).encode(),
-                                    msg_id=f"video-{name}-{video_id}-{self.clock.iso_now()}")
-        except Exception:  # noqa: BLE001 - the video is stored; a missed event must not undo that
-            log.warning("could not publish video.%s for %d", name, video_id, exc_info=True)
 
     # ---------------------------------------------------------------- operations
 

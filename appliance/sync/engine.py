@@ -19,6 +19,7 @@ from appliance.connectors.errors import AuthFailed
 from appliance.core.clock import Clock
 from appliance.core.tasks import TaskSupervisor
 from appliance.db.database import Database
+from appliance.db.events import EventType, add_event
 from appliance.sync import metrics, scheduler, store
 from appliance.sync.connect import Opened, open_connector
 from appliance.sync.cron import Cron
@@ -272,17 +273,23 @@ class SyncEngine:
             if isinstance(exc, AuthFailed):
                 worker.gate.report_auth_failed(exc)
             log.warning("provider %d: %s run %d failed at %s: %s", pid, job.value, run_id, puller.stage, exc)
-            await self.db.execute(
-                "UPDATE sync_runs SET state = ?, stage = ?, counts = ?, errors = ?, finished_at = ? WHERE id = ?",
-                (
-                    RunState.FAILED.value,
-                    puller.stage,
-                    store.dumps(puller.counts),
-                    store.dumps([f"{type(exc).__name__}: {exc}"]),
-                    self.clock.iso_now(),
-                    run_id,
-                ),
-            )
+            error = f"{type(exc).__name__}: {exc}"
+            async with self.db.transaction() as tx:
+                await tx.execute(
+                    "UPDATE sync_runs SET state = ?, stage = ?, counts = ?, errors = ?, finished_at = ? WHERE id = ?",
+                    (
+                        RunState.FAILED.value,
+                        puller.stage,
+                        store.dumps(puller.counts),
+                        store.dumps([error]),
+                        self.clock.iso_now(),
+                        run_id,
+                    ),
+                )
+                await add_event(tx, EventType.SYNC_FAILED, {
+                    "provider": {"id": pid, "name": worker.provider.name}, "run_id": run_id, "job": job.value,
+                    "stage": puller.stage, "counts": puller.counts, "error": error[:500],
+                })
             metrics.RUNS.labels(str(pid), job.value, "failed").inc()
             return
         finished = self.clock.iso_now()
@@ -299,6 +306,10 @@ class SyncEngine:
                     " updated_at = excluded.updated_at",
                     (pid, MILESTONE_CURSOR, started, finished),
                 )
+            await add_event(tx, EventType.SYNC_COMPLETED, {
+                "provider": {"id": pid, "name": worker.provider.name}, "run_id": run_id, "job": job.value,
+                "counts": puller.counts, "started_at": started, "finished_at": finished,
+            })
         metrics.RUNS.labels(str(pid), job.value, "succeeded").inc()
 
     # ---- dead-letter retries and status ----------------------------------------------------------

@@ -7,22 +7,12 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from appliance.core.blocking import run_blocking
 from appliance.core.process import ProcessRole
 from appliance.keys import BUS, CLOCK, CONFIG, DB, HTTP_CLIENT, ROLE, TASKS
 from appliance.sync import api_courses, api_providers, api_status, streams
 from appliance.sync.keys import ENGINE, VAULT
-from appliance.sync.secrets import Vault, key_path, load_or_create_key
 
 log = logging.getLogger(__name__)
-
-
-async def vault_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Load (or create on first start) the credentials key, in every process."""
-    config = app[CONFIG]
-    path = key_path(config.sync.credentials_key_file, config.paths.data_dir)
-    app[VAULT] = Vault(await run_blocking("io", load_or_create_key, path))
-    yield
 
 
 async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -47,5 +37,4 @@ def setup(app: web.Application) -> None:
     app.add_routes(api_providers.routes)
     app.add_routes(api_courses.routes)
     app.add_routes(api_status.routes)
-    app.cleanup_ctx.append(vault_ctx)
     app.cleanup_ctx.append(engine_ctx)

@@ -6,9 +6,11 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from appliance.keys import VAULT as CORE_VAULT
+
 if TYPE_CHECKING:
     from appliance.sync.engine import SyncEngine
-    from appliance.sync.secrets import Vault
 
-VAULT: web.AppKey[Vault] = web.AppKey("sync_vault")
+# The vault is the core's (webhook secrets share the key); the name stays for the sync modules' imports.
+VAULT = CORE_VAULT
 ENGINE: web.AppKey[SyncEngine | None] = web.AppKey("sync_engine")

@@ -17,6 +17,7 @@ from appliance.connectors.contract import BatchUserImport, Connector, PushOutcom
 from appliance.connectors.errors import AuthFailed, Rejected, Throttled, Transient, UpstreamError
 from appliance.core.clock import Clock
 from appliance.db.database import Database
+from appliance.db.events import EventType, add_event
 from appliance.sync import metrics
 from appliance.sync.apply import Context, Record, apply, batchable
 from appliance.sync.model import DeliveryState, Provider
@@ -299,6 +300,10 @@ class Pusher:
                 now,
             ),
         )
+        await add_event(tx, EventType.DEAD_LETTER_CREATED, {
+            "provider": {"id": self.provider.id, "name": self.provider.name}, "outbox_id": s.record.outbox_id,
+            "topic": s.record.topic, "status_code": status, "error": str(s.error)[:500],
+        })
 
 
 def record_from_row(row: Any) -> Record:

@@ -1,7 +1,6 @@
 """Configuration section [sync]: store-and-forward sync with LMS providers."""
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from appliance.core.settings import setting
 
@@ -53,9 +52,3 @@ class SyncSettings:
     stream_max_age_days: float = setting(
         30.0, help="how long queued records stay in the JetStream outbox stream", min=1
     )
-    credentials_key_file: Path = setting(
-        Path(""),
-        help="AES key encrypting provider credentials (empty: $CREDENTIALS_DIRECTORY/sync-key, "
-        "else <data_dir>/secrets/sync.key, created 0600 on first start)",
-    )
-    status_interval_s: float = setting(5.0, help="how often queue-depth metrics are refreshed", min=0.1)

@@ -7,6 +7,7 @@ import sqlite3
 from typing import Any
 
 from appliance.db.database import Database
+from appliance.db.events import EventType, add_event
 from appliance.sync.model import Provider, ProviderState, ProviderType, RuntimeState, Uplink
 from appliance.sync.secrets import Vault
 
@@ -96,7 +97,15 @@ async def set_runtime(
     if error is not None or clear_error:
         sets.append("last_error = ?")
         params.append(error)
-    await db.execute(f"UPDATE providers SET {', '.join(sets)} WHERE id = ?", (*params, provider_id))
+    async with db.transaction() as tx:
+        before = None
+        if runtime is RuntimeState.AUTH_FAILED:
+            cur = await tx.execute("SELECT name, runtime_state FROM providers WHERE id = ?", (provider_id,))
+            before = await cur.fetchone()
+        await tx.execute(f"UPDATE providers SET {', '.join(sets)} WHERE id = ?", (*params, provider_id))
+        if before is not None and before["runtime_state"] != RuntimeState.AUTH_FAILED.value:
+            await add_event(tx, EventType.PROVIDER_AUTH_FAILED,
+                            {"provider": {"id": provider_id, "name": before["name"]}, "error": error})
 
 
 async def queue_depth(db: Database, provider_id: int, floor: int) -> tuple[int, str | None]:

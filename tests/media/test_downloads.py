@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
 
+import nats.js.errors
 import pytest
 from aiohttp import web
 
@@ -49,8 +51,15 @@ async def test_download_becomes_available_and_plays(media_env: MediaEnv, video_s
     assert resp.status == 200
     assert (await resp.read())[:2] == b"\xff\xd8"
     # the domain event for webhooks is on the EVENTS stream, and the metrics count the download
-    event = await env.client.app[BUS].js.get_last_msg("EVENTS", "appliance.events.video.available")
-    assert json.loads(event.data) == {"video_id": entry["id"]}
+    event = None
+    for _ in range(100):  # recorded with the video, relayed to JetStream a moment later
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            event = await env.client.app[BUS].js.get_last_msg("EVENTS", "appliance.events.video.available")
+            break
+        await asyncio.sleep(0.1)
+    assert event is not None
+    body = json.loads(event.data)
+    assert body["type"] == "video.available" and body["data"]["video"]["id"] == entry["id"]
     metrics = await (await env.client.get("/metrics")).text()
     assert 'appliance_media_downloads_total{outcome="succeeded"}' in metrics
 

@@ -1,0 +1,224 @@
+"""Webhook API (system admins): CRUD, secret rotation, the delivery log, redeliver and ping."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+
+from appliance.core.clock import iso
+from appliance.core.errors import bad_request, conflict, not_found
+from appliance.db.events import EventType, add_event
+from appliance.events.keys import DISPATCHER, SECRETS
+from appliance.events.signing import new_secret
+from appliance.events.store import DELIVERY_COLUMNS, WEBHOOK_COLUMNS, seal_secrets, webhook_view
+from appliance.events.store import delivery_view as _delivery_view
+from appliance.events.validate import webhook_fields
+from appliance.keys import CLOCK, CONFIG, DB
+from appliance.web.policy import principal, roles
+from appliance.web.responses import ok, page_params, paginated, read_json
+
+routes = web.RouteTableDef()
+DELIVERY_STATES = ("pending", "succeeded", "failed")
+
+
+def _path_id(request: web.Request, name: str, what: str) -> int:
+    raw = request.match_info[name]
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 12:
+        raise not_found(f"no such {what}")
+    return int(raw)
+
+
+async def _webhook(request: web.Request) -> sqlite3.Row:
+    row = await request.app[DB].fetchone(
+        f"SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ?", (_path_id(request, "id", "webhook"),)
+    )
+    if row is None:
+        raise not_found("no such webhook")
+    return row
+
+
+def _poke(request: web.Request) -> None:
+    dispatcher = request.app.get(DISPATCHER)
+    if dispatcher is not None:
+        dispatcher.wake.set()
+
+
+@routes.get("/api/v1/webhooks")
+@roles()
+async def list_webhooks(request: web.Request) -> web.Response:
+    """Every webhook (never a secret)."""
+    page = page_params(request)
+    db = request.app[DB]
+    total = await db.fetchval("SELECT COUNT(*) FROM webhooks")
+    rows = await db.fetchall(f"SELECT {WEBHOOK_COLUMNS} FROM webhooks ORDER BY id LIMIT ? OFFSET ?",
+                             (page.limit, page.offset))
+    return paginated([webhook_view(r) for r in rows], page, int(total))
+
+
+@routes.post("/api/v1/webhooks")
+@roles()
+async def create_webhook(request: web.Request) -> web.Response:
+    """Create a webhook; the answer carries its signing secret, the only time it is shown."""
+    fields = webhook_fields(await read_json(request), partial=False)
+    db = request.app[DB]
+    limit = request.app[CONFIG].webhooks.max_webhooks
+    secret = new_secret()
+    sealed = seal_secrets(request.app[SECRETS], secret)
+    now = request.app[CLOCK].iso_now()
+    async with db.transaction() as tx:
+        cur = await tx.execute("SELECT COUNT(*) FROM webhooks")
+        count = await cur.fetchone()
+        if count is not None and count[0] >= limit:
+            raise conflict(f"at most {limit} webhooks may exist (webhooks.max_webhooks)")
+        cur = await tx.execute(
+            "INSERT INTO webhooks (url, description, events, headers, enabled, secret, created_by, created_at,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (fields["url"], fields.get("description", ""), json.dumps(fields.get("events", ["*"])),
+             json.dumps(fields.get("headers", {})), int(fields.get("enabled", True)), sealed,
+             principal(request).user_id, now, now),
+        )
+        new_id = cur.lastrowid
+    row = await db.fetchone(f"SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ?", (new_id,))
+    assert row is not None
+    return ok({**webhook_view(row), "secret": secret}, status=201)
+
+
+@routes.get("/api/v1/webhooks/{id}")
+@roles()
+async def get_webhook(request: web.Request) -> web.Response:
+    """One webhook (never its secret)."""
+    return ok(webhook_view(await _webhook(request)))
+
+
+@routes.patch("/api/v1/webhooks/{id}")
+@roles()
+async def patch_webhook(request: web.Request) -> web.Response:
+    """Change fields; enabling a webhook again clears its failure streak."""
+    row = await _webhook(request)
+    fields = webhook_fields(await read_json(request), partial=True)
+    sets: dict[str, Any] = {}
+    for name in ("url", "description"):
+        if name in fields:
+            sets[name] = fields[name]
+    for name in ("events", "headers"):
+        if name in fields:
+            sets[name] = json.dumps(fields[name])
+    if "enabled" in fields:
+        sets["enabled"] = int(fields["enabled"])
+        if fields["enabled"] and not row["enabled"]:
+            sets.update(failure_count=0, failing_since=None, disabled_reason=None)
+    sets["updated_at"] = request.app[CLOCK].iso_now()
+    assignments = ", ".join(f"{k} = ?" for k in sets)
+    await request.app[DB].execute(f"UPDATE webhooks SET {assignments} WHERE id = ?",  # noqa: S608 - fixed keys
+                                  (*sets.values(), row["id"]))
+    _poke(request)
+    updated = await _webhook(request)
+    return ok(webhook_view(updated))
+
+
+@routes.delete("/api/v1/webhooks/{id}")
+@roles()
+async def delete_webhook(request: web.Request) -> web.Response:
+    """Delete a webhook with its deliveries and their log."""
+    row = await _webhook(request)
+    await request.app[DB].execute("DELETE FROM webhooks WHERE id = ?", (row["id"],))
+    return web.Response(status=204)
+
+
+@routes.post("/api/v1/webhooks/{id}/rotate-secret")
+@roles()
+async def rotate_secret(request: web.Request) -> web.Response:
+    """A new signing secret, shown once; the previous one keeps signing too during the overlap."""
+    row = await _webhook(request)
+    vault = request.app[SECRETS]
+    current = str(vault.open(row["secret"])["current"])
+    secret = new_secret()
+    clock = request.app[CLOCK]
+    overlap = request.app[CONFIG].webhooks.secret_overlap_s
+    until = iso(clock.now() + timedelta(seconds=overlap)) if overlap > 0 else None
+    sealed = seal_secrets(vault, secret, current if until else None)
+    now = clock.iso_now()
+    await request.app[DB].execute(
+        "UPDATE webhooks SET secret = ?, secret_rotated_at = ?, previous_secret_until = ?, updated_at = ? WHERE id = ?",
+        (sealed, now, until, now, row["id"]),
+    )
+    return ok({"id": row["id"], "secret": secret, "previous_secret_until": until})
+
+
+@routes.get("/api/v1/webhooks/{id}/deliveries")
+@roles()
+async def list_deliveries(request: web.Request) -> web.Response:
+    """The delivery log, newest first, each delivery with its attempts; `?state=` filters."""
+    row = await _webhook(request)
+    page = page_params(request)
+    state = request.query.get("state")
+    if state is not None and state not in DELIVERY_STATES:
+        raise bad_request("invalid_parameter", f"state must be one of {', '.join(DELIVERY_STATES)}",
+                          {"parameter": "state"})
+    where, params = "d.webhook_id = ?", [row["id"]]
+    if state:
+        where += " AND d.state = ?"
+        params.append(state)
+    db = request.app[DB]
+    total = await db.fetchval(f"SELECT COUNT(*) FROM webhook_deliveries d WHERE {where}", params)  # noqa: S608
+    rows = await db.fetchall(
+        f"SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN events e ON e.seq = d.event_seq"  # noqa: S608
+        f" WHERE {where} ORDER BY d.id DESC LIMIT ? OFFSET ?",
+        (*params, page.limit, page.offset),
+    )
+    attempts: dict[int, list[sqlite3.Row]] = {r["id"]: [] for r in rows}
+    if rows:
+        marks = ",".join("?" * len(rows))
+        for a in await db.fetchall(
+            f"SELECT * FROM webhook_attempts WHERE delivery_id IN ({marks}) ORDER BY delivery_id, attempt, id",  # noqa: S608
+            list(attempts),
+        ):
+            attempts[a["delivery_id"]].append(a)
+    return paginated([_delivery_view(r, attempts[r["id"]]) for r in rows], page, int(total))
+
+
+@routes.post("/api/v1/webhooks/{id}/deliveries/{delivery}/redeliver")
+@roles()
+async def redeliver(request: web.Request) -> web.Response:
+    """Send a delivery again now (same webhook-id), with a fresh retry window."""
+    row = await _webhook(request)
+    delivery_id = _path_id(request, "delivery", "delivery")
+    clock = request.app[CLOCK]
+    now = clock.now()
+    expires = iso(now + timedelta(seconds=request.app[CONFIG].webhooks.retry_window_s))
+    result = await request.app[DB].execute(
+        "UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = ?, expires_at = ?, finished_at = NULL"
+        " WHERE id = ? AND webhook_id = ?",
+        (iso(now), expires, delivery_id, row["id"]),
+    )
+    if result.rowcount == 0:
+        raise not_found("no such delivery")
+    _poke(request)
+    return ok({"id": delivery_id, "state": "pending", "next_attempt_at": iso(now)}, status=202)
+
+
+@routes.post("/api/v1/webhooks/{id}/ping")
+@roles()
+async def ping(request: web.Request) -> web.Response:
+    """Queue a `webhook.ping` event for this webhook only (a disabled webhook gets it once enabled again)."""
+    row = await _webhook(request)
+    clock = request.app[CLOCK]
+    now = clock.now()
+    expires = iso(now + timedelta(seconds=request.app[CONFIG].webhooks.retry_window_s))
+    async with request.app[DB].transaction() as tx:
+        event_id = await add_event(tx, EventType.WEBHOOK_PING, {"webhook": {"id": row["id"], "url": row["url"]}})
+        # Not a domain event: marked published so the relay leaves it alone; the fan-out skips its type.
+        cur = await tx.execute("UPDATE events SET published_at = ? WHERE id = ? RETURNING seq", (iso(now), event_id))
+        seq_row = await cur.fetchone()
+        assert seq_row is not None
+        cur = await tx.execute(
+            "INSERT INTO webhook_deliveries (webhook_id, event_seq, next_attempt_at, expires_at) VALUES (?, ?, ?, ?)",
+            (row["id"], seq_row[0], iso(now), expires),
+        )
+        delivery_id = cur.lastrowid
+    _poke(request)
+    return ok({"event_id": event_id, "delivery_id": delivery_id, "enabled": bool(row["enabled"])}, status=202)
