@@ -52,3 +52,4 @@ class SyncSettings:
     stream_max_age_days: float = setting(
         30.0, help="how long queued records stay in the JetStream outbox stream", min=1
     )
+    status_interval_s: float = setting(5.0, help="how often queue-depth metrics are refreshed", min=0.1)
