@@ -44,7 +44,7 @@ async def _webhook(request: web.Request) -> sqlite3.Row:
 def _poke(request: web.Request) -> None:
     dispatcher = request.app.get(DISPATCHER)
     if dispatcher is not None:
-        dispatcher.wake.set()
+        dispatcher.invalidate()
 
 
 @routes.get("/api/v1/webhooks")

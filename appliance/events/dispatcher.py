@@ -8,6 +8,7 @@ A delivery stays "busy" in this process until its result is committed, so it is 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -33,6 +34,8 @@ from appliance.events.store import Hook, open_keys
 log = logging.getLogger(__name__)
 FLUSH_BATCH = 500
 FLUSH_INTERVAL_S = 0.02
+HOOKS_TTL_S = 1.0
+PREFETCH = 64
 EXCERPT_CHARS = 1000
 
 
@@ -80,12 +83,16 @@ class Dispatcher:
         self.wake = asyncio.Event()
         self.user_agent = user_agent()
         self._hooks: dict[int, Hook] = {}
-        self._inflight: dict[int, int] = {}
-        self._busy: set[int] = set()
+        self._hooks_loaded = -1e9
+        self._active: dict[int, int] = {}  # HTTP requests in progress per webhook
+        self._busy: set[int] = set()  # deliveries sent or being sent whose result is not committed yet
+        self._busy_by_hook: dict[int, int] = {}
+        self._queued: dict[int, collections.deque[Any]] = {}  # prefetched due rows per webhook (already busy)
         self._sends: set[asyncio.Task[None]] = set()
         self._results: list[Result] = []
         self._results_ready = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
+        self._pick_lock = asyncio.Lock()
         self._timeout = aiohttp.ClientTimeout(total=settings.request_timeout_s, connect=settings.connect_timeout_s)
 
     def start(self) -> None:
@@ -108,8 +115,16 @@ class Dispatcher:
 
     # ---------------------------------------------------------------- picking
 
+    def invalidate(self) -> None:
+        """Webhooks changed (API, auto-disable): read them again at the next pick."""
+        self._hooks_loaded = -1e9
+        self.wake.set()
+
     async def load_hooks(self) -> list[Hook]:
-        """Enabled webhooks; secrets are decrypted again only when a row changed."""
+        """Enabled webhooks, read again at most every second unless invalidated; secrets decrypted on change."""
+        if time.monotonic() - self._hooks_loaded < HOOKS_TTL_S:
+            return list(self._hooks.values())
+        self._hooks_loaded = time.monotonic()
         rows = await self.db.fetchall(
             "SELECT id, url, headers, secret, previous_secret_until, failure_count, updated_at FROM webhooks"
             " WHERE enabled = 1 ORDER BY id"
@@ -146,30 +161,44 @@ class Dispatcher:
 
     async def pick_once(self) -> int:
         """Start sends for due deliveries within the global and per-webhook limits; returns how many."""
+        # A result committed while our query ran must not look pending-and-free: flush releases under this lock.
+        async with self._pick_lock:
+            return await self._pick()
+
+    async def _pick(self) -> int:
         hooks = await self.load_hooks()
+        live = {hook.id for hook in hooks}
+        for hook_id in [h for h in self._queued if h not in live]:
+            # disabled or deleted: its prefetched rows go back (they stay pending in the database)
+            for row in self._queued.pop(hook_id):
+                self._busy.discard(row["id"])
+                self._busy_by_hook[hook_id] -= 1
         now = self.clock.iso_now()
         started = 0
         for hook in hooks:
             # A failing receiver gets one request at a time until it answers again: no retry storm.
             cap = 1 if hook.failing else self.settings.per_webhook_concurrency
-            busy_here = self._inflight.get(hook.id, 0)
-            free = min(cap - busy_here, self.settings.concurrency - len(self._busy))
+            free = min(cap - self._active.get(hook.id, 0), self.settings.concurrency - sum(self._active.values()))
             if free <= 0:
                 continue
-            rows = await self.db.fetchall(
-                "SELECT d.id, d.attempts, d.expires_at, e.id AS event_id, e.type, e.data, e.created_at"
-                " FROM webhook_deliveries d JOIN events e ON e.seq = d.event_seq"
-                " WHERE d.webhook_id = ? AND d.state = 'pending' AND d.next_attempt_at <= ?"
-                " ORDER BY d.next_attempt_at LIMIT ?",
-                (hook.id, now, free + busy_here),
-            )
-            for row in rows:
-                if free <= 0:
-                    break
-                if row["id"] in self._busy:
-                    continue
-                self._busy.add(row["id"])
-                self._inflight[hook.id] = self._inflight.get(hook.id, 0) + 1
+            queue = self._queued.setdefault(hook.id, collections.deque())
+            if len(queue) < free:
+                # Prefetch a few rounds' worth: one query feeds many sends instead of one query per send.
+                rows = await self.db.fetchall(
+                    "SELECT d.id, d.attempts, d.expires_at, e.id AS event_id, e.type, e.data, e.created_at"
+                    " FROM webhook_deliveries d JOIN events e ON e.seq = d.event_seq"
+                    " WHERE d.webhook_id = ? AND d.state = 'pending' AND d.next_attempt_at <= ?"
+                    " ORDER BY d.next_attempt_at LIMIT ?",
+                    (hook.id, now, max(free, PREFETCH) + self._busy_by_hook.get(hook.id, 0)),
+                )
+                for row in rows:
+                    if row["id"] not in self._busy:
+                        self._busy.add(row["id"])
+                        self._busy_by_hook[hook.id] = self._busy_by_hook.get(hook.id, 0) + 1
+                        queue.append(row)
+            while free > 0 and queue:
+                row = queue.popleft()
+                self._active[hook.id] = self._active.get(hook.id, 0) + 1
                 task = asyncio.get_running_loop().create_task(self.send(hook, row), name=f"webhook-send-{row['id']}")
                 self._sends.add(task)
                 task.add_done_callback(self._sends.discard)
@@ -179,7 +208,7 @@ class Dispatcher:
 
     async def next_due_in(self) -> float:
         """Seconds until the earliest pending delivery of an enabled webhook is due (at most 1 s)."""
-        if len(self._busy) >= self.settings.concurrency:
+        if sum(self._active.values()) >= self.settings.concurrency:
             return 1.0
         due = await self.db.fetchval(
             "SELECT MIN(d.next_attempt_at) FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id"
@@ -227,6 +256,9 @@ class Dispatcher:
         self._results.append(Result(row["id"], hook.id, row["attempts"] + 1, row["expires_at"], ok, status, latency,
                                     error, excerpt))
         self._results_ready.set()
+        # The request slot is free now; the delivery itself stays busy until its result is committed.
+        self._active[hook.id] -= 1
+        self.wake.set()
 
     # ---------------------------------------------------------------- recording
 
@@ -249,9 +281,10 @@ class Dispatcher:
                 self._results = batch + self._results  # keep them busy and try again
                 self._results_ready.set()
                 raise
-            for result in batch:
-                self._busy.discard(result.delivery_id)
-                self._inflight[result.webhook_id] = self._inflight.get(result.webhook_id, 1) - 1
+            async with self._pick_lock:
+                for result in batch:
+                    self._busy.discard(result.delivery_id)
+                    self._busy_by_hook[result.webhook_id] -= 1
             self.wake.set()
 
     async def _commit(self, batch: list[Result]) -> None:
@@ -260,16 +293,17 @@ class Dispatcher:
         settings = self.settings
         async with self.db.transaction() as tx:
             attempt_rows = []
+            await tx.executemany(
+                "UPDATE webhook_deliveries SET state = 'succeeded', attempts = ?, last_status = ?,"
+                " last_error = NULL, finished_at = ? WHERE id = ?",
+                [(r.attempt, r.status, now, r.delivery_id) for r in batch if r.ok],
+            )
             for r in batch:
                 attempt_rows.append((r.delivery_id, r.attempt, r.status, int(r.ok), r.latency_ms, r.error, r.excerpt,
                                      now))
                 if r.ok:
-                    await tx.execute(
-                        "UPDATE webhook_deliveries SET state = 'succeeded', attempts = ?, last_status = ?,"
-                        " last_error = NULL, finished_at = ? WHERE id = ?",
-                        (r.attempt, r.status, now, r.delivery_id),
-                    )
-                elif now_dt >= datetime.fromisoformat(r.expires_at):
+                    continue
+                if now_dt >= datetime.fromisoformat(r.expires_at):
                     await tx.execute(
                         "UPDATE webhook_deliveries SET state = 'failed', attempts = ?, last_status = ?, last_error = ?,"
                         " finished_at = ? WHERE id = ?",
@@ -316,6 +350,8 @@ class Dispatcher:
             " last_failure_at = CASE WHEN ? THEN ? ELSE last_failure_at END WHERE id = ?",
             (count, since, last_ok, now, last_failed, now, webhook_id),
         )
+        if (count > 0) != was_failing:
+            self._hooks_loaded = -1e9  # the failing flag changed: read the webhook again at the next pick
         if recovered and was_failing:
             # The receiver is back: everything that was waiting for it is due now, not at its backoff time.
             await tx.execute(

@@ -27,7 +27,7 @@ async def secrets_ctx(app: web.Application) -> AsyncIterator[None]:
 async def delivery_ctx(app: web.Application) -> AsyncIterator[None]:
     """In the primary: relay events to JetStream, fan them out to webhooks, deliver, keep house."""
     from appliance.events.dispatcher import Dispatcher
-    from appliance.events.relay import EventRelay, Fanout, prune_forever, start_cursor
+    from appliance.events.relay import EventRelay, Fanout, prune_forever
 
     config = app[CONFIG]
     if app[ROLE] is not ProcessRole.PRIMARY or not config.events.enabled:
@@ -39,7 +39,6 @@ async def delivery_ctx(app: web.Application) -> AsyncIterator[None]:
     fanout = Fanout(db, clock, config.webhooks, interval_s=config.events.relay_interval_s)
     dispatcher = Dispatcher(db, app[HTTP_CLIENT], clock, config.webhooks, app[SECRETS], tasks)
     app[DISPATCHER] = dispatcher
-    await start_cursor(db)
 
     async def wake_dispatcher() -> None:
         # The fan-out queued deliveries: pick them now instead of at the dispatcher's next look.

@@ -142,14 +142,6 @@ class Fanout:
         return len(events)
 
 
-async def start_cursor(db: Database) -> None:
-    """On the first start with webhooks, begin after the events that already exist (none of them are owed)."""
-    if await db.fetchval("SELECT 1 FROM settings WHERE key = ?", (FANOUT_CURSOR,)) is None:
-        await db.execute(
-            "INSERT OR IGNORE INTO settings (key, value) SELECT ?, COALESCE(MAX(seq), 0) FROM events", (FANOUT_CURSOR,)
-        )
-
-
 async def prune(db: Database, clock: Clock, events: EventsSettings, webhooks: WebhookSettings) -> None:
     """Give up deliveries of disabled webhooks past their window; drop old finished deliveries and events."""
     now = clock.now()

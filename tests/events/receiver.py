@@ -66,6 +66,7 @@ class Receiver:
             self.port = free_port()
         app = web.Application(client_max_size=8 * 1024 * 1024)
         app.router.add_post("/hook", self.handle)
+        app.router.add_get("/stats", self.stats)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
@@ -113,6 +114,17 @@ class Receiver:
             return web.Response(body=b"x" * self.big_body)
         return web.json_response({"ok": True})
 
+    async def stats(self, request: web.Request) -> web.Response:
+        """What arrived, for a benchmark driving this receiver in another process (?arrivals=1 adds times)."""
+        body: dict[str, Any] = {"distinct": len(self.counts), "total": sum(self.counts.values()),
+                                "requests": self.requests, "bad": len(self.bad)}
+        if request.query.get("arrivals"):
+            first: dict[str, float] = {}
+            for r in self.received:
+                first.setdefault(r.msg_id, r.at)
+            body["arrivals"] = first
+        return web.json_response(body)
+
     def of_type(self, event_type: str) -> list[Received]:
         """Verified deliveries of one type."""
         return [r for r in self.received if r.type == event_type]
@@ -130,3 +142,17 @@ class Receiver:
 def dumps(value: Any) -> str:
     """Compact JSON."""
     return json.dumps(value, separators=(",", ":"))
+
+
+async def serve(port: int, secrets: list[str]) -> None:
+    """Run a receiver until killed (the benchmark's receiver process)."""
+    rx = Receiver(secrets=secrets, port=port)
+    await rx.start()
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    import sys
+
+    asyncio.run(serve(int(sys.argv[1]), sys.argv[2:]))
