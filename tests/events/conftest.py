@@ -44,6 +44,16 @@ async def events_app(app_client, config_factory, make_user):
 
 
 @pytest.fixture
+async def canvas() -> AsyncIterator[Any]:
+    """The sync tests' fake Canvas on a free loopback port."""
+    from tests.fakes.canvas import FakeCanvas
+
+    fake = await FakeCanvas().start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     """A running receiver (stopped after the test)."""
     rx = Receiver()
