@@ -317,9 +317,11 @@ class Dispatcher:
                         " next_attempt_at = ? WHERE id = ?",
                         (r.attempt, r.status, r.error, retry_at, r.delivery_id),
                     )
+            # A webhook deleted while its request was in flight took its deliveries along: log nothing for them.
             await tx.executemany(
                 "INSERT INTO webhook_attempts (delivery_id, attempt, status_code, ok, latency_ms, error,"
-                " response_excerpt, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " response_excerpt, at) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8"
+                " WHERE EXISTS (SELECT 1 FROM webhook_deliveries WHERE id = ?1)",
                 attempt_rows,
             )
             for webhook_id in dict.fromkeys(r.webhook_id for r in batch):

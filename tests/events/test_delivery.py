@@ -195,3 +195,28 @@ async def test_consecutive_failures_disable_the_webhook_and_raise_webhook_disabl
         await receiver.wait_for(lambda: len(receiver.counts) == 1, timeout=30)
     finally:
         await watcher.stop()
+
+
+async def test_deleting_a_webhook_with_requests_in_flight_harms_nothing(events_app, receiver: Receiver) -> None:
+    client, admin = await events_app()
+    slow = Receiver(delay_s=1.0)
+    await slow.start()
+    try:
+        doomed = await create_webhook(client, admin, slow)
+        kept = await create_webhook(client, admin, receiver)
+        first = await emit(client, 20)
+        await slow.wait_for(lambda: slow.requests >= 5, timeout=30)
+        assert (await client.delete(f"/api/v1/webhooks/{doomed['id']}", headers=admin)).status == 204
+        await asyncio.sleep(1.5)  # the requests in flight answer; their results find no delivery to record
+        later = await emit(client, 20)
+        await receiver.wait_for(lambda: set(receiver.counts) >= set(first + later))
+        assert await client.app[DB].fetchval("SELECT COUNT(*) FROM webhook_deliveries WHERE webhook_id = ?",
+                                             (doomed["id"],)) == 0
+        for _ in range(100):  # the results of the kept webhook are recorded (the writer did not get stuck)
+            done = await deliveries(client, admin, kept["id"], state="succeeded")
+            if len(done) == 40:
+                break
+            await asyncio.sleep(0.1)
+        assert len(done) == 40
+    finally:
+        await slow.stop()
