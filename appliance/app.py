@@ -213,8 +213,7 @@ def create_app(
         app[BUS_URL] = bus_url
     app.cleanup_ctx.extend([
         access_log_ctx, paths_ctx, vault_ctx, metrics_ctx, http_metrics_ctx, database_ctx, nats_server_ctx,
-        nats_client_ctx,
-        http_client_ctx, tasks_ctx,
+        nats_client_ctx, http_client_ctx, tasks_ctx,
     ])
     app[mw.GUARDS] = []
     add_middleware(app, mw.core_middleware, 10)
