@@ -89,6 +89,7 @@ class Fanout:
         self.db, self.clock, self.settings, self.interval_s = db, clock, settings, interval_s
         self.wake = asyncio.Event()
         self.delivered = asyncio.Event()  # set after a round that queued deliveries (wakes the dispatcher)
+        self._position: int | None = None  # the last event seq fanned out (only this process moves it)
 
     async def run(self) -> None:
         """Fan out forever."""
@@ -101,34 +102,35 @@ class Fanout:
 
     async def fanout_once(self) -> int:
         """Handle the next batch of events after the cursor; returns how many events were looked at."""
+        if self._position is None:
+            found = await self.db.fetchval("SELECT value FROM settings WHERE key = ?", (FANOUT_CURSOR,))
+            self._position = int(found) if found is not None else 0
+        # Reads first (the read pool): an idle appliance never takes the write lock for nothing.
+        events = await self.db.fetchall(
+            "SELECT seq, type, created_at FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+            (self._position, FANOUT_BATCH),
+        )
+        if not events:
+            return 0
+        hooks = [(h["id"], set(json.loads(h["events"])), h["created_at"])
+                 for h in await self.db.fetchall("SELECT id, events, created_at FROM webhooks WHERE enabled = 1")]
+        window = timedelta(seconds=self.settings.retry_window_s)
+        now = self.clock.iso_now()
+        rows = []
+        for event in events:
+            if event["type"] == PING:
+                continue  # a ping is queued for its one webhook by the API
+            expires = iso(datetime.fromisoformat(event["created_at"]) + window)
+            for hook_id, wanted, created_at in hooks:
+                # A webhook hears what happened after it was created, not the history before it.
+                if event["created_at"] >= created_at and ("*" in wanted or event["type"] in wanted):
+                    rows.append((hook_id, event["seq"], now, expires))
         async with self.db.transaction() as tx:
-            cur = await tx.execute("SELECT value FROM settings WHERE key = ?", (FANOUT_CURSOR,))
-            found = await cur.fetchone()
-            position = int(found[0]) if found else 0
-            cur = await tx.execute(
-                "SELECT seq, type, created_at FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-                (position, FANOUT_BATCH),
-            )
-            events = await cur.fetchall()
-            if not events:
-                return 0
-            cur = await tx.execute("SELECT id, events, created_at FROM webhooks WHERE enabled = 1")
-            hooks = [(h["id"], set(json.loads(h["events"])), h["created_at"]) for h in await cur.fetchall()]
-            window = timedelta(seconds=self.settings.retry_window_s)
-            now = self.clock.iso_now()
-            rows = []
-            for event in events:
-                if event["type"] == PING:
-                    continue  # a ping is queued for its one webhook by the API
-                expires = iso(datetime.fromisoformat(event["created_at"]) + window)
-                for hook_id, wanted, created_at in hooks:
-                    # A webhook hears what happened after it was created, not the history before it.
-                    if event["created_at"] >= created_at and ("*" in wanted or event["type"] in wanted):
-                        rows.append((hook_id, event["seq"], now, expires))
             if rows:
+                # OR IGNORE: a webhook deleted meanwhile (foreign key) or a row already there (re-run after a crash)
                 await tx.executemany(
                     "INSERT OR IGNORE INTO webhook_deliveries (webhook_id, event_seq, next_attempt_at, expires_at)"
-                    " VALUES (?, ?, ?, ?)",
+                    " SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = ?1)",
                     rows,
                 )
             await tx.execute(
@@ -136,6 +138,7 @@ class Fanout:
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (FANOUT_CURSOR, str(events[-1]["seq"])),
             )
+        self._position = int(events[-1]["seq"])
         if rows:
             metrics.FANNED_OUT.inc(len(rows))
             self.delivered.set()

@@ -1,8 +1,9 @@
 -- Domain events and Standard Webhooks deliveries.
 -- `events` is the events' transactional outbox: a change and its event commit together; the events
 -- feature relays unpublished rows to JetStream (Nats-Msg-Id = id) and fans them out to webhooks.
+-- AUTOINCREMENT: a seq is never reused after old events are pruned (the fan-out keeps a position).
 CREATE TABLE events (
-    seq INTEGER PRIMARY KEY,
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
     type TEXT NOT NULL,
     data TEXT NOT NULL,
