@@ -93,6 +93,7 @@ class Dispatcher:
         self._results_ready = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._pick_lock = asyncio.Lock()
+        self._unreadable: set[int] = set()
         self._timeout = aiohttp.ClientTimeout(total=settings.request_timeout_s, connect=settings.connect_timeout_s)
 
     def start(self) -> None:
@@ -141,8 +142,11 @@ class Dispatcher:
             try:
                 keys = open_keys(self.vault, row["secret"], until, now)
             except (CredentialsError, ValueError, KeyError):
-                log.error("webhook %d: its secret does not decrypt with this key; skipping it", row["id"])
+                if row["id"] not in self._unreadable:  # say it once, not every second
+                    log.error("webhook %d: its secret does not decrypt with this key; skipping it", row["id"])
+                    self._unreadable.add(row["id"])
                 continue
+            self._unreadable.discard(row["id"])
             hooks[row["id"]] = Hook(row["id"], row["url"], json.loads(row["headers"]), keys,
                                     row["failure_count"] > 0, stamp)
         self._hooks = hooks
