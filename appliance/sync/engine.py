@@ -24,7 +24,7 @@ from appliance.sync import metrics, scheduler, store
 from appliance.sync.connect import Opened, open_connector
 from appliance.sync.cron import Cron
 from appliance.sync.model import Job, Provider, ProviderState, RunState, RuntimeState, Uplink
-from appliance.sync.pull import MILESTONE_CURSOR, Puller
+from appliance.sync.pull import ACTIVITY_CURSOR, MILESTONE_CURSOR, Puller
 from appliance.sync.push import Pusher, record_from_row
 from appliance.sync.relay import OutboxRelay
 from appliance.sync.secrets import CredentialsError, Vault
@@ -245,14 +245,17 @@ class SyncEngine:
             await self.execute(worker, opened, row["id"], Job(row["job"]))
 
     async def execute(self, worker: Worker, opened: Opened, run_id: int, job: Job) -> None:
-        """One run; the milestone cursor advances only when the whole run succeeded."""
+        """One run; its cursor (milestones or activity) advances only when the whole run succeeded."""
         assert worker.gate is not None
         assert worker.provider is not None
         pid = worker.provider.id
         started = self.clock.iso_now()
         await self.db.execute("UPDATE sync_runs SET state = 'running', started_at = ? WHERE id = ?", (started, run_id))
+        # Pulls follow the milestone cursor; reports of connectors with Capability.ACTIVITY their own.
+        cursor = MILESTONE_CURSOR if job is Job.PULL else ACTIVITY_CURSOR
+        advance = job is Job.PULL or opened.kind.has(Capability.ACTIVITY)
         since = await self.db.fetchval(
-            "SELECT value FROM sync_cursors WHERE provider_id = ? AND kind = ?", (pid, MILESTONE_CURSOR)
+            "SELECT value FROM sync_cursors WHERE provider_id = ? AND kind = ?", (pid, cursor)
         )
         puller = Puller(
             self.db,
@@ -299,12 +302,12 @@ class SyncEngine:
                 (RunState.SUCCEEDED.value, store.dumps(puller.counts), finished, run_id),
             )
             await tx.execute("UPDATE providers SET last_pull_at = ? WHERE id = ?", (finished, pid))
-            if job is Job.PULL:
+            if advance:
                 await tx.execute(
                     "INSERT INTO sync_cursors (provider_id, kind, value, updated_at) VALUES (?, ?, ?, ?)"
                     " ON CONFLICT (provider_id, kind) DO UPDATE SET value = excluded.value,"
                     " updated_at = excluded.updated_at",
-                    (pid, MILESTONE_CURSOR, started, finished),
+                    (pid, cursor, started, finished),
                 )
             await add_event(tx, EventType.SYNC_COMPLETED, {
                 "provider": {"id": pid, "name": worker.provider.name}, "run_id": run_id, "job": job.value,

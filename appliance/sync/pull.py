@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from appliance.auth.usernames import username_key
-from appliance.connectors.contract import Analytics, Capability, Connector, Milestones
+from appliance.connectors.contract import Activity, Analytics, Capability, Connector, Milestones
 from appliance.connectors.errors import Throttled, Transient
 from appliance.connectors.records import ExternalUser
 from appliance.core.clock import Clock
@@ -20,6 +20,7 @@ from appliance.sync.uplink import UplinkGate
 log = logging.getLogger(__name__)
 STAGE_RETRIES = 8
 MILESTONE_CURSOR = "milestones_since"
+ACTIVITY_CURSOR = "activity_since"
 COURSE_STATES = {"unpublished", "available", "completed", "deleted"}
 
 
@@ -75,6 +76,8 @@ class Puller:
             await self.resilient("enrollments", self.pull_enrollments)
             if Capability.MILESTONES in self.capabilities:
                 await self.resilient("milestones", lambda: self.pull_milestones(since))
+        elif Capability.ACTIVITY in self.capabilities:
+            await self.resilient("activity", lambda: self.pull_learner_activity(since))
         else:
             await self.resilient("activity", self.pull_activity)
 
@@ -301,3 +304,46 @@ class Puller:
                 " recorded_at) VALUES (?, ?, 'interaction', ?, ?, ?, ?, ?)",
                 (user_id, course_id, total, max(0, total - previous), views or 0, external_id, self.clock.iso_now()),
             )
+
+    async def pull_learner_activity(self, since: str | None) -> None:
+        """Capability.ACTIVITY: progress per learner and resource since the cursor, upserted (latest totals win).
+
+        A record of an unmapped learner is counted but not stored; its course may be unknown (NULL).
+        """
+        users = await self._user_map()
+        courses = {
+            r["external_id"]: r["id"]
+            for r in await self.db.fetchall("SELECT id, external_id FROM courses WHERE provider_id = ?", (self.provider.id,))
+        }
+        async for page in cast(Activity, self.connector).activity(since):
+            rows = [
+                (
+                    self.provider.id,
+                    users[a.user_external_id],
+                    courses.get(a.course_external_id) if a.course_external_id else None,
+                    a.external_id,
+                    max(0, int(a.total_time_s)),
+                    None if a.progress is None else min(1.0, max(0.0, float(a.progress))),
+                    a.completed_at,
+                    a.occurred_at,
+                )
+                for a in page
+                if a.user_external_id in users
+            ]
+            if rows:
+                async with self.db.transaction() as tx:
+                    await tx.executemany(
+                        "INSERT INTO learner_progress (provider_id, user_id, course_id, external_id, total_time,"
+                        " progress, completed_at, occurred_at) VALUES (?,?,?,?,?,?,?,?)"
+                        " ON CONFLICT (provider_id, user_id, external_id) DO UPDATE SET"
+                        " course_id = excluded.course_id, total_time = excluded.total_time,"
+                        " progress = excluded.progress, completed_at = excluded.completed_at,"
+                        " occurred_at = excluded.occurred_at, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+                        " WHERE learner_progress.total_time IS NOT excluded.total_time"
+                        " OR learner_progress.progress IS NOT excluded.progress"
+                        " OR learner_progress.completed_at IS NOT excluded.completed_at"
+                        " OR learner_progress.occurred_at IS NOT excluded.occurred_at"
+                        " OR learner_progress.course_id IS NOT excluded.course_id",
+                        rows,
+                    )
+            self.count("activity", len(page))
