@@ -9,6 +9,7 @@ group) at the end.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import json
@@ -277,3 +278,72 @@ class KolibriAdmin:
     async def memberships(self, classroom_id: str) -> list[dict]:
         """Memberships of one classroom."""
         return await self.request("GET", "/api/auth/membership/", params={"collection": classroom_id})
+
+
+class TcpRelay:
+    """A TCP relay in front of a server whose link can be cut (connections reset, new ones refused) and restored."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self.cut_off = False
+        self.cuts = 0
+        self._server: asyncio.base_events.Server | None = None
+        self._conns: set[asyncio.StreamWriter] = set()
+
+    @property
+    def base_url(self) -> str:
+        """The relay's address."""
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> TcpRelay:
+        """Listen on a free loopback port."""
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        """Stop listening and drop every connection."""
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def cut(self) -> None:
+        """The uplink goes away: live connections are reset and new ones are closed at once."""
+        self.cut_off = True
+        self.cuts += 1
+        for writer in list(self._conns):
+            writer.transport.abort()
+        self._conns.clear()
+
+    def restore(self) -> None:
+        """The uplink is back."""
+        self.cut_off = False
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.cut_off:
+            writer.transport.abort()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._conns.update({writer, up_writer})
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.transport.abort() if self.cut_off else dst.close()
+
+        try:
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        finally:
+            self._conns.discard(writer)
+            self._conns.discard(up_writer)

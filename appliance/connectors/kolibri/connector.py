@@ -20,7 +20,7 @@ from typing import IO, Any
 from appliance.connectors.contract import PushOutcome, PushResult, Upstream, UserPush
 from appliance.connectors.errors import NotFound, Rejected, Transient
 from appliance.connectors.kolibri import mapping
-from appliance.connectors.kolibri.client import KolibriClient
+from appliance.connectors.kolibri.client import KolibriClient, classify
 from appliance.connectors.kolibri.mapping import BadAnswer
 from appliance.connectors.records import ActivityRecord, CourseRecord, EnrollmentRecord, ExternalUser
 
@@ -58,8 +58,13 @@ class KolibriConnector:
         return None
 
     async def probe(self, timeout: float) -> None:
-        """Signed in (or sign in now): one PUT of the session, which also keeps it alive."""
-        await asyncio.wait_for(self.client.ensure_session(), timeout)
+        """Reachable within `timeout` (the public info), then signed in: a PUT of the session, which keeps it
+        alive, or a sign-in (slower: Kolibri hashes the password), with the ordinary request timeout."""
+        status, headers, data = await self.client.send("GET", "/api/public/info/", timeout=timeout)
+        failure = classify(status, headers, data)
+        if failure is not None:
+            raise failure
+        await self.client.ensure_session()
 
     # ---- users -----------------------------------------------------------------------------------
     async def _facility_users(self, *, deleted: bool = False, search: str | None = None) -> AsyncIterator[list[Any]]:
