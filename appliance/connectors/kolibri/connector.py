@@ -77,13 +77,17 @@ class KolibriConnector:
         seen: set[str] = set()
         page, total = 1, 1
         while page <= total:
-            items, pages = mapping.paged(
-                await self.client.call("GET", path, params=[*params, ("page", str(page))]), "users"
-            )
+            body = await self.client.call("GET", path, params=[*params, ("page", str(page))])
+            items, pages = mapping.paged(body, "users")
             if pages is None:
                 raise BadAnswer("Kolibri ignored page_size and sent every user in one answer")
             if page == 1:
-                total = min(pages, MAX_PAGES)
+                count = body.get("count") if isinstance(body, dict) else None
+                if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                    raise BadAnswer(f"Kolibri sent a page of users whose 'count' is {count!r}")
+                if pages > -(-count // self.per_page) + 1 or pages > MAX_PAGES:
+                    raise BadAnswer(f"Kolibri claims {pages} pages for {count} users at {self.per_page} a page")
+                total = pages
             for item in items:
                 uid = mapping.external_user(item).external_id
                 if uid in seen:

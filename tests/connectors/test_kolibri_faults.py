@@ -1,0 +1,48 @@
+"""Bad input from a Kolibri: the run fails cleanly with a clear error, the appliance keeps serving."""
+
+import pytest
+
+from tests.connectors.kolibri_helpers import add_kolibri, run
+from tests.connectors.misbehaving_kolibri import MisbehavingKolibri
+from tests.sync.helpers import as_user
+
+
+@pytest.fixture
+async def standin():
+    fake = await MisbehavingKolibri(users=5).start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        ("missing_field", "'username' is missing"),
+        ("wrong_type", "'id' is int"),
+        ("duplicate", "listed user 00000000000000000000000000000001 twice"),
+        ("never_ends", "claims 1000000000 pages for 5 users"),
+        ("html", "with text/html, not JSON: '<html><body><h1>Welcome to the captive portal"),
+        ("huge", "is 10485775 bytes, more than the 4 MiB allowed"),
+        ("huge_chunked", "is more than the 4 MiB allowed"),
+    ],
+)
+async def test_bad_answers_fail_the_run_with_a_clear_error_and_the_appliance_keeps_serving(
+    sync_client, make_user, standin, fault, message
+):
+    client = await sync_client(per_page=2)
+    admin_user = await make_user(client, role="system_admin")
+    provider = await add_kolibri(client, admin_user, standin.base_url, {"username": "kadmin", "password": "good"},
+                                 push_roster=False)
+    assert (await run(client, admin_user, provider))["state"] == "succeeded"  # the stand-in behaves at first
+    standin.fault = fault
+    failed = await run(client, admin_user, provider)
+    assert failed["state"] == "failed" and failed["stage"] == "users"
+    assert len(failed["errors"]) == 1 and "BadAnswer: Kolibri" in failed["errors"][0]
+    assert message in failed["errors"][0], failed["errors"]
+    runs = await (await client.get("/api/v1/sync/runs", headers=as_user(admin_user))).json()
+    assert message in runs["data"][0]["errors"][0]
+    status = (await (await client.get("/api/v1/sync/status", headers=as_user(admin_user))).json())["data"][0]
+    assert status["runtime_state"] == "ready"  # not a credentials problem, not an outage
+    assert (await client.get("/healthz")).status == 200
+    standin.fault = None
+    assert (await run(client, admin_user, provider))["state"] == "succeeded"  # and it recovers
