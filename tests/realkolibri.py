@@ -305,6 +305,7 @@ class TcpRelay:
     async def stop(self) -> None:
         """Stop listening and drop every connection."""
         self.cut()
+        self.cuts -= 1  # not a cut the test asked for
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
