@@ -141,15 +141,14 @@ class RealKolibri:
     def start(self) -> None:
         """`kolibri start --foreground` in its own process group; waits for the public facility list."""
         self.log_path = self.home / "server.log"
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [str(self.python), "-m", "kolibri", "start", "--foreground"],
-            env=self.env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [str(self.python), "-m", "kolibri", "start", "--foreground"],
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             if self.proc.poll() is not None:
@@ -159,10 +158,10 @@ class RealKolibri:
                     facilities = json.loads(resp.read())
                     self.facility_id = facilities[0]["id"]
                     return
-            except (urllib.error.URLError, OSError, ValueError, IndexError, KeyError):
+            except (urllib.error.URLError, OSError, ValueError, IndexError, KeyError) as exc:
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"Kolibri did not answer within {START_TIMEOUT_S}s:\n{self.log_tail()}")
+                    raise RuntimeError(f"Kolibri did not answer within {START_TIMEOUT_S}s:\n{self.log_tail()}") from exc
                 time.sleep(0.5)
 
     def stop(self) -> None:
@@ -288,6 +287,7 @@ class TcpRelay:
         self.port = 0
         self.cut_off = False
         self.cuts = 0
+        self.requests = 0  # HTTP requests relayed (one Host header each)
         self._server: asyncio.base_events.Server | None = None
         self._conns: set[asyncio.StreamWriter] = set()
 
@@ -336,6 +336,8 @@ class TcpRelay:
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             try:
                 while data := await src.read(65536):
+                    if dst is not writer:
+                        self.requests += data.count(b"\r\nHost:")
                     dst.write(data)
                     await dst.drain()
             except (ConnectionError, OSError):

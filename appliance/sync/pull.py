@@ -313,7 +313,9 @@ class Puller:
         users = await self._user_map()
         courses = {
             r["external_id"]: r["id"]
-            for r in await self.db.fetchall("SELECT id, external_id FROM courses WHERE provider_id = ?", (self.provider.id,))
+            for r in await self.db.fetchall(
+                "SELECT id, external_id FROM courses WHERE provider_id = ?", (self.provider.id,)
+            )
         }
         async for page in cast(Activity, self.connector).activity(since):
             rows = [

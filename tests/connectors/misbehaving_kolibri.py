@@ -6,7 +6,6 @@ main flow is tested against the real Kolibri.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web

@@ -7,11 +7,11 @@ import re
 
 import pytest
 
+from appliance.connectors.contract import Capability, CredentialsInvalid
 from appliance.connectors.errors import AuthFailed, NotFound, NotPermitted, Rejected, Throttled, Transient
 from appliance.connectors.kolibri import CONNECTOR, check_credentials
 from appliance.connectors.kolibri import mapping as m
 from appliance.connectors.kolibri.client import classify, is_empty_list
-from appliance.connectors.contract import Capability, CredentialsInvalid
 from tests.connectors import kolibri_payloads as rec
 
 
@@ -119,9 +119,12 @@ def test_summary_csv_with_the_bom_and_topic_columns_is_read_by_name():
 )
 def test_malformed_csv_is_refused_with_a_clear_message(change, message):
     text = change(rec.SUMMARY_CSV)
-    with pytest.raises(m.BadAnswer, match=re.escape(message)):
+    def read() -> None:
         for row in m.csv_rows(csv.reader(io.StringIO(text, newline=""))):
             m.activity_record(row, {"ada_1": "1" * 32})
+
+    with pytest.raises(m.BadAnswer, match=re.escape(message)):
+        read()
 
 
 def test_create_body_and_name_changes():

@@ -124,7 +124,8 @@ async def test_push_learners_and_memberships_then_deactivate(admin, real_kolibri
     async with KolibriAdmin(real_kolibri) as k:
         members = await k.memberships(room["id"])
     assert [m["user"] for m in members] == [held[kolibri_username(dotted["username"])]["id"]]
-    assert await db.fetchval("SELECT external_id FROM enrollments WHERE course_id = ?", (course_id,)) == members[0]["id"]
+    external = await db.fetchval("SELECT external_id FROM enrollments WHERE course_id = ?", (course_id,))
+    assert external == members[0]["id"]
 
     # Deactivated at the facility: Kolibri soft-deletes the account (restorable, progress kept).
     resp = await client.patch(f"/api/v1/users/{plain['id']}", json={"active": False}, headers=as_user(admin_user))

@@ -17,10 +17,10 @@ from appliance.auth.usernames import username_key
 from appliance.keys import DB
 from appliance.sync.secrets import Vault, load_or_create_key
 from tests.connectors.kolibri_helpers import add_kolibri, queue_empty
+from tests.daemon import write_config
 from tests.realkolibri import KolibriAdmin, RealKolibri, TcpRelay
 from tests.sync.helpers import as_user, create_learner, wait_until
 from tests.sync.test_crash import kill_tree, settled, start_ready
-from tests.daemon import write_config
 
 pytestmark = pytest.mark.slow
 

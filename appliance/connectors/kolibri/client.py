@@ -53,6 +53,12 @@ def classify(status: int, headers: Mapping[str, str], body: Any) -> Exception | 
     return Rejected(status, body, message)
 
 
+def kinds_of(session: dict[str, Any]) -> list[str]:
+    """The `kind` list of a session answer (learner, coach, admin, superuser, anonymous)."""
+    kinds = session.get("kind")
+    return [str(k) for k in kinds] if isinstance(kinds, list) else []
+
+
 def is_empty_list(data: Any) -> bool:
     """An empty list, plain or paged: what an anonymous caller gets for any list."""
     return data == [] or (isinstance(data, dict) and data.get("results") == [] and not data.get("count"))
@@ -157,7 +163,7 @@ class KolibriClient:
                 raise failure
             if not isinstance(data, dict) or not isinstance(data.get("facility_id"), str):
                 raise BadAnswer(f"Kolibri's sign-in answer has no facility_id: {str(data)[:120]!r}")
-            kinds = data.get("kind") if isinstance(data.get("kind"), list) else []
+            kinds = kinds_of(data)
             if not ADMIN_KINDS & set(kinds):
                 raise AuthFailed(f"the Kolibri account {self.username} is not an admin of its facility ({kinds})")
             if SESSION_COOKIE not in self.cookies:
@@ -177,8 +183,7 @@ class KolibriClient:
             raise failure
         if not isinstance(data, dict):
             raise BadAnswer(f"Kolibri's session answer is not an object: {str(data)[:120]!r}")
-        kinds = data.get("kind") if isinstance(data.get("kind"), list) else []
-        return data.get("user_id") is not None and "anonymous" not in kinds
+        return data.get("user_id") is not None and "anonymous" not in kinds_of(data)
 
     async def ensure_session(self) -> None:
         """Sign in unless the current session still holds."""
@@ -218,7 +223,7 @@ class KolibriClient:
             generation = self._generation
             limit = aiohttp.ClientTimeout(total=timeout) if timeout is not None else self.timeout
             self.requests += 1
-            spool = tempfile.SpooledTemporaryFile(max_size=CSV_IN_MEMORY)
+            spool = tempfile.SpooledTemporaryFile(max_size=CSV_IN_MEMORY)  # noqa: SIM115 (the caller closes it)
             try:
                 async with self.session.get(
                     self.url(path), headers=self._headers("GET"), timeout=limit, allow_redirects=False

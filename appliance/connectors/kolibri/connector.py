@@ -9,7 +9,7 @@ else and is never adopted.
 from __future__ import annotations
 
 import asyncio
-import codecs
+import contextlib
 import csv
 import io
 import secrets
@@ -257,7 +257,8 @@ class KolibriConnector:
     async def enrollments(self, course_external_id: str) -> AsyncIterator[list[EnrollmentRecord]]:
         """Learner memberships of one classroom."""
         await self._signed()
-        records = [mapping.enrollment_record(m, course_external_id) for m in await self._memberships(course_external_id)]
+        memberships = await self._memberships(course_external_id)
+        records = [mapping.enrollment_record(m, course_external_id) for m in memberships]
         for start in range(0, len(records), self.per_page):
             yield records[start : start + self.per_page]
 
@@ -318,10 +319,8 @@ class KolibriConnector:
             wait = min(wait * 2, 2.0)
             job = await self.client.call("GET", f"/api/tasks/tasks/{job_id}/")
             status = _job_field(job, "status")
-        try:
+        with contextlib.suppress(Rejected, BadAnswer):  # a finished job left in Kolibri's list is harmless
             await self.client.call("POST", f"/api/tasks/tasks/{job_id}/clear/", body={})
-        except (Rejected, BadAnswer):
-            pass  # a finished job left in Kolibri's task list is harmless
         return await self.client.download(f"/facility/api/downloadcsvfile/summary/{self.facility}/")
 
 
@@ -343,8 +342,7 @@ def _cutoff(since: str | None) -> str | None:
 
 def _text_lines(spool: IO[bytes]) -> io.TextIOWrapper:
     """The spooled CSV as text (the BOM is dropped by utf-8-sig)."""
-    codecs.lookup("utf-8-sig")
-    return io.TextIOWrapper(spool, encoding="utf-8-sig", newline="")  # type: ignore[type-var]
+    return io.TextIOWrapper(spool, encoding="utf-8-sig", newline="")
 
 
 def build(upstream: Upstream) -> KolibriConnector:

@@ -78,8 +78,8 @@ def _text(obj: Mapping[str, Any], key: str, what: str, *, required: bool = True)
     if value is None and not required:
         return ""
     if not isinstance(value, str) or (required and not value):
-        raise BadAnswer(f"Kolibri sent a {what} whose {key!r} is {type(value).__name__ if value is not None else 'missing'}"
-                        f" ({str(value)[:40]!r}), not text")
+        kind = type(value).__name__ if value is not None else "missing"
+        raise BadAnswer(f"Kolibri sent a {what} whose {key!r} is {kind} ({str(value)[:40]!r}), not text")
     return value
 
 
