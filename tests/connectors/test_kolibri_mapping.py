@@ -15,6 +15,13 @@ from appliance.connectors.kolibri.client import classify, is_empty_list
 from tests.connectors import kolibri_payloads as rec
 
 
+def test_the_username_key_is_identitys():
+    from appliance.auth.usernames import username_key
+
+    for name in ("Jean.Dupont", "ＡＤＡ", "Straße", " x "):
+        assert m.username_key(name) == username_key(name)
+
+
 def test_valid_usernames_are_kept_and_others_get_a_stable_distinct_stand_in():
     assert m.kolibri_username("ada_1") == "ada_1"
     assert m.kolibri_username("Ada") == "Ada"

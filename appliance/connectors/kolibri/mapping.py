@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from appliance.auth.usernames import username_key
 from appliance.connectors.errors import UpstreamError
 from appliance.connectors.records import ActivityRecord, CourseRecord, EnrollmentRecord, ExternalUser
 
@@ -34,6 +34,12 @@ class BadAnswer(UpstreamError):
 
     Not transient: retrying the same request gets the same answer, so the run fails with this message.
     """
+
+
+def username_key(username: str) -> str:
+    """The appliance's case-insensitive key of a username (NFKC, casefold, NFKC; as identity computes it,
+    repeated here because connectors import no feature)."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", username).strip().casefold())
 
 
 def kolibri_username(username: str) -> str:
