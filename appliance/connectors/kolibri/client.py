@@ -19,7 +19,7 @@ import aiohttp
 from yarl import URL
 
 from appliance.connectors.errors import AuthFailed, NotFound, NotPermitted, Rejected, Throttled, Transient
-from appliance.connectors.kolibri.mapping import BadAnswer, error_text
+from appliance.connectors.kolibri.mapping import HEX_ID, BadAnswer, error_text
 
 SESSION_COOKIE = "kolibri"
 CSRF_COOKIE = "kolibri_csrftoken"
@@ -161,8 +161,8 @@ class KolibriClient:
             failure = classify(status, headers, data)
             if failure is not None:
                 raise failure
-            if not isinstance(data, dict) or not isinstance(data.get("facility_id"), str):
-                raise BadAnswer(f"Kolibri's sign-in answer has no facility_id: {str(data)[:120]!r}")
+            if not isinstance(data, dict) or not HEX_ID.match(str(data.get("facility_id") or "")):
+                raise BadAnswer(f"Kolibri's sign-in answer has no valid facility_id: {str(data)[:120]!r}")
             kinds = kinds_of(data)
             if not ADMIN_KINDS & set(kinds):
                 raise AuthFailed(f"the Kolibri account {self.username} is not an admin of its facility ({kinds})")

@@ -136,16 +136,17 @@ class KolibriConnector:
         await self._signed()
         username = mapping.kolibri_username(str(user.payload["username"]))
         current = await self.find_user(username) if check_first or not create else None
-        if current is None:
+        if current is None and (check_first or not create):
+            # A learner deactivated here was soft-deleted there: restore that account, never make a second.
             removed = await self.find_user(username, deleted=True)
             if removed is not None and str(removed.get("id_number") or "") == user.uuid:
-                self.by_uuid[user.uuid] = str(removed["id"])
+                removed_id = mapping.external_user(removed).external_id
+                self.by_uuid[user.uuid] = removed_id
                 if user.deactivated:
-                    return PushResult(PushOutcome.UNCHANGED, str(removed["id"]), "deleted in Kolibri")
-                await self.client.call(
-                    "POST", "/api/auth/deletedfacilityuser/restore/", params={"by_ids": str(removed["id"])}
-                )
-                return PushResult(PushOutcome.UPDATED, str(removed["id"]), "restored in Kolibri")
+                    return PushResult(PushOutcome.UNCHANGED, removed_id, "deleted in Kolibri")
+                await self.client.call("POST", "/api/auth/deletedfacilityuser/restore/", params={"by_ids": removed_id})
+                return PushResult(PushOutcome.UPDATED, removed_id, "restored in Kolibri")
+        if current is None:
             if not create:
                 return PushResult(PushOutcome.SKIPPED, detail="not provisioned in Kolibri")
             body = mapping.user_create_body(user.payload, self.facility, secrets.token_urlsafe(24))
