@@ -29,6 +29,7 @@ class MisbehavingKolibri:
         self.users, self.per_page = users, per_page
         self.fault: str | None = None
         self.requests = 0
+        self.created: list[dict[str, Any]] = []
         self.runner: web.AppRunner | None = None
         self.base_url = ""
 
@@ -39,6 +40,8 @@ class MisbehavingKolibri:
         app.router.add_post("/api/auth/session/", self.sign_in)
         app.router.add_put("/api/auth/session/current/", self.current)
         app.router.add_get("/api/auth/facilityuser/", self.facility_users)
+        app.router.add_get("/api/auth/deletedfacilityuser/", self.deleted_users)
+        app.router.add_post("/api/auth/facilityuser/", self.create_user)
         app.router.add_get("/api/auth/classroom/", self.classrooms)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
@@ -52,6 +55,19 @@ class MisbehavingKolibri:
         """Stop listening."""
         if self.runner is not None:
             await self.runner.cleanup()
+
+    async def deleted_users(self, request: web.Request) -> web.Response:
+        return web.json_response({"page": 1, "count": 0, "total_pages": 1, "results": []})
+
+    async def create_user(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if request.headers.get("X-CSRFToken") != "csrf-1":
+            return web.json_response([{"id": "PERMISSION_DENIED", "metadata": {}}], status=403)
+        if self.fault == "html_push":
+            return web.Response(text="<html><body>Proxy says hello</body></html>", content_type="text/html")
+        self.created.append(body)
+        return web.json_response({**user(1000 + len(self.created)), "username": body["username"],
+                                  "id_number": body["id_number"]}, status=201)
 
     async def classrooms(self, request: web.Request) -> web.Response:
         return web.json_response([])
@@ -79,8 +95,11 @@ class MisbehavingKolibri:
         self.requests += 1
         page = int(request.query.get("page", "1"))
         size = int(request.query.get("page_size", str(self.per_page)))
-        items = [user(i) for i in range(1, self.users + 1)][(page - 1) * size : page * size]
-        total = -(-self.users // size)
+        everyone = [user(i) for i in range(1, self.users + 1)]
+        if "search" in request.query:
+            everyone = [u for u in everyone if request.query["search"].lower() in u["username"]]
+        items = everyone[(page - 1) * size : page * size]
+        total = max(1, -(-len(everyone) // size))
         fault = self.fault
         if fault == "missing_field":
             del items[0]["username"]
@@ -104,4 +123,4 @@ class MisbehavingKolibri:
                 await resp.write(b" " * 65536)
             await resp.write(b"]}")
             return resp
-        return web.json_response({"page": page, "count": self.users, "total_pages": total, "results": items})
+        return web.json_response({"page": page, "count": len(everyone), "total_pages": total, "results": items})

@@ -2,9 +2,10 @@
 
 import pytest
 
-from tests.connectors.kolibri_helpers import add_kolibri, run
+from appliance.keys import DB
+from tests.connectors.kolibri_helpers import add_kolibri, queue_empty, run
 from tests.connectors.misbehaving_kolibri import MisbehavingKolibri
-from tests.sync.helpers import as_user
+from tests.sync.helpers import as_user, create_learner, wait_until
 
 
 @pytest.fixture
@@ -46,3 +47,26 @@ async def test_bad_answers_fail_the_run_with_a_clear_error_and_the_appliance_kee
     assert (await client.get("/healthz")).status == 200
     standin.fault = None
     assert (await run(client, admin_user, provider))["state"] == "succeeded"  # and it recovers
+
+
+async def test_an_unusable_answer_to_a_push_is_a_dead_letter_and_the_queue_moves_on(sync_client, make_user, standin):
+    client = await sync_client()
+    admin_user = await make_user(client, role="system_admin")
+    await add_kolibri(client, admin_user, standin.base_url, {"username": "kadmin", "password": "good"})
+    standin.fault = "html_push"
+    first = await create_learner(client, username="first.learner")
+    db = client.app[DB]
+
+    async def dead() -> bool:
+        return bool(await db.fetchval("SELECT COUNT(*) FROM dead_letters"))
+
+    await wait_until(dead, timeout=30, interval=0.2, message="dead letter")
+    error = await db.fetchval("SELECT error FROM dead_letters")
+    assert error.startswith("Kolibri answered POST /api/auth/facilityuser/ with text/html, not JSON:")
+    assert "Proxy says hello" in error
+    assert (await client.get("/healthz")).status == 200
+    standin.fault = None
+    second = await create_learner(client, username="second_learner")
+    await wait_until(lambda: queue_empty(client, admin_user), timeout=30, interval=0.2)
+    assert [c["id_number"] for c in standin.created] == [second["uuid"]]
+    assert first["uuid"] not in {c["id_number"] for c in standin.created}

@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import functools
 import io
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import IO, Any
+from typing import IO, Any, ParamSpec
 
 from appliance.connectors.contract import PushOutcome, PushResult, Upstream, UserPush
 from appliance.connectors.errors import NotFound, Rejected, Transient
@@ -30,6 +31,23 @@ TASK_FAILED = {"FAILED", "CANCELED", "CANCELING"}
 EXPORT_FROM = "2000-01-01"  # Kolibri filters the export on when a log *started*: ask for all of them
 SINCE_OVERLAP = timedelta(days=1)  # clocks of the appliance and Kolibri may disagree
 MAX_PAGES = 100_000
+P = ParamSpec("P")
+
+
+def refused_when_unusable(
+    push: Callable[P, Awaitable[PushResult]],
+) -> Callable[P, Awaitable[PushResult]]:
+    """A push whose answer is unusable (BadAnswer) is a refused record: it goes to dead letters with the
+    reason instead of escaping the pusher's classification (pulls let BadAnswer fail the run)."""
+
+    @functools.wraps(push)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> PushResult:
+        try:
+            return await push(*args, **kwargs)
+        except BadAnswer as exc:
+            raise Rejected(502, None, str(exc)) from exc
+
+    return wrapper
 
 
 def _taken(exc: Rejected) -> bool:
@@ -131,6 +149,7 @@ class KolibriConnector:
             )
         return current
 
+    @refused_when_unusable
     async def ensure_user(self, user: UserPush, *, create: bool, check_first: bool = True) -> PushResult:
         """Look up by username, restore a soft-deleted one of ours, else create; then converge the name."""
         await self._signed()
@@ -176,6 +195,7 @@ class KolibriConnector:
             return PushResult(PushOutcome.UPDATED, external)
         return PushResult(PushOutcome.UNCHANGED, external)
 
+    @refused_when_unusable
     async def deactivate_user(self, uuid: str) -> PushResult:
         """Delete the Kolibri user: Kolibri 0.19 only soft-deletes (restorable for 30 days, progress kept)."""
         await self._signed()
@@ -198,6 +218,7 @@ class KolibriConnector:
             mapping.enrollment_record(item, classroom)  # validates the shape
         return [dict(i) for i in items]
 
+    @refused_when_unusable
     async def ensure_enrollment(self, course_external_id: str, uuid: str) -> PushResult:
         """A classroom membership, unless the learner already has one."""
         await self._signed()
@@ -220,6 +241,7 @@ class KolibriConnector:
             return PushResult(PushOutcome.UNCHANGED, str(existing[0]["id"]))
         return PushResult(PushOutcome.CREATED, mapping.enrollment_record(created, course_external_id).external_id)
 
+    @refused_when_unusable
     async def drop_enrollment(self, course_external_id: str, uuid: str) -> PushResult:
         """Delete the learner's memberships of the classroom; none left means done."""
         await self._signed()
