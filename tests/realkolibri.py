@@ -1,7 +1,7 @@
 """A real Kolibri for tests and benchmarks: installed once into its own cached venv, started per session.
 
 The venv lives outside the repository (`/var/cache/appliance-tests/kolibri-<version>`, or under
-`$APPLIANCE_TEST_CACHE`) so that fresh clones reuse it; the first run installs it (about 2 minutes). Each
+`$APPLIANCE_TEST_CACHE`) so that fresh clones reuse it; the first run installs it (about 70 s). Each
 server gets its own `KOLIBRI_HOME` in a temporary folder, is provisioned with `kolibri manage
 provisiondevice`, listens on 127.0.0.1 on a free port with zeroconf off, and is stopped (its whole process
 group) at the end.
