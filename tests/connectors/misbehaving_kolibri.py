@@ -41,6 +41,10 @@ class MisbehavingKolibri:
         app.router.add_put("/api/auth/session/current/", self.current)
         app.router.add_get("/api/auth/facilityuser/", self.facility_users)
         app.router.add_get("/api/auth/deletedfacilityuser/", self.deleted_users)
+        app.router.add_post("/api/tasks/tasks/", self.start_task)
+        app.router.add_get("/api/tasks/tasks/{id}/", self.task)
+        app.router.add_post("/api/tasks/tasks/{id}/clear/", self.clear_task)
+        app.router.add_get("/facility/api/downloadcsvfile/summary/{facility}/", self.download)
         app.router.add_post("/api/auth/facilityuser/", self.create_user)
         app.router.add_get("/api/auth/classroom/", self.classrooms)
         self.runner = web.AppRunner(app)
@@ -55,6 +59,25 @@ class MisbehavingKolibri:
         """Stop listening."""
         if self.runner is not None:
             await self.runner.cleanup()
+
+    async def start_task(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        return web.json_response({"id": "1" * 32, "status": "QUEUED", "type": body["type"]})
+
+    async def task(self, request: web.Request) -> web.Response:
+        return web.json_response({"id": request.match_info["id"], "status": "COMPLETED"})
+
+    async def clear_task(self, request: web.Request) -> web.Response:
+        return web.json_response({})
+
+    async def download(self, request: web.Request) -> web.Response:
+        header = ("Facility name,Username,User type,Channel id,Channel name,Content id,Content title,Time of first"
+                  " interaction,Time of last interaction,Time of completion,Time Spent (sec),Progress (0-1),"
+                  "Content kind\r\n")
+        row = (f"Unit A,user_1,Learner,{'b' * 32},,{'a' * 32},,2026-12-06 22:42:10+00:00,2026-12-06"
+               " 23:42:10+00:00,,{spent},0.5000,video\r\n")
+        body = header + row.format(spent="lots" if self.fault == "bad_csv" else "30.0")
+        return web.Response(body=("\ufeff" + body).encode(), content_type="text/csv")
 
     async def deleted_users(self, request: web.Request) -> web.Response:
         return web.json_response({"page": 1, "count": 0, "total_pages": 1, "results": []})

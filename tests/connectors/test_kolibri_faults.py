@@ -70,3 +70,33 @@ async def test_an_unusable_answer_to_a_push_is_a_dead_letter_and_the_queue_moves
     await wait_until(lambda: queue_empty(client, admin_user), timeout=30, interval=0.2)
     assert [c["id_number"] for c in standin.created] == [second["uuid"]]
     assert first["uuid"] not in {c["id_number"] for c in standin.created}
+
+
+async def test_a_failed_report_leaves_the_activity_cursor_where_it_was(sync_client, make_user, standin):
+    client = await sync_client(per_page=2)
+    admin_user = await make_user(client, role="system_admin")
+    provider = await add_kolibri(client, admin_user, standin.base_url, {"username": "kadmin", "password": "good"},
+                                 push_roster=False)
+    db = client.app[DB]
+    learner = await make_user(client, username="user_1")
+    assert (await run(client, admin_user, provider))["state"] == "succeeded"  # user_1 is matched by username
+
+    async def cursor() -> str | None:
+        return await db.fetchval(
+            "SELECT value FROM sync_cursors WHERE provider_id = ? AND kind = 'activity_since'", (provider["id"],))
+
+    standin.fault = "bad_csv"
+    failed = await run(client, admin_user, provider, job="report")
+    assert failed["state"] == "failed" and failed["stage"] == "activity"
+    assert "non-numeric time spent: 'lots'" in failed["errors"][0]
+    assert await cursor() is None
+    assert not await db.fetchval("SELECT COUNT(*) FROM learner_progress")
+    standin.fault = None
+    assert (await run(client, admin_user, provider, job="report"))["state"] == "succeeded"
+    first = await cursor()
+    assert first is not None
+    row = await db.fetchone("SELECT user_id, total_time, progress FROM learner_progress")
+    assert (row["user_id"], row["total_time"], row["progress"]) == (learner["id"], 30, 0.5)
+    standin.fault = "bad_csv"
+    assert (await run(client, admin_user, provider, job="report"))["state"] == "failed"
+    assert await cursor() == first
