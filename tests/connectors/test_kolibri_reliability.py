@@ -127,20 +127,27 @@ async def test_kill_dash_nine_mid_push_loses_and_duplicates_nothing_in_kolibri(t
     db_path = tmp_path / "var" / "appliance.db"
     uuids = await asyncio.to_thread(seed, db_path, tmp_path / "var" / "secrets" / "sync.key", real_kolibri, sfx)
     rng = random.Random(12)
-    kills, mid_push = 0, 0
+    kills, mid_push, progress, unsettled = 0, 0, 0, 0
     while kills < 5:
         daemon = await asyncio.to_thread(start_ready, tmp_path, config)
         try:
-            await asyncio.sleep(rng.uniform(1.5, 4.0))
+            # Kill while pushes are flowing: once this life has settled something, at a random moment.
+            async with asyncio.timeout(90):
+                while await asyncio.to_thread(settled, db_path) <= progress:
+                    await asyncio.sleep(0.2)
+            await asyncio.sleep(rng.uniform(0.0, 1.5))
         finally:
             await asyncio.to_thread(kill_tree, daemon)  # SIGKILL: no clean shutdown
         kills += 1
         progress = await asyncio.to_thread(settled, db_path)
         mid_push += 0 < progress < LEARNERS
-        print(f"kill {kills}: {progress} settled")
+        upstream = sum((await kolibri_owners(real_kolibri, sfx)).values())
+        unsettled += upstream > progress  # a create reached Kolibri, its settlement died with the daemon
+        print(f"kill {kills}: {progress} settled, {upstream} in Kolibri")
         if progress >= LEARNERS:
             break
     assert mid_push >= 3  # the kills really hit a push in progress
+    assert unsettled >= 1  # and at least one cut a create off from its settlement
     daemon = await asyncio.to_thread(start_ready, tmp_path, config)
     try:
         async with asyncio.timeout(240):
