@@ -54,9 +54,12 @@ async def test_pull_users_classrooms_memberships_and_progress(admin, real_kolibr
     assert mapped[kusers[1]["id"]]["user_id"] == local[1]["id"]
     assert mapped[kusers[0]["id"]]["matched_by"] == "username"
     assert mapped[kusers[2]["id"]]["user_id"] is None  # unmatched: an admin links it
-    unmatched = await (await client.get(f"/api/v1/providers/{provider['id']}/unmatched-users",
+    unmatched = await (await client.get(f"/api/v1/providers/{provider['id']}/unmatched-users?per_page=100",
                                         headers=as_user(admin_user))).json()
-    assert names[2] in {u.get("external_login_id") or u.get("login_id") for u in unmatched["data"]}
+    listed = {u["external_login_id"]: u for u in unmatched["data"]}
+    assert listed[names[2]]["external_user_id"] == kusers[2]["id"]
+    assert listed[names[2]]["external_name"] == "Pupil 2"
+    assert names[0] not in listed and names[1] not in listed
     course = await db.fetchone("SELECT id, name, state FROM courses WHERE provider_id = ? AND external_id = ?",
                                (provider["id"], room["id"]))
     assert course["name"] == f"Class {sfx}" and course["state"] == "available"
