@@ -167,6 +167,17 @@ async def test_pushes_are_idempotent_and_never_adopt_somebody_elses_username(rea
             room = await k.create_classroom(f"Idem {sfx}")
         results = [await connector.ensure_enrollment(room["id"], me["uuid"]) for _ in range(3)]
         assert [r.outcome.value for r in results] == ["created", "unchanged", "unchanged"]
+        listed = [e async for page in connector.enrollments(room["id"]) for e in page]
+        assert [e.user_external_id for e in listed] == [first.external_id]
+        # Kolibri keeps listing a soft-deleted learner's memberships; the connector leaves them out.
+        async with KolibriAdmin(real_kolibri) as k:
+            gone = await k.create_user(f"gone_{sfx}")
+            await k.add_member(gone["id"], room["id"])
+            await k.request("DELETE", f"/api/auth/facilityuser/{gone['id']}/")
+            assert gone["id"] in {m["user"] for m in await k.memberships(room["id"])}
+        assert [u async for page in connector.users() for u in page if u.external_id == gone["id"]] == []
+        listed = [e async for page in connector.enrollments(room["id"]) for e in page]
+        assert [e.user_external_id for e in listed] == [first.external_id]
         dropped = await connector.drop_enrollment(room["id"], me["uuid"])
         assert dropped.outcome.value == "updated"
         assert (await connector.drop_enrollment(room["id"], me["uuid"])).outcome.value == "unchanged"

@@ -64,6 +64,9 @@ class KolibriConnector:
         self.export_limit_s = export_limit_s
         self.by_uuid: dict[str, str] = {}  # appliance uuid → Kolibri user id, learned from pushes and scans
         self._export_lock = asyncio.Lock()  # one export at a time: Kolibri keeps one file per facility
+        # Ids of live users as of the last complete users() listing: Kolibri keeps listing the memberships of
+        # soft-deleted users, which enrollments() leaves out.
+        self.live_users: set[str] | None = None
 
     @property
     def facility(self) -> str:
@@ -260,12 +263,15 @@ class KolibriConnector:
     # ---- pulls -----------------------------------------------------------------------------------
     async def users(self) -> AsyncIterator[list[ExternalUser]]:
         """Every user of the facility, page by page."""
+        live: set[str] = set()
         async for page in self._facility_users():
             users = [mapping.external_user(u) for u in page]
             for user in users:
+                live.add(user.external_id)
                 if user.sis_id:
                     self.by_uuid[user.sis_id] = user.external_id
             yield users
+        self.live_users = live
 
     async def courses(self) -> AsyncIterator[list[CourseRecord]]:
         """The facility's classrooms (Kolibri sends them in one list)."""
@@ -282,6 +288,8 @@ class KolibriConnector:
         await self._signed()
         memberships = await self._memberships(course_external_id)
         records = [mapping.enrollment_record(m, course_external_id) for m in memberships]
+        if self.live_users is not None:
+            records = [r for r in records if r.user_external_id in self.live_users]
         for start in range(0, len(records), self.per_page):
             yield records[start : start + self.per_page]
 
