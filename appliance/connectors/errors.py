@@ -40,3 +40,11 @@ class NotPermitted(Rejected):
 
 class NotFound(Rejected):
     """The object does not exist upstream (404)."""
+
+
+class Malformed(Rejected):
+    """The upstream answered something its API never promises: not JSON, the wrong shape, a page that
+    never ends, a body over the size cap. Retrying will not help; a pull run fails with this message."""
+
+    def __init__(self, message: str, status: int = 200, body: Any = None) -> None:
+        super().__init__(status, body, message)

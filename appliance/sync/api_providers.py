@@ -13,9 +13,9 @@ from appliance.keys import CONFIG, DB, HTTP_CLIENT
 from appliance.sync import store
 from appliance.sync.connect import credentials_saver, open_connector
 from appliance.sync.keys import ENGINE, VAULT
-from appliance.sync.model import Job, ProviderType, Trigger
+from appliance.sync.model import Job, Trigger
 from appliance.sync.scheduler import enqueue
-from appliance.sync.validate import provider_fields
+from appliance.sync.validate import known_types, provider_fields
 from appliance.web.policy import Principal, Role, can_access_facility, principal, require_facility, roles
 from appliance.web.responses import ok, page_params, paginated, read_json
 
@@ -158,7 +158,7 @@ async def test_provider(request: web.Request) -> web.Response:
     save = credentials_saver(request.app[DB], request.app[VAULT], provider.id, loaded)
     opened = open_connector(provider, request.app[HTTP_CLIENT], request.app[CONFIG].sync, save)
     if opened is None:
-        raise bad_request("unsupported", f"no connector for {provider.type.value} in this version")
+        raise bad_request("unsupported", f"no connector for {provider.type} in this version")
     connector = opened.connector
     result: dict[str, Any] = {"reachable": True, "credentials_valid": True, "permitted": True, "error": None}
     try:
@@ -248,5 +248,5 @@ async def link_user(request: web.Request) -> web.Response:
 
 
 def provider_types() -> list[str]:
-    """Known provider types (for docs)."""
-    return [t.value for t in ProviderType]
+    """Known provider types (for docs): the appliance's own and those of installed connectors."""
+    return known_types()

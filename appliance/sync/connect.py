@@ -38,7 +38,7 @@ def upstream_of(
     """The neutral description a connector is built from; `save` stores rotated credentials atomically."""
     return Upstream(
         provider_id=provider.id,
-        provider_type=provider.type.value,
+        provider_type=provider.type,
         base_url=provider.base_url,
         account_id=provider.account_id,
         credentials=dict(provider.credentials),
@@ -53,7 +53,7 @@ def open_connector(
     provider: Provider, http: aiohttp.ClientSession, settings: SyncSettings, save: Saver | None = None
 ) -> Opened | None:
     """The connector of a provider, or None when no installed connector serves its type."""
-    kind = connector_type(provider.type.value)
+    kind = connector_type(provider.type)
     if kind is None:
         return None
     return Opened(kind, build(kind, upstream_of(provider, http, settings, save)))

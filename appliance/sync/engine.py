@@ -163,7 +163,7 @@ class SyncEngine:
                 self.db,
                 pid,
                 runtime=RuntimeState.DISABLED,
-                error=f"no connector for {provider.type.value} in this version",
+                error=f"no connector for {provider.type} in this version",
             )
             return
 
@@ -293,6 +293,9 @@ class SyncEngine:
                     "provider": {"id": pid, "name": worker.provider.name}, "run_id": run_id, "job": job.value,
                     "stage": puller.stage, "counts": puller.counts, "error": error[:500],
                 })
+            # Shown on the provider too (the status API and console read last_error), so that a bad answer
+            # from upstream (an HTML page, a paging loop, a 10 MB body) is visible where admins look.
+            await store.set_runtime(self.db, pid, error=f"{job.value} run failed at {puller.stage}: {error}"[:500])
             metrics.RUNS.labels(str(pid), job.value, "failed").inc()
             return
         finished = self.clock.iso_now()

@@ -7,14 +7,14 @@ from enum import Enum
 
 
 class ProviderType(Enum):
-    """Kinds of upstream LMS a provider can be; a connector type from the registry serves each."""
+    """The provider types the appliance has always known (a provider of one sits `disabled` until a connector
+    serves it); a connector installed as a plugin adds its own types through the registry."""
 
     CANVAS_OSS = "canvas_oss"
     CANVAS_CLOUD = "canvas_cloud"
     KOLIBRI = "kolibri"
     BRIGHTSPACE = "brightspace"
     MOODLE = "moodle"
-
 
 
 class ProviderState(Enum):
@@ -88,7 +88,7 @@ class Provider:
     """A provider row with its credentials decrypted (never rendered to clients)."""
 
     id: int
-    type: ProviderType
+    type: str  # a ProviderType value or a type a registered connector serves
     name: str
     base_url: str
     account_id: str

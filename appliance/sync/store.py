@@ -8,7 +8,7 @@ from typing import Any
 
 from appliance.db.database import Database
 from appliance.db.events import EventType, add_event
-from appliance.sync.model import Provider, ProviderState, ProviderType, RuntimeState, Uplink
+from appliance.sync.model import Provider, ProviderState, RuntimeState, Uplink
 from appliance.sync.secrets import Vault
 
 PROVIDER_COLUMNS = (
@@ -54,7 +54,7 @@ async def load_provider(db: Database, vault: Vault, provider_id: int) -> Provide
         return None
     return Provider(
         id=row["id"],
-        type=ProviderType(row["type"]),
+        type=row["type"],
         name=row["name"],
         base_url=row["base_url"],
         account_id=row["account_id"],

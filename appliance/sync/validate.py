@@ -6,7 +6,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from appliance.connectors.contract import CredentialsInvalid
-from appliance.connectors.registry import connector_type
+from appliance.connectors.registry import connector_type, connector_types
 from appliance.core.errors import bad_request
 from appliance.sync.model import ProviderState, ProviderType
 
@@ -30,7 +30,7 @@ def provider_fields(body: dict[str, Any], *, partial: bool, current_type: str | 
     if "type" in body:
         if partial:
             raise _invalid("type", "cannot be changed; create a new provider")
-        values = [t.value for t in ProviderType]
+        values = known_types()
         if body["type"] not in values:
             raise _invalid("type", f"must be one of {', '.join(values)}")
         out["type"] = body["type"]
@@ -67,6 +67,11 @@ def provider_fields(body: dict[str, Any], *, partial: bool, current_type: str | 
     if "credentials" in body:
         out["credentials"] = credentials(body["credentials"], out.get("type") or current_type or "")
     return out
+
+
+def known_types() -> list[str]:
+    """The appliance's own provider types plus every type an installed connector serves (plugins included)."""
+    return sorted({t.value for t in ProviderType} | set(connector_types()))
 
 
 def credentials(value: Any, type_: str) -> dict[str, str]:

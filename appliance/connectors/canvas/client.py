@@ -16,6 +16,7 @@ from yarl import URL
 
 from appliance.connectors.errors import (
     AuthFailed,
+    Malformed,
     NotFound,
     NotPermitted,
     Rejected,
@@ -23,6 +24,7 @@ from appliance.connectors.errors import (
     Transient,
     UpstreamError,
 )
+from appliance.connectors.payload import PageGuard, parse_json, read_capped
 
 LINK_RE = re.compile(r'<([^>]*)>\s*;\s*rel="?([^",;]+)"?')
 THROTTLE_TEXT = "Rate Limit Exceeded"
@@ -123,14 +125,17 @@ class CanvasClient:
                 method, url, params=params, json=body, data=data_arg, headers=headers, timeout=limit,
                 allow_redirects=False,
             ) as response:
-                raw = await response.text()
+                raw = await read_capped(response)
                 status, resp_headers = response.status, response.headers
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise Transient(f"{type(exc).__name__}: {exc}".strip(": ")) from exc
+        data: Any
         try:
-            data: Any = json.loads(raw) if raw else None
-        except json.JSONDecodeError:
-            data = raw
+            data = parse_json(raw, status, resp_headers.get("Content-Type", ""))
+        except Malformed:
+            if status < 400:
+                raise  # a success that is not JSON: a captive portal or proxy page, never Canvas
+            data = raw.decode("utf-8", "replace")  # error bodies may be text (the throttle answer is)
         remaining = resp_headers.get("X-Rate-Limit-Remaining")
         if remaining is not None:
             with contextlib.suppress(ValueError):
@@ -146,12 +151,16 @@ class CanvasClient:
 
     async def pages(self, path: str, params: Sequence[tuple[str, str]] = ()) -> AsyncIterator[list[Any]]:
         """Every page of a list, following rel=next verbatim (bookmarks included) until it is absent."""
+        guard = PageGuard(f"Canvas {path}")
         answer = await self.call("GET", path, params=[*params, ("per_page", str(self.per_page))])
         while True:
-            yield answer.data if isinstance(answer.data, list) else []
+            if not isinstance(answer.data, list):
+                raise Malformed(f"Canvas {path}: expected a list, got {type(answer.data).__name__}")
+            yield answer.data
             next_url = answer.links.get("next")
             if not next_url:
                 return
+            guard.visit(next_url)  # a next link seen before would page forever
             answer = await self.call("GET", URL(next_url, encoded=True))
 
     async def all(self, path: str, params: Sequence[tuple[str, str]] = ()) -> list[Any]:

@@ -6,6 +6,8 @@ import csv
 import io
 from typing import Any
 
+from appliance.connectors.errors import Malformed
+from appliance.connectors.payload import opt_float, opt_int, opt_text, text_id
 from appliance.connectors.records import CourseRecord, EnrollmentRecord, ExternalUser, MilestoneRecord
 
 ENROLLMENT_STATES = {
@@ -36,15 +38,16 @@ def split_name(user: dict[str, Any]) -> tuple[str, str]:
 
 def external_user(user: dict[str, Any]) -> ExternalUser:
     """A Canvas user → ExternalUser."""
+    external_id = text_id(user, "id", "Canvas user")
     first, last = split_name(user)
     return ExternalUser(
-        external_id=sid(user["id"]),
-        sis_id=user.get("sis_user_id") or None,
-        login_id=user.get("login_id") or None,
-        name=str(user.get("name") or ""),
+        external_id=external_id,
+        sis_id=opt_text(user.get("sis_user_id")),
+        login_id=opt_text(user.get("login_id")),
+        name=opt_text(user.get("name")) or "",
         first_name=first,
         last_name=last,
-        email=user.get("email") or None,
+        email=opt_text(user.get("email")),
     )
 
 
@@ -106,39 +109,40 @@ def user_needs_update(current: dict[str, Any], payload: dict[str, Any]) -> bool:
 
 def course_record(course: dict[str, Any], base_url: str) -> CourseRecord:
     """A Canvas course → CourseRecord."""
-    course_id = sid(course["id"])
+    course_id = text_id(course, "id", "Canvas course")
     return CourseRecord(
         external_id=course_id,
-        name=str(course.get("name") or course.get("course_code") or course_id),
-        code=str(course.get("course_code") or ""),
-        state=str(course.get("workflow_state") or "available"),
-        start_at=course.get("start_at"),
-        end_at=course.get("end_at"),
+        name=opt_text(course.get("name")) or opt_text(course.get("course_code")) or course_id,
+        code=opt_text(course.get("course_code")) or "",
+        state=opt_text(course.get("workflow_state")) or "available",
+        start_at=opt_text(course.get("start_at")),
+        end_at=opt_text(course.get("end_at")),
         external_url=f"{base_url.rstrip('/')}/courses/{course_id}",
     )
 
 
 def enrollment_record(enrollment: dict[str, Any]) -> EnrollmentRecord:
     """A Canvas enrollment → EnrollmentRecord with the appliance's state vocabulary."""
-    grades = enrollment.get("grades") or {}
-    score = grades.get("current_score")
+    grades = enrollment.get("grades") if isinstance(enrollment, dict) else None
     return EnrollmentRecord(
-        external_id=sid(enrollment["id"]),
-        course_external_id=sid(enrollment["course_id"]),
-        user_external_id=sid(enrollment["user_id"]),
+        external_id=text_id(enrollment, "id", "Canvas enrollment"),
+        course_external_id=text_id(enrollment, "course_id", "Canvas enrollment"),
+        user_external_id=text_id(enrollment, "user_id", "Canvas enrollment"),
         state=ENROLLMENT_STATES.get(str(enrollment.get("enrollment_state")), "active"),
-        total_activity_time=int(enrollment.get("total_activity_time") or 0),
-        current_score=float(score) if isinstance(score, int | float) else None,
+        total_activity_time=max(0, opt_int(enrollment.get("total_activity_time")) or 0),
+        current_score=opt_float(grades.get("current_score")) if isinstance(grades, dict) else None,
     )
 
 
 def milestones(submission: dict[str, Any], course_external_id: str) -> list[MilestoneRecord]:
     """A submission → an assignment_submission milestone, plus grade_received once graded."""
+    if not isinstance(submission, dict):
+        raise Malformed(f"Canvas submission is not an object: {str(submission)[:80]}")
     state = submission.get("workflow_state")
     if state == "unsubmitted" and submission.get("score") is None:
         return []
-    user_id = sid(submission["user_id"])
-    base = sid(submission["id"])
+    user_id = text_id(submission, "user_id", "Canvas submission")
+    base = text_id(submission, "id", "Canvas submission")
     records = [
         MilestoneRecord(
             external_id=base,
@@ -147,11 +151,10 @@ def milestones(submission: dict[str, Any], course_external_id: str) -> list[Mile
             type="assignment_submission",
             is_completed=state in ("submitted", "graded", "pending_review"),
             score=None,
-            occurred_at=submission.get("submitted_at"),
+            occurred_at=opt_text(submission.get("submitted_at")),
         )
     ]
     if state == "graded" or submission.get("score") is not None:
-        score = submission.get("score")
         records.append(
             MilestoneRecord(
                 external_id=base,
@@ -159,8 +162,8 @@ def milestones(submission: dict[str, Any], course_external_id: str) -> list[Mile
                 user_external_id=user_id,
                 type="grade_received",
                 is_completed=True,
-                score=float(score) if isinstance(score, int | float) else None,
-                occurred_at=submission.get("graded_at") or submission.get("submitted_at"),
+                score=opt_float(submission.get("score")),
+                occurred_at=opt_text(submission.get("graded_at")) or opt_text(submission.get("submitted_at")),
             )
         )
     return records
