@@ -4,7 +4,9 @@ Behaviour follows ../shared/reference/lms-contracts.md §1: Bearer auth with Can
 `WWW-Authenticate`, opaque `page=bookmark:…` Link headers with rel=current/next/first, per_page capping,
 a leaky-bucket throttle answering 403 text/plain `403 Forbidden (Rate Limit Exceeded)\\n` (or 429),
 `X-Request-Cost`/`X-Rate-Limit-Remaining` floats, 404 `errors[]` bodies and the string-id Accept header.
-Switches: `down()` (connection refused, or 503), `up()`, `slow(seconds)`, `fail_share(p)`.
+Switches: `down()` (connection refused, or 503), `up()`, `slow(seconds)`, `fail_share(p)`; bad input:
+`fail_next(n, kind, route)` (`html` page or a `huge` 10 MB body), `link_loop = route` (its rel=next points
+back at the page itself), `rewrite[route] = fn(data)` (missing fields, wrong types, duplicates across pages).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -102,6 +105,9 @@ class FakeCanvas:
         self.down_mode = "refuse"
         self.sis_imports: dict[int, dict[str, Any]] = {}
         self.sis_import_posts = 0
+        self.failures: list[tuple[str, str | None]] = []  # (kind, route or None) of answers to spoil
+        self.link_loop: str | None = None  # route whose rel=next points back at the page itself
+        self.rewrite: dict[str, Callable[[Any], Any]] = {}  # route name → edit of the JSON it renders
         self.requests: Counter[str] = Counter()
         self.responses: Counter[int] = Counter()
         self.injected: Counter[str] = Counter()
@@ -163,6 +169,11 @@ class FakeCanvas:
         """Answer this share of requests with 500, 403 throttling or 429 (chosen at random)."""
         self.failure_share = share
 
+    def fail_next(self, count: int, kind: str, route: str | None = None) -> None:
+        """Spoil the next `count` answers (of `route`, e.g. "GET /api/v1/accounts/{account_id}/users"):
+        `html` (200 with a proxy's login page) or `huge` (a 10 MB JSON body)."""
+        self.failures.extend([(kind, route)] * count)
+
     def throttle(self, *, hwm: float, outflow: float, cost: float = 1.0, status: int = 403) -> None:
         """Turn on the leaky bucket with these settings (403 like old Canvas or 429 like new)."""
         self.throttle_enabled = True
@@ -202,6 +213,9 @@ class FakeCanvas:
         auth = self._authenticate(request)
         if auth is not None:
             return auth
+        spoiled = self._spoil(name)
+        if spoiled is not None:
+            return spoiled
         if self.failure_share and self.rng.random() < self.failure_share:
             kind = self.rng.choice(["500", "403", "429"])
             self.injected[kind] += 1
@@ -230,6 +244,17 @@ class FakeCanvas:
         response.headers["X-Rate-Limit-Remaining"] = f"{self.bucket.remaining:.1f}"
         return response
 
+    def _spoil(self, name: str) -> web.Response | None:
+        for i, (kind, route) in enumerate(self.failures):
+            if route is None or route == name:
+                del self.failures[i]
+                self.injected[kind] += 1
+                if kind == "huge":
+                    return web.Response(body=b"[" + b"0," * (5 * 1024 * 1024) + b"0]", content_type="application/json")
+                return web.Response(text="<html><body><form action=/login>Sign in to the network</form></body></html>",
+                                    content_type="text/html")
+        return None
+
     def _throttled(self, status: int) -> web.Response:
         headers = {"X-Rate-Limit-Remaining": "0.0"}
         if status == 429:
@@ -256,6 +281,10 @@ class FakeCanvas:
         self, request: web.Request, data: Any, status: int = 200, headers: dict[str, str] | None = None
     ) -> web.Response:
         """JSON answer; ids become strings when the client asked for canvas-string-ids."""
+        route = request.match_info.route.resource
+        name = f"{request.method} {route.canonical if route is not None else request.path}"
+        if name in self.rewrite:
+            data = self.rewrite[name](data)
         if STRING_IDS in request.headers.get("Accept", ""):
             data = _stringify_ids(data)
         return web.json_response(data, status=status, headers=headers)
@@ -286,7 +315,10 @@ class FakeCanvas:
             return f'<{base}?{query}>; rel="{rel}"'
 
         links = [link(request.query.get("page", "first"), "current")]
-        if remaining > per_page:
+        route = request.match_info.route.resource
+        if self.link_loop and self.link_loop == f"{request.method} {route.canonical if route is not None else ''}":
+            links.append(link(request.query.get("page", "first"), "next"))  # next = this page: never ends
+        elif remaining > per_page:
             links.append(link(encode_bookmark(chunk[-1]["id"]), "next"))
         links.append(link("first", "first"))
         return self.render(request, chunk, headers={"Link": ",".join(links)})

@@ -81,9 +81,10 @@ class FakeMoodle:
         self.state = MoodleState()
         self.tokens = {token}
         self.service_functions = set(FUNCTIONS)  # functions the token's service allows
+        self.debug = False  # site debugging: error bodies carry debuginfo (the reason of invalidparameter)
         self.rng = random.Random(seed)
         self.failure_share = 0.0
-        self.failures: list[str] = []  # kinds of the next answers to spoil, in order
+        self.failures: list[tuple[str, str | None]] = []  # (kind, function or None) of answers to spoil
         self.paging_loop = False
         self.lost_answers_left = 0
         self.delay = 0.0
@@ -147,9 +148,10 @@ class FakeMoodle:
         """Spoil this share of answers with a 503 page or a database exception (chosen at random)."""
         self.failure_share = share
 
-    def fail_next(self, count: int, kind: str) -> None:
-        """Spoil the next `count` answers: `html` (200 login page), `huge` (10 MB), `500`, `exception:<code>`."""
-        self.failures.extend([kind] * count)
+    def fail_next(self, count: int, kind: str, function: str | None = None) -> None:
+        """Spoil the next `count` answers (of `function`, if given): `html` (200 login page), `huge` (10 MB),
+        `500`, `503`, `exception:<code>`."""
+        self.failures.extend([(kind, function)] * count)
 
     def lose_answers(self, count: int) -> None:
         """Apply the next `count` writes, then drop the connection instead of answering."""
@@ -174,7 +176,7 @@ class FakeMoodle:
         as_json = params.pop("moodlewsrestformat", "xml") == "json"
         token = str(params.pop("wstoken", ""))
         self.requests[function] += 1
-        spoiled = self._spoil()
+        spoiled = self._spoil(function)
         if spoiled is not None:
             return spoiled
         try:
@@ -194,7 +196,7 @@ class FakeMoodle:
             if function in WRITES:
                 self.state.rejected_writes.append({"function": function, **error.body()})
             if as_json:
-                return web.json_response(error.body())
+                return web.json_response(error.body(self.debug))
             return web.Response(text=xml_error(error), content_type="application/xml")
         if function in self.rewrite:
             result = self.rewrite[function](result)
@@ -209,8 +211,12 @@ class FakeMoodle:
         # Moodle's REST server sends "null" for functions without a return value.
         return web.Response(text=json.dumps(result), content_type="application/json")
 
-    def _spoil(self) -> web.Response | None:
-        kind = self.failures.pop(0) if self.failures else None
+    def _spoil(self, function: str) -> web.Response | None:
+        kind = None
+        for i, (_kind, only) in enumerate(self.failures):
+            if only is None or only == function:
+                kind = self.failures.pop(i)[0]
+                break
         if kind is None and self.failure_share and self.rng.random() < self.failure_share:
             kind = self.rng.choice(["503", "exception:dmlreadexception"])
         if kind is None:

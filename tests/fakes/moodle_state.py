@@ -27,18 +27,17 @@ class MoodleError(Exception):
         super().__init__(message)
         self.exception, self.errorcode, self.message, self.debuginfo = exception, errorcode, message, debuginfo
 
-    def body(self) -> dict[str, Any]:
-        """The JSON error body."""
+    def body(self, debug: bool = True) -> dict[str, Any]:
+        """The JSON error body (debuginfo only when the site is in debug mode)."""
         out: dict[str, Any] = {"exception": self.exception, "errorcode": self.errorcode, "message": self.message}
-        if self.debuginfo:
+        if self.debuginfo and debug:
             out["debuginfo"] = self.debuginfo
         return out
 
 
 def invalid(debug: str) -> MoodleError:
-    """invalid_parameter_exception as Moodle raises it."""
-    return MoodleError("invalid_parameter_exception", "invalidparameter",
-                       f"Invalid parameter value detected ({debug})", debug)
+    """invalid_parameter_exception as Moodle raises it: the reason is only in debuginfo (shown in debug mode)."""
+    return MoodleError("invalid_parameter_exception", "invalidparameter", "Invalid parameter value detected", debug)
 
 
 def missing_record(table: str) -> MoodleError:

@@ -6,6 +6,7 @@ import aiohttp
 import pytest
 
 from tests.fakes.canvas import FakeCanvas
+from tests.sync.upstreams import UPSTREAMS, Upstream
 
 
 @pytest.fixture
@@ -13,6 +14,15 @@ async def canvas() -> AsyncIterator[FakeCanvas]:
     """A fake Canvas listening on a free loopback port."""
     fake = await FakeCanvas().start()
     yield fake
+    await fake.stop()
+
+
+@pytest.fixture(params=sorted(UPSTREAMS))
+async def upstream(request) -> AsyncIterator[tuple[Upstream, object]]:
+    """(kind, started fake) for every upstream that has a fake: a test taking it runs once per connector."""
+    kind = UPSTREAMS[request.param]
+    fake = await kind.start()
+    yield kind, fake
     await fake.stop()
 
 

@@ -27,10 +27,17 @@ async def add_course(client, provider, canvas, name="Course"):
     return result.lastrowid, course["id"]
 
 
+async def add_upstream_provider(client, user, kind, fake):
+    resp = await client.post("/api/v1/providers", json=kind.provider_body(fake), headers=as_user(user))
+    assert resp.status == 201, await resp.text()
+    return (await resp.json())["data"]
+
+
 @pytest.mark.slow
-async def test_flapping_uplink_delivers_every_record_exactly_once(admin, canvas):
+async def test_flapping_uplink_delivers_every_record_exactly_once(admin, upstream):
     client, user = admin
-    provider = await add_provider(client, user, canvas)
+    kind, canvas = upstream  # `canvas` is whichever fake this run is against
+    provider = await add_upstream_provider(client, user, kind, canvas)
     course_id, canvas_course = await add_course(client, provider, canvas)
     learners = [await create_learner(client) for _ in range(300)]
     canvas.slow(0.04)  # the drain spans the whole storm instead of finishing in the first up-window
@@ -68,9 +75,10 @@ async def test_flapping_uplink_delivers_every_record_exactly_once(admin, canvas)
 
 
 @pytest.mark.slow
-async def test_nats_server_killed_during_drain_is_restarted_and_drain_resumes(admin, canvas):
+async def test_nats_server_killed_during_drain_is_restarted_and_drain_resumes(admin, upstream):
     client, user = admin
-    await add_provider(client, user, canvas)
+    kind, canvas = upstream
+    await add_upstream_provider(client, user, kind, canvas)
     canvas.slow(0.01)
     learners = [await create_learner(client) for _ in range(150)]
     await wait_until(lambda: len(canvas.state.user_creates) >= 10)

@@ -56,6 +56,8 @@ def classify(body: Any) -> UpstreamError | None:
     code = str(body.get("errorcode") or "")
     exception = str(body.get("exception") or "")
     message = f"Moodle {code or exception}: {body.get('message') or body.get('error') or 'error'}"
+    if body.get("debuginfo"):  # the reason, when the site runs in debug mode
+        message += f" ({str(body['debuginfo'])[:300]})"
     if code in AUTH_CODES:
         return AuthFailed(message)
     if code in PERMISSION_CODES or exception.endswith("webservice_access_exception"):

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from appliance.connectors.contract import PushOutcome, PushResult, Upstream, UserPush
-from appliance.connectors.errors import Malformed, Rejected
+from appliance.connectors.errors import Malformed, NotPermitted, Rejected
 from appliance.connectors.moodle import mapping
 from appliance.connectors.moodle.client import MoodleClient
 from appliance.connectors.payload import PageGuard, opt_int, text_id
@@ -20,11 +20,6 @@ from appliance.connectors.records import CourseRecord, EnrollmentRecord, Externa
 
 USER_FIELDS = "id,username,firstname,lastname,fullname,email,idnumber,suspended,roles"
 PER_USER_CONCURRENCY = 4  # completion and grades are per learner: a few at once, not a page at once
-
-
-def _username_taken(exc: Rejected) -> bool:
-    """Moodle refused a create because the username exists (an earlier attempt whose answer we lost)."""
-    return "already exists" in str(exc) or "already exists" in str(exc.body)
 
 
 class MoodleConnector:
@@ -72,7 +67,9 @@ class MoodleConnector:
             try:
                 return PushResult(PushOutcome.CREATED, await self.create_user(user))
             except Rejected as exc:
-                found = await self.find_user(user.uuid) if _username_taken(exc) else None
+                # Outside debug mode Moodle says only "Invalid parameter value detected", never which one:
+                # look the uuid up once; a user holding it is an earlier create whose answer was lost.
+                found = None if isinstance(exc, NotPermitted) else await self.find_user(user.uuid)
                 if found is None:
                     raise
                 current = found
@@ -158,7 +155,7 @@ class MoodleConnector:
             yield page
             if len(page) < self.per_page:
                 return
-            offset += len(page)
+            offset += self.per_page  # what the server was asked to skip, whatever it sent
 
     async def users(self) -> AsyncIterator[list[ExternalUser]]:
         """Users enrolled in any course, each once."""
