@@ -198,3 +198,22 @@ def test_loading_config_reads_only_declarations() -> None:
     extra = [m for m in loaded if m.rpartition(".")[2] not in ("manifest", "settings") and m.count(".") > 1]
     assert loaded, "no feature declaration was loaded: is the package installed with its entry points?"
     assert extra == []
+
+
+def test_moodle_is_reached_only_through_its_entry_point() -> None:
+    """Moodle is packaged as a third-party connector would be: no appliance module outside its own package
+    imports it (not even lazily); the registry finds it through `appliance.connectors` alone."""
+    modules = all_modules()
+    plugin = "appliance.connectors.moodle"
+    offences = [
+        f"{name} imports {target}"
+        for name, path in sorted(modules.items())
+        if name != plugin and not name.startswith(plugin + ".")
+        for target in sorted(imports(path, modules, top_level_only=False))
+        if target == plugin or target.startswith(plugin + ".")
+    ]
+    assert offences == []
+    from importlib.metadata import entry_points
+
+    declared = {ep.name: ep.value for ep in entry_points(group="appliance.connectors")}
+    assert declared.get("moodle") == "appliance.connectors.moodle:CONNECTOR"
