@@ -56,6 +56,7 @@ class Capability(Enum):
     """Optional abilities a connector type declares beyond the required contract."""
 
     BATCH_USER_IMPORT = "batch_user_import"  # many new users in one upstream job (Canvas SIS import)
+    BATCH_ENROLLMENT_IMPORT = "batch_enrollment_import"  # many new enrollments in one upstream job (ditto)
     MILESTONES = "milestones"  # submissions, completions and grades since a cursor
     ANALYTICS = "analytics"  # page views per learner and course
     ACTIVITY = "activity"  # time spent and progress per learner, pulled as ActivityRecord pages
@@ -98,6 +99,16 @@ class BatchUserImport(Protocol):
 
     async def import_users(self, users: list[UserPush], *, poll_limit_s: float = 600.0) -> bool:
         """Many new learners in one upstream job; True when all were imported cleanly."""
+
+
+class BatchEnrollmentImport(Protocol):
+    """Capability.BATCH_ENROLLMENT_IMPORT."""
+
+    async def import_enrollments(
+        self, enrollments: list[tuple[str, str]], *, poll_limit_s: float = 600.0
+    ) -> set[tuple[str, str]]:
+        """Many new learner enrollments, (course external id, user uuid), in one upstream job; returns those
+        imported cleanly (the caller pushes the rest one by one, looking before creating)."""
 
 
 class Milestones(Protocol):

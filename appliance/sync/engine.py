@@ -197,6 +197,7 @@ class SyncEngine:
             ack_wait_s=s.ack_wait_s,
             throttle_floor=s.throttle_floor,
             sis_batch_min=s.sis_batch_min if opened.kind.has(Capability.BATCH_USER_IMPORT) else 0,
+            enrollment_batch_min=s.sis_batch_min if opened.kind.has(Capability.BATCH_ENROLLMENT_IMPORT) else 0,
         )
         worker.tasks = [
             self.tasks.spawn(f"sync-uplink-{pid}", worker.gate.run),

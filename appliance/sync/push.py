@@ -13,11 +13,18 @@ import nats.errors
 from nats.aio.msg import Msg
 
 from appliance.bus.client import Bus
-from appliance.connectors.contract import BatchUserImport, Connector, PushOutcome, PushResult
+from appliance.connectors.contract import (
+    BatchEnrollmentImport,
+    BatchUserImport,
+    Connector,
+    PushOutcome,
+    PushResult,
+)
 from appliance.connectors.errors import AuthFailed, Rejected, Throttled, Transient, UpstreamError
 from appliance.core.clock import Clock
 from appliance.db.database import Database
 from appliance.db.events import EventType, add_event
+from appliance.db.outbox import OutboxTopic
 from appliance.sync import metrics
 from appliance.sync.apply import Context, Record, apply, batchable
 from appliance.sync.model import DeliveryState, Provider
@@ -57,6 +64,7 @@ class Pusher:
         ack_wait_s: float,
         throttle_floor: float = 0.0,
         sis_batch_min: int = 0,
+        enrollment_batch_min: int = 0,
     ) -> None:
         self.db, self.bus, self.clock = db, bus, clock
         self.provider, self.connector, self.gate = provider, connector, gate
@@ -64,6 +72,8 @@ class Pusher:
         self.throttle_floor = throttle_floor
         # 0 when the connector has no batch import (Capability.BATCH_USER_IMPORT): every push goes one by one.
         self.sis_batch_min = sis_batch_min
+        # Likewise for new enrollments (Capability.BATCH_ENROLLMENT_IMPORT).
+        self.enrollment_batch_min = enrollment_batch_min
         self.label = str(provider.id)
 
     async def run(self) -> None:
@@ -113,6 +123,8 @@ class Pusher:
         outcomes: list[tuple[Msg, Settlement | None]] = []
         if self.sis_batch_min:
             todo = await self.import_batch(todo, states, users, outcomes)
+        if self.enrollment_batch_min:
+            todo = await self.import_enrollment_batch(todo, states, users, outcomes)
         groups: dict[str, list[tuple[Msg, Record]]] = {}
         for item in todo:
             groups.setdefault(item[1].aggregate_id, []).append(item)
@@ -180,6 +192,64 @@ class Pusher:
         result = PushResult(PushOutcome.CREATED, None, "SIS import")
         outcomes.extend((msg, Settlement(record, DeliveryState.DONE, result=result)) for msg, record, _ in batch)
         return rest
+
+    async def import_enrollment_batch(
+        self,
+        todo: list[tuple[Msg, Record]],
+        states: dict[int, str],
+        users: dict[str, dict[str, Any]],
+        outcomes: list[tuple[Msg, Settlement | None]],
+    ) -> list[tuple[Msg, Record]]:
+        """Large backlogs: new enrollments of this batch go upstream as one import; returns what is left.
+
+        Only first attempts of additions whose enrollment is still active locally, of learners with no user
+        record left to push in this batch (the upstream account must exist before the import runs)."""
+        # (With push_roster off, user records change nothing upstream and hold nothing back.)
+        pending_users = {r.aggregate_id for _, r in todo if r.topic.startswith("roster.user.")
+                         and self.provider.push_roster}
+        candidates = [
+            (msg, record)
+            for msg, record in todo
+            if record.outbox_id not in states
+            and record.topic == OutboxTopic.ENROLLMENT_ADDED.value
+            and str(record.payload.get("provider_id")) == str(self.provider.id)
+            and str(record.payload.get("user_uuid")) in users
+            and str(record.payload.get("user_uuid")) not in pending_users
+        ]
+        if len(candidates) < self.enrollment_batch_min:
+            return todo
+        ids = [r.payload.get("enrollment_id") for _, r in candidates]
+        marks = ",".join("?" * len(ids))
+        active = {
+            row["id"]
+            for row in await self.db.fetchall(f"SELECT id, state FROM enrollments WHERE id IN ({marks})", tuple(ids))
+            if row["state"] == "active"
+        }
+        batch = [(msg, r) for msg, r in candidates if r.payload.get("enrollment_id") in active]
+        if len(batch) < self.enrollment_batch_min:
+            return todo
+        pairs = [(str(r.payload["course_external_id"]), str(r.payload["user_uuid"])) for _, r in batch]
+        try:
+            async with self.gate.limit:
+                handled = await cast(BatchEnrollmentImport, self.connector).import_enrollments(pairs)
+        except Throttled as exc:
+            self.gate.report_throttled(exc)
+            handled = set()
+        except (Transient, AuthFailed) as exc:
+            if isinstance(exc, AuthFailed):
+                self.gate.report_auth_failed(exc)
+            else:
+                self.gate.report_transient(exc)
+            handled = set()
+        except Rejected as exc:
+            log.warning("provider %s: enrollment import refused (%s); pushing one by one", self.provider.id, exc)
+            handled = set()
+        # Whatever was not imported cleanly takes the per-record path, which looks before enrolling.
+        done = {r.outbox_id for (_, r), pair in zip(batch, pairs, strict=True) if pair in handled}
+        result = PushResult(PushOutcome.CREATED, None, "SIS import")
+        outcomes.extend((msg, Settlement(r, DeliveryState.DONE, result=result)) for msg, r in batch
+                        if r.outbox_id in done)
+        return [item for item in todo if item[1].outbox_id not in done]
 
     async def mark_sending(self, records: list[Record]) -> None:
         """Before any upstream call: remember that one may happen, so a crash is followed by a look-up."""

@@ -34,7 +34,8 @@ class SyncSettings:
     push_concurrency: int = setting(8, help="upstream requests in flight per provider while draining", min=1, max=64)
     push_batch: int = setting(256, help="queued records fetched from JetStream per round", min=1, max=1000)
     sis_batch_min: int = setting(
-        100, help="new learners in one fetched batch sent to Canvas as one SIS import (0: always one by one)",
+        100, help="new learners (or new enrollments) in one fetched batch sent to Canvas as one SIS import "
+        "(0: always one by one)",
         min=0, max=1000,
     )
     ack_wait_s: float = setting(

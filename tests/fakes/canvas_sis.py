@@ -1,7 +1,10 @@
-"""SIS imports of the fake Canvas: POST accounts/:id/sis_imports with a users.csv, then poll its progress.
+"""SIS imports of the fake Canvas: POST accounts/:id/sis_imports with a users.csv or an enrollments.csv
+(told apart by their header, as Canvas does), then poll its progress.
 
 Canvas upserts by SIS id (`user_id` column): an existing SIS id is updated, never duplicated, so a
-re-import after a crash is harmless. `batch_mode` (which would delete everyone absent from the file)
+re-import after a crash is harmless. Enrollment rows name the course by its SIS id and the user by SIS
+user id, and are keyed by course, user and role: importing one twice changes nothing. `batch_mode` (which
+would delete everyone absent from the file)
 is refused here because the appliance must never send it.
 """
 
@@ -60,6 +63,39 @@ def apply_users_csv(state: Any, text: str) -> tuple[int, list[list[str]]]:
     return done, errors
 
 
+ENROLLMENT_COLUMNS = ("course_id", "user_id", "role", "status")
+ROLES = {"student": "StudentEnrollment", "teacher": "TeacherEnrollment", "ta": "TaEnrollment"}
+
+
+def apply_enrollments_csv(state: Any, text: str) -> tuple[int, list[list[str]]]:
+    """Create, keep or end enrollments; returns (rows processed, processing errors)."""
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [c for c in ENROLLMENT_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        return 0, [["enrollments.csv", f"missing column {missing[0]}"]]
+    by_sis = {c["sis_course_id"]: c for c in state.courses.values() if c.get("sis_course_id")}
+    done, errors = 0, []
+    for row in reader:
+        course = by_sis.get(row["course_id"].strip())
+        user = state.find_user(f"sis_user_id:{row['user_id'].strip()}")
+        type_ = ROLES.get(row["role"].strip())
+        if course is None or user is None or type_ is None:
+            what = "course" if course is None else "user" if user is None else "role"
+            errors.append(["enrollments.csv", f"{what} not found for enrollment {row['course_id']}/{row['user_id']}"])
+            continue
+        if row["status"].strip() == "active":
+            before = len(state.enrollments)
+            state.enroll(course["id"], user["id"], type_=type_)
+            if len(state.enrollments) > before:
+                state.enrollment_creates[(course["id"], user["id"])] += 1
+        else:
+            for enrollment in state.enrollments.values():
+                if (enrollment["course_id"], enrollment["user_id"]) == (course["id"], user["id"]):
+                    enrollment["enrollment_state"] = "deleted"
+        done += 1
+    return done, errors
+
+
 @routes.post("/api/v1/accounts/{account_id}/sis_imports")
 async def create_import(request: web.Request) -> web.Response:
     """Accept a CSV body (`import_type=instructure_csv`, `extension=csv`) and process it."""
@@ -69,7 +105,13 @@ async def create_import(request: web.Request) -> web.Response:
     if request.query.get("batch_mode") in ("1", "true"):
         return fake.render(request, {"errors": [{"message": "batch_mode is not allowed here"}]}, status=400)
     text = (await request.read()).decode("utf-8-sig", "replace")
-    processed, errors = apply_users_csv(fake.state, text)
+    header = text.split("\n", 1)[0]
+    if "course_id" in header.split(","):
+        processed, errors = apply_enrollments_csv(fake.state, text)
+        counts = {"enrollments": processed}
+    else:
+        processed, errors = apply_users_csv(fake.state, text)
+        counts = {"users": processed}
     import_id = fake.state.next_id()
     record = {
         "id": import_id,
@@ -77,7 +119,7 @@ async def create_import(request: web.Request) -> web.Response:
         "progress": 0,
         "created_at": "",
         "ended_at": None,
-        "data": {"import_type": "instructure_csv", "counts": {"users": processed}},
+        "data": {"import_type": "instructure_csv", "counts": counts},
         "processing_errors": errors,
         "processing_warnings": [],
     }

@@ -21,6 +21,7 @@ CONNECTOR = ConnectorType(
     provider_types=("canvas_oss", "canvas_cloud"),
     build="appliance.connectors.canvas.connector:build",
     check_credentials=check_credentials,
-    capabilities=frozenset({Capability.BATCH_USER_IMPORT, Capability.MILESTONES, Capability.ANALYTICS}),
+    capabilities=frozenset({Capability.BATCH_USER_IMPORT, Capability.BATCH_ENROLLMENT_IMPORT, Capability.MILESTONES,
+                            Capability.ANALYTICS}),
     description="Canvas LMS: REST API with a bearer token; SIS imports for large rosters",
 )

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from urllib.parse import quote
 
 from appliance.connectors.canvas import mapping
 from appliance.connectors.canvas.client import CanvasClient
 from appliance.connectors.contract import PushOutcome, PushResult, Upstream, UserPush
 from appliance.connectors.errors import NotFound, Rejected, Transient
+from appliance.connectors.payload import opt_text
 from appliance.connectors.records import CourseRecord, EnrollmentRecord, ExternalUser, MilestoneRecord
 
 SIS_FINISHED = {"imported", "imported_with_messages", "failed", "failed_with_messages", "aborted",
@@ -25,6 +27,7 @@ class CanvasConnector:
 
     def __init__(self, client: CanvasClient) -> None:
         self.client = client
+        self.course_sis: dict[str, str | None] = {}  # course id → its SIS id (enrollments.csv names courses so)
 
     def rate_remaining(self) -> float | None:
         """Canvas's last X-Rate-Limit-Remaining."""
@@ -70,7 +73,41 @@ class CanvasConnector:
         falls back to the per-record path, which looks before creating). A re-import after a crash only
         updates, because Canvas keys SIS rows by SIS id.
         """
-        started = await self.client.sis_import(mapping.users_csv([(u.payload, u.deactivated) for u in users]))
+        return await self._import(mapping.users_csv([(u.payload, u.deactivated) for u in users]), poll_limit_s)
+
+    async def import_enrollments(
+        self, enrollments: list[tuple[str, str]], *, poll_limit_s: float = 600.0
+    ) -> set[tuple[str, str]]:
+        """Batch path: one SIS import (enrollments.csv) for many new student enrollments.
+
+        enrollments.csv names courses by SIS id, so only courses that have one can go this way; the others
+        are left to the per-record path. Canvas keys SIS enrollments by course, user and role, so a
+        re-import after a crash changes nothing. Returns the pairs Canvas imported cleanly (none when it
+        reported problems: the per-record path then looks before creating each).
+        """
+        rows, handled = [], set()
+        for course_id, uuid in enrollments:
+            sis = await self._course_sis_id(course_id)
+            if sis:
+                rows.append((sis, uuid))
+                handled.add((course_id, uuid))
+        if not rows or not await self._import(mapping.enrollments_csv(rows), poll_limit_s):
+            return set()
+        return handled
+
+    async def _course_sis_id(self, course_id: str) -> str | None:
+        if course_id not in self.course_sis:
+            try:
+                course = await self.client.get(f"courses/{quote(course_id, safe='')}")
+            except NotFound:
+                course = None
+            self.course_sis[course_id] = (opt_text(course.get("sis_course_id"))
+                                          if isinstance(course, dict) else None)
+        return self.course_sis[course_id]
+
+    async def _import(self, csv_text: str, poll_limit_s: float) -> bool:
+        """Post one SIS import and wait for it; True when every row went in cleanly."""
+        started = await self.client.sis_import(csv_text)
         state, wait, waited = started.get("workflow_state"), 0.05, 0.0
         while state not in SIS_FINISHED:
             if waited > poll_limit_s:

@@ -196,3 +196,16 @@ def users_csv(users: list[tuple[dict[str, Any], bool]]) -> str:
                          payload.get("first_name") or display_name(payload), payload.get("email") or "",
                          "suspended" if deactivated else "active"])
     return out.getvalue()
+
+
+SIS_ENROLLMENT_COLUMNS = ("course_id", "user_id", "role", "status")
+
+
+def enrollments_csv(rows: list[tuple[str, str]]) -> str:
+    """enrollments.csv of a SIS import: (SIS course id, appliance uuid = SIS user id) → active student rows."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(SIS_ENROLLMENT_COLUMNS)
+    for course_sis_id, uuid in rows:
+        writer.writerow([course_sis_id, uuid, "student", "active"])
+    return out.getvalue()
