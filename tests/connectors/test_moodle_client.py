@@ -193,3 +193,17 @@ async def test_duplicated_records_across_pages_are_read_once(moodle, http):
     moodle.rewrite["core_enrol_get_enrolled_users"] = echo_first
     users = [u async for page in connector(moodle, http).users() for u in page]
     assert len(users) == len({u.external_id for u in users}) == 8
+
+
+async def test_grades_of_a_course_too_big_for_one_answer_are_read_learner_by_learner(moodle, http):
+    algebra, _, people = seed(moodle)
+    moodle.fail_next(1, "huge", "gradereport_user_get_grade_items")  # the whole-course answer is over the cap
+    milestones = [m async for page in connector(moodle, http).milestones(str(algebra["id"]), None) for m in page]
+    assert ("grade_received", str(people[0]["id"]), 9.5) in {(m.type, m.user_external_id, m.score) for m in milestones}
+    assert moodle.requests["gradereport_user_get_grade_items"] == 1 + 7  # one refused, then one per student
+
+
+async def test_grades_of_a_whole_course_come_in_one_request(moodle, http):
+    algebra, _, _ = seed(moodle)
+    _ = [m async for page in connector(moodle, http).milestones(str(algebra["id"]), None) for m in page]
+    assert moodle.requests["gradereport_user_get_grade_items"] == 1
