@@ -306,6 +306,10 @@ class SyncEngine:
                 (RunState.SUCCEEDED.value, store.dumps(puller.counts), finished, run_id),
             )
             await tx.execute("UPDATE providers SET last_pull_at = ? WHERE id = ?", (finished, pid))
+            # A run that works again clears the failure an earlier run left on the provider (not the gate's).
+            await tx.execute(
+                "UPDATE providers SET last_error = NULL WHERE id = ? AND last_error LIKE '% run failed at %'", (pid,)
+            )
             if advance:
                 await tx.execute(
                     "INSERT INTO sync_cursors (provider_id, kind, value, updated_at) VALUES (?, ?, ?, ?)"

@@ -103,6 +103,7 @@ async def test_bad_answers_fail_the_run_with_a_clear_error_and_the_next_run_reco
     again = await run_and_wait(client, admin, provider["id"])
     assert again["state"] == "succeeded", again["errors"]
     assert await client.app[DB].fetchval("SELECT COUNT(*) FROM provider_user_mappings") == 8
+    assert await provider_error(client, admin, provider) == ""  # the recovered run cleared it
 
 
 def stringify(page: list[Any]) -> list[Any]:
