@@ -27,9 +27,9 @@ async def test_queue_waits_while_down_without_spending_attempts_then_drains(admi
     await canvas.up()
     await wait_until(lambda: len(canvas.state.user_creates) == 20, timeout=30)
     assert set(canvas.state.user_creates) == {lr["uuid"] for lr in learners}
+    await wait_until(lambda: _depth(client, user, 0))  # the ledger is written after the batch's calls
     attempts = await client.app[DB].fetchval("SELECT MAX(attempts) FROM push_deliveries")
     assert attempts == 1  # waiting for the uplink spent no attempt
-    await wait_until(lambda: _depth(client, user, 0))
 
 
 async def _uplink(client, user, value) -> bool:
