@@ -2,11 +2,11 @@
 
 Run by hand:  .venv/bin/python -m tests.bench.connectors_pull [--short] [--only canvas,moodle]
 
-For each upstream with a fake (Canvas, Moodle; Brightspace joins with one entry in SEEDERS), the fake holds
-N users (matching N local learners by SIS id / idnumber = uuid) spread over courses of 500 learners, each
-learner with progress (Canvas: a graded submission and an enrollment score; Moodle: two activity
-completions and a grade). The real daemon runs one pull job for a provider of that type; we print the
-time of the run, the requests the fake served and the daemon's peak RSS (primary process and nats-server).
+For each upstream with a fake (Canvas, Moodle, Brightspace), the fake holds N users (matching N local
+learners by SIS id / idnumber / OrgDefinedId = uuid) spread over courses of 500 learners, each learner
+with progress (Canvas: a graded submission and an enrollment score; Moodle: two activity completions and
+a grade; Brightspace: a grade). The real daemon runs one pull job for a provider of that type; we print
+the time of the run, the requests the fake served and the daemon's peak RSS (primary and nats-server).
 Target: each pull of 10,000 users under 60 s and under 200 MB.
 """
 
@@ -81,7 +81,22 @@ def seed_moodle(fake: Any, uuids: list[str]) -> None:
         state.grade(course["id"], user["id"], "Quiz", float(i % 10), at=1_764_000_000)
 
 
-SEEDERS: dict[str, Callable[[Any, list[str]], None]] = {"canvas": seed_canvas, "moodle": seed_moodle}
+def seed_brightspace(shape: Any, uuids: list[str]) -> None:
+    """Users with OrgDefinedId = uuid, course offerings of PER_COURSE learners, a graded grade object each."""
+    fake = shape.fake
+    ou = gid = 0
+    for i, user_uuid in enumerate(uuids):
+        if i % PER_COURSE == 0:
+            ou = int(fake.add_course(f"Course {i // PER_COURSE}")["Identifier"])
+            gid = fake.add_grade(ou, "Quiz")
+        user = fake.add_user("Learner", str(i), org_defined_id=user_uuid, user_name=f"learner{i}")
+        fake.enroll(ou, user["UserId"])
+        fake.set_grade(ou, gid, user["UserId"], float(i % 10))
+
+
+SEEDERS: dict[str, Callable[[Any, list[str]], None]] = {
+    "canvas": seed_canvas, "moodle": seed_moodle, "brightspace": seed_brightspace,
+}
 
 
 def seed_appliance(db_path: Path, key_file: Path, kind: Upstream, base_url: str, uuids: list[str]) -> None:
