@@ -1,6 +1,6 @@
 """Benchmark: pull 10,000 users with their enrollments and progress from each connector's fake.
 
-Run by hand:  .venv/bin/python -m tests.bench.connectors_pull [--short] [--only canvas,moodle]
+Run by hand:  .venv/bin/python -m tests.bench.connectors_pull [--short] [--only canvas,moodle,brightspace]
 
 For each upstream with a fake (Canvas, Moodle, Brightspace), the fake holds N users (matching N local
 learners by SIS id / idnumber / OrgDefinedId = uuid) spread over courses of 500 learners, each learner
