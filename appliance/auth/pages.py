@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from appliance.auth import admin_console, admin_pages
 from appliance.auth.authn import SESSION_KEY, cookie_value
 from appliance.auth.guards import csrf_exempt
 from appliance.auth.keys import IDENTITY
@@ -174,3 +175,5 @@ def setup(app: web.Application) -> None:
     app.router.add_routes(routes)
     templating.add_templates(app, TEMPLATES)
     templating.add_page_context(app, _csrf_context)
+    admin_pages.setup(app)
+    admin_console.setup(app)

@@ -10,6 +10,7 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
+from appliance.content import admin_pages
 from appliance.content.keys import CONTENT
 from appliance.content.routes_search import _books, _query, run_search
 from appliance.core.errors import ApiError, unauthorized
@@ -149,3 +150,4 @@ def setup(app: web.Application) -> None:
     templating.add_nav(app, templating.NavItem(10, "/library", N_("Library")))
     templating.add_home_section(app, home_libraries)
     app[ACTIVITY].append(ActivitySource("reading", N_("Reading"), reading_minutes))
+    admin_pages.setup(app)

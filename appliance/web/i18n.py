@@ -55,7 +55,7 @@ def parse_accept_language(header: str) -> list[str]:
 def choose(cookie: str | None, accept_language: str) -> str:
     """The cookie's language if supported, else the best supported match of Accept-Language, else English."""
     if cookie in SUPPORTED:
-        return cookie  # type: ignore[return-value]
+        return cookie
     for tag in parse_accept_language(accept_language):
         primary = tag.split("-", 1)[0]
         if primary in SUPPORTED:

@@ -143,6 +143,7 @@ def nav_for(request: web.Request, p: Principal | None) -> list[dict[str, Any]]:
 def base_context(request: web.Request) -> dict[str, Any]:
     """What the layout needs: who is signed in, navigation, language, the CSRF token."""
     p = maybe_principal(request)
+    admin_pages: list[tuple[int, str, str, str]] = request.app[ADMIN_PAGES]
     values: dict[str, Any] = {
         "user": p,
         "is_admin": p is not None and p.role in ADMIN_ROLES,
@@ -154,9 +155,10 @@ def base_context(request: web.Request) -> dict[str, Any]:
         "csrf_token": "",
         "flash": "",
         "flash_kind": "",
-        "admin_pages": sorted(request.app[ADMIN_PAGES]) if LOADERS in request.app else [],
+        "admin_pages": sorted(admin_pages),
     }
-    for source in request.app.get(PAGE_CONTEXT, []):
+    sources: list[ContextSource] = request.app[PAGE_CONTEXT]
+    for source in sources:
         values.update(source(request))
     return values
 
