@@ -99,6 +99,18 @@ def test_staff_console(site: Site, browser: Browser) -> None:
     expect(page.get_by_role("status")).to_have_text("Visibility saved.")
     assert not learner_sees(lp, site.url, example_title)
 
+    # helpful links: one for the unit shows on the learner's home, marked when it leaves the LAN
+    page.goto(f"{site.url}/admin/links")
+    form = page.locator("form", has=page.locator("#new-title"))
+    form.get_by_label("Title").fill("Open maths course")
+    form.get_by_label("Address (URL)").fill("https://maths.example.org/")
+    form.get_by_label("Default", exact=True).check()
+    form.get_by_role("button", name="Add").click()
+    expect(page.get_by_role("status")).to_have_text("Saved.")
+    lp.goto(f"{site.url}/")
+    card = lp.locator(".link-card", has=lp.get_by_role("link", name="Open maths course"))
+    expect(card.get_by_text("Leaves the local network")).to_be_visible()
+
     # block list: the article disappears from the learner's search
     page.goto(f"{site.url}/admin/libraries/{site.libraries['testbook']}/blocklist")
     page.get_by_label("Blocked articles, one per line").fill("a/photosynthesis")
@@ -150,7 +162,7 @@ def test_staff_console(site: Site, browser: Browser) -> None:
     # every staff page: one h1, no sideways scrolling on a phone, screenshots
     pages = ["/admin", "/admin/users", "/admin/users/new", f"/admin/users/{site.users['learner1']}",
              "/admin/users/import", "/admin/libraries", f"/admin/libraries/{site.libraries['testbook']}/blocklist",
-             "/admin/videos", "/admin/audit", "/admin/facilities", "/admin/providers"]
+             "/admin/videos", "/admin/audit", "/admin/facilities", "/admin/providers", "/admin/links"]
     for path in pages:
         name = re.sub(r"/\d+", "-one", path).strip("/").replace("/", "-")
         for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
