@@ -10,7 +10,7 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
-from appliance.content import admin_pages
+from appliance.content import admin_pages, report_pages
 from appliance.content.keys import CONTENT
 from appliance.content.routes_search import _books, _query, run_search
 from appliance.core.errors import ApiError, unauthorized
@@ -151,3 +151,4 @@ def setup(app: web.Application) -> None:
     templating.add_home_section(app, home_libraries)
     app[ACTIVITY].append(ActivitySource("reading", N_("Reading"), reading_minutes))
     admin_pages.setup(app)
+    report_pages.setup(app)

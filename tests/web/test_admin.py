@@ -159,10 +159,35 @@ def test_staff_console(site: Site, browser: Browser) -> None:
     page.goto(f"{site.url}/admin/libraries")
     expect(page.locator(f"#library-{site.libraries['testbook']}").get_by_label("Unit B")).not_to_be_checked()
 
+    # videos: rename with a saved confirmation (learners see the new title), then delete
+    page.goto(f"{site.url}/admin/videos")
+    row = page.locator(f"#video-{site.video_id}")
+    row.get_by_role("button", name="Rename").click()
+    row.get_by_label("New title").fill("Cells under a microscope")
+    row.get_by_role("button", name="Save").click()
+    expect(page.locator("#message")).to_have_text("Saved.")
+    expect(page.locator("#message")).to_have_class("flash ok")
+    lp.goto(f"{site.url}/videos")
+    expect(lp.get_by_role("link", name="Cells under a microscope")).to_be_visible()
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name="Delete").click()
+    expect(page.locator("#message")).to_have_text("Deleted.")
+    expect(row).to_have_count(0)
+    lp.goto(f"{site.url}/videos")
+    expect(lp.get_by_text("No videos are available yet.")).to_be_visible()
+
+    # reports: a table per report and CSV downloads from the same queries as the API
+    page.goto(f"{site.url}/admin/reports")
+    expect(page.get_by_role("img", name="Article views per day")).to_be_visible()
+    link = page.locator("#r-top_articles").locator("xpath=..").get_by_role("link", name="Download as CSV")
+    answer = page.request.get(site.url + (link.get_attribute("href") or ""))
+    assert answer.status == 200 and answer.headers["content-type"].startswith("text/csv")
+
     # every staff page: one h1, no sideways scrolling on a phone, screenshots
     pages = ["/admin", "/admin/users", "/admin/users/new", f"/admin/users/{site.users['learner1']}",
              "/admin/users/import", "/admin/libraries", f"/admin/libraries/{site.libraries['testbook']}/blocklist",
-             "/admin/videos", "/admin/audit", "/admin/facilities", "/admin/providers", "/admin/links"]
+             "/admin/videos", "/admin/audit", "/admin/facilities", "/admin/providers", "/admin/links",
+             "/admin/reports"]
     for path in pages:
         name = re.sub(r"/\d+", "-one", path).strip("/").replace("/", "-")
         for label, size in (("desktop", DESKTOP), ("phone", PHONE)):

@@ -81,7 +81,7 @@ async def test_staff_pages_render(client: TestClient, make_user: MakeUser) -> No
     for path in ("/admin", "/admin/users", "/admin/users/new", f"/admin/users/{learner['id']}",
                  "/admin/users/import", "/admin/libraries", "/admin/videos", "/admin/audit",
                  "/admin/audit?action=user_created&since=2020-01-01", "/admin/facilities",
-                 "/admin/providers", "/admin/links"):
+                 "/admin/providers", "/admin/links", "/admin/reports", "/admin/reports?from=2020-01-01"):
         resp = await client.get(path, headers=HTML)
         assert resp.status == 200, (path, await resp.text())
         assert (await resp.text()).count("<h1") == 1, path
