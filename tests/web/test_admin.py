@@ -160,6 +160,11 @@ def test_staff_console(site: Site, browser: Browser) -> None:
     expect(page.locator(f"#library-{site.libraries['testbook']}").get_by_label("Unit B")).not_to_be_checked()
 
     # videos: rename with a saved confirmation (learners see the new title), then delete
+    lp.goto(f"{site.url}/login")
+    lp.get_by_label("Username").fill("maria.g")
+    lp.get_by_label("Password").fill("maria own pw 5")
+    lp.get_by_role("button", name="Sign in").click()
+    expect(lp.get_by_role("heading", level=1)).to_have_text("Welcome, maria.g")
     page.goto(f"{site.url}/admin/videos")
     row = page.locator(f"#video-{site.video_id}")
     row.get_by_role("button", name="Rename").click()
