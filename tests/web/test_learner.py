@@ -33,7 +33,7 @@ def test_learner_reads_searches_and_watches(site: Site, browser: Browser) -> Non
     expect(page.get_by_text("Example", exact=False)).to_have_count(0)
     card.get_by_role("link", name="Test Book").click()
     expect(page).to_have_url(re.compile(r"/library/read/testbook/"))  # the reader (it frames the archive)
-    page.frame_locator("#page").get_by_role("heading", name="Home").wait_for()
+    page.frame_locator("#page").frame_locator("#article").get_by_role("heading", name="Home").wait_for()
 
     # search results name the book by its title and highlight the match; the scope can be widened
     page.goto(f"{site.url}/library/search?q=photosynthesis&books=testbook")
@@ -45,7 +45,7 @@ def test_learner_reads_searches_and_watches(site: Site, browser: Browser) -> Non
     expect(page.get_by_text("Searching in all your books.")).to_be_visible()
     page.locator("ol.results li a").first.click()
     expect(page).to_have_url(re.compile(r"/library/read/testbook/a/photosynthesis"))
-    page.frame_locator("#page").get_by_role("heading", name="Photosynthesis").wait_for()
+    page.frame_locator("#page").frame_locator("#article").get_by_role("heading", name="Photosynthesis").wait_for()
 
     # an empty result helps instead of showing nothing
     page.goto(f"{site.url}/library/search?q=zzzqqq")
