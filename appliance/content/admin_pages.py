@@ -18,6 +18,7 @@ from appliance.content.routes_api import (
     set_featured,
     set_visibility,
 )
+from appliance.content.routes_catalog import browse_upstream
 from appliance.core.errors import ApiError
 from appliance.keys import DB
 from appliance.web import i18n, templating
@@ -156,6 +157,20 @@ async def import_submit(request: web.Request) -> web.Response:
     except ApiError as exc:
         return await _page(request, error=_say(request, exc), status=exc.status)
     return _done("import", "#imports")
+
+
+@routes.get("/admin/libraries/catalog")
+@roles(Role.SYSTEM_ADMIN)
+async def catalog_page(request: web.Request) -> web.Response:
+    """Browse the upstream catalog (language, words) and import a book with one button."""
+    values: dict[str, Any] = {"books": [], "total": 0, "error": "", "q": request.query.get("q", ""),
+                              "lang": request.query.get("lang", ""), "source": ""}
+    try:
+        total, books, base, _ = await browse_upstream(request)
+        values.update(total=total, books=[b.as_dict() for b in books], source=base)
+    except ApiError as exc:
+        values["error"] = _say(request, exc)
+    return templating.render(request, "content/admin_catalog.html", values)
 
 
 def setup(app: web.Application) -> None:

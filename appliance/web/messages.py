@@ -21,6 +21,8 @@ SENTENCES = {
     "search_busy": N_("Search is busy right now. Try again in a moment."),
     "query_too_long": N_("That search is too long. Use fewer words."),
     "unknown_books": N_("Some of those books are not available to you."),
+    "upstream_unreachable": N_("The online catalog cannot be reached right now (no internet?). Try again later."),
+    "invalid_url": N_("That address cannot be used: give the http(s) address of a .zim file."),
     "unauthorized": N_("Please sign in to see this page."),
     "forbidden": N_("You do not have permission to see this page."),
     "not_found": N_("We could not find that page."),

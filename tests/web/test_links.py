@@ -1,13 +1,18 @@
-"""Helpful links: API, visibility per facility, icons served locally, the learner home and the staff page."""
+"""Helpful links (API, visibility per facility, local icons, learner home, staff page) and the staff page that
+browses the online catalog."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import Any
 
 from aiohttp.test_utils import TestClient
 
 from appliance.links.service import leaves_lan
 from tests.conftest import MakeFacility, MakeUser
+from tests.content.test_imports import upstream_app
+from tests.content.zimbuilder import build_zim
 from tests.web.test_pages import HTML, csrf_of, form_login
 
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -81,3 +86,31 @@ async def test_staff_page_adds_edits_and_deletes(client: TestClient, make_user: 
     resp = await client.post(f"/admin/links/{link_id.group(1)}", data={"csrf_token": token, "delete": "1"},
                              headers=HTML)
     assert 'id="link-' not in await resp.text()
+
+
+async def test_catalog_browse_and_import_from_the_staff_page(aiohttp_server: Any, app_client: Any,
+                                                             config_factory: Any, make_user: MakeUser,
+                                                             tmp_path: Path) -> None:
+    """A system admin browses a (local) upstream catalog, imports a book with its button, sees it queued;
+    an unreachable catalog is said in a sentence, not a stack of JSON."""
+    build_zim(tmp_path / "remote-source.zim")
+    server = await aiohttp_server(upstream_app(tmp_path / "remote-source.zim"))
+    base = str(server.make_url("/")).rstrip("/")
+    client = await app_client(config_factory(content={"upstream_catalog_url": base, "import_poll_interval_s": 60}))
+    admin = await make_user(client, role="system_admin")
+    await form_login(client, admin["username"], admin["password"])
+    page = await (await client.get("/admin/libraries/catalog?lang=eng", headers=HTML)).text()
+    assert "Remote Book" in page and "1 book in the catalog" in page
+    token = await csrf_of(client, "/admin/libraries/catalog?lang=eng")
+    resp = await client.post("/admin/libraries/import", data={"csrf_token": token, "url": f"{base}/files/remote.zim"},
+                             headers=HTML)
+    text = await resp.text()
+    assert resp.status == 200 and "The import is queued." in text and "remote.zim" in text
+    assert "<progress" in text or "queued" in text
+    await server.close()
+    page = await (await client.get("/admin/libraries/catalog", headers=HTML)).text()
+    assert "The online catalog cannot be reached right now" in page
+    learner = await make_user(client)
+    await client.post("/logout", data={"csrf_token": await csrf_of(client, "/")}, headers=HTML)
+    await form_login(client, learner["username"], learner["password"])
+    assert (await client.get("/admin/libraries/catalog", headers=HTML)).status == 403
