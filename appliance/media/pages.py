@@ -16,7 +16,7 @@ from appliance.media.models import Availability
 from appliance.web import templating
 from appliance.web.i18n import N_
 from appliance.web.policy import Principal, Role, principal, roles, signed_in
-from appliance.web.responses import page_meta, page_params
+from appliance.web.responses import ok, page_meta, page_params
 from appliance.web.shell.pages import ACTIVITY, ActivitySource
 
 WEB = Path(__file__).resolve().parent.parent / "web" / "media"
@@ -45,6 +45,47 @@ def _watched(row: Any, pos: Any) -> bool:
     return bool(pos["completed"]) or bool(length and pos["position_s"] >= WATCHED_FRACTION * length)
 
 
+async def set_favorite(request: web.Request, p: Principal, video_id: int, favorite: bool) -> None:
+    """Add a video the caller may play to their favourites, or remove it (the API and the pages share it)."""
+    await playable(request.app[MEDIA].repo, p, video_id)
+    db = request.app[DB]
+    if favorite:
+        await db.execute("INSERT OR IGNORE INTO video_favorites (user_id, video_id) VALUES (?, ?)",
+                         (p.user_id, video_id))
+    else:
+        await db.execute("DELETE FROM video_favorites WHERE user_id = ? AND video_id = ?", (p.user_id, video_id))
+
+
+async def _favorites(request: web.Request, p: Principal) -> set[int]:
+    rows = await request.app[DB].fetchall("SELECT video_id FROM video_favorites WHERE user_id = ?", (p.user_id,))
+    return {r["video_id"] for r in rows}
+
+
+@routes.put(r"/api/v1/videos/{id:\d+}/favorite")
+@signed_in
+async def put_favorite(request: web.Request) -> web.Response:
+    """Add a video to the caller's favourites."""
+    await set_favorite(request, principal(request), video_id_of(request), True)
+    return ok({"id": video_id_of(request), "favorite": True})
+
+
+@routes.delete(r"/api/v1/videos/{id:\d+}/favorite")
+@signed_in
+async def delete_favorite(request: web.Request) -> web.Response:
+    """Remove a video from the caller's favourites."""
+    await set_favorite(request, principal(request), video_id_of(request), False)
+    return ok({"id": video_id_of(request), "favorite": False})
+
+
+@routes.post(r"/videos/{id:\d+}/favorite")
+@signed_in
+async def favorite_submit(request: web.Request) -> web.Response:
+    """The player's favourite button (a form: works without JavaScript)."""
+    wanted = (await request.post()).get("favorite") == "1"
+    await set_favorite(request, principal(request), video_id_of(request), wanted)
+    return web.Response(status=303, headers={"Location": f"/videos/{video_id_of(request)}"})
+
+
 @routes.get(r"/videos/{id:\d+}")
 @signed_in
 async def player_page(request: web.Request) -> web.Response:
@@ -56,8 +97,10 @@ async def player_page(request: web.Request) -> web.Response:
     start = 0
     if pos is not None and not _watched(row, pos) and pos["position_s"] > 1:
         start = int(pos["position_s"])
+    favorite = row["id"] in await _favorites(request, p)
     return templating.render(request, "media/player.html", {
-        "video": dict(row), "start": start, "poster": f"/videos/{row['id']}/thumbnail" if row["thumbnail_key"] else ""})
+        "video": dict(row), "start": start, "favorite": favorite,
+        "poster": f"/videos/{row['id']}/thumbnail" if row["thumbnail_key"] else ""})
 
 
 @routes.get("/videos")
@@ -67,14 +110,22 @@ async def list_page(request: web.Request) -> web.Response:
     svc = request.app[MEDIA]
     p = principal(request)
     page = page_params(request, default_per_page=24, max_per_page=96)
-    rows, total = await svc.repo.list(availability=Availability.AVAILABLE, facility_id=None,
-                                      visible_to=_facilities(p), limit=page.limit, offset=page.offset)
+    favorites = await _favorites(request, p)
+    only_favorites = request.query.get("favorites") == "1"
+    if only_favorites:
+        rows, total = await svc.repo.list(availability=Availability.AVAILABLE, facility_id=None,
+                                          visible_to=_facilities(p), limit=10_000, offset=0)
+        kept = [r for r in rows if r["id"] in favorites]
+        rows, total = kept[page.offset:page.offset + page.limit], len(kept)
+    else:
+        rows, total = await svc.repo.list(availability=Availability.AVAILABLE, facility_id=None,
+                                          visible_to=_facilities(p), limit=page.limit, offset=page.offset)
     positions = await _positions(request, p, [r["id"] for r in rows])
     videos = [{"id": r["id"], "title": r["title"] or "", "duration_s": r["duration_s"],
                "thumb": bool(r["thumbnail_key"]), "watched": _watched(r, positions.get(r["id"])),
-               "started": r["id"] in positions} for r in rows]
+               "started": r["id"] in positions, "favorite": r["id"] in favorites} for r in rows]
     return templating.render(request, "media/list.html", {"videos": videos, "meta": page_meta(page, total),
-                                                          "page": page.page})
+                                                          "page": page.page, "only_favorites": only_favorites})
 
 
 async def home_videos(request: web.Request, p: Principal) -> templating.Section | None:

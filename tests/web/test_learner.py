@@ -69,7 +69,13 @@ def test_learner_reads_searches_and_watches(site: Site, browser: Browser) -> Non
     page.reload()
     expect(page.locator("#resume-note")).to_contain_text("Resuming at 0:03")
     assert "#t=3" in (video.get_attribute("src") or "")  # resume works without JavaScript too
-    page.goto(f"{site.url}/videos")
+    page.get_by_role("button", name="Add to favourites").click()  # a form: works without JavaScript too
+    expect(page.get_by_role("button", name="Remove from favourites")).to_be_visible()
+    page.goto(f"{site.url}/videos?favorites=1")
+    expect(page.locator(".card").first).to_contain_text("Favourite")
+    assert site.api("DELETE", f"/api/v1/videos/{site.video_id}/favorite", who="learner1")[0] == 200
+    assert site.api("PUT", f"/api/v1/videos/{site.video_id}/favorite", who="learner1")[0] == 200
+    assert site.api("PUT", "/api/v1/videos/999999/favorite", who="learner1")[0] == 404  # only playable videos
     expect(page.locator(".card").first).to_contain_text("Started")
 
     # the home page now offers to continue reading and watching

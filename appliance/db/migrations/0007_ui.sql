@@ -23,3 +23,12 @@ CREATE TABLE helpful_link_facilities (
     PRIMARY KEY (link_id, facility_id)
 );
 CREATE INDEX helpful_link_facilities_facility ON helpful_link_facilities(facility_id, link_id);
+
+-- A learner's favourite videos (libraries have library_favorites already).
+CREATE TABLE video_favorites (
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    video_id INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    PRIMARY KEY (user_id, video_id)
+);
+CREATE INDEX video_favorites_video ON video_favorites(video_id);
