@@ -96,7 +96,7 @@ async def player_page(request: web.Request) -> web.Response:
     pos = (await _positions(request, p, [row["id"]])).get(row["id"])
     start = 0
     if pos is not None and not _watched(row, pos) and pos["position_s"] > 1:
-        start = int(pos["position_s"])
+        start = round(float(pos["position_s"]), 1)  # a media fragment takes tenths: resume exactly
     favorite = row["id"] in await _favorites(request, p)
     return templating.render(request, "media/player.html", {
         "video": dict(row), "start": start, "favorite": favorite,

@@ -68,7 +68,7 @@ def test_learner_reads_searches_and_watches(site: Site, browser: Browser) -> Non
         time.sleep(0.1)
     page.reload()
     expect(page.locator("#resume-note")).to_contain_text("Resuming at 0:03")
-    assert "#t=3" in (video.get_attribute("src") or "")  # resume works without JavaScript too
+    assert re.search(r"#t=3(\.\d)?$", video.get_attribute("src") or "")  # resume works without JavaScript too
     page.get_by_role("button", name="Add to favourites").click()  # a form: works without JavaScript too
     expect(page.get_by_role("button", name="Remove from favourites")).to_be_visible()
     page.goto(f"{site.url}/videos?favorites=1")
