@@ -6,7 +6,16 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from appliance.auth import devadmin, passwords, routes_admin, routes_roster, routes_saml, routes_session, routes_users
+from appliance.auth import (
+    devadmin,
+    pages,
+    passwords,
+    routes_admin,
+    routes_roster,
+    routes_saml,
+    routes_session,
+    routes_users,
+)
 from appliance.auth.authn import session_authenticator, token_authenticator
 from appliance.auth.guards import GUARDS
 from appliance.auth.keys import IDENTITY
@@ -85,3 +94,4 @@ def setup(app: web.Application) -> None:
     app[AUTHENTICATORS].extend([token_authenticator, session_authenticator])
     for order, guard in GUARDS:
         add_guard(app, guard, order)
+    pages.setup(app)

@@ -2,6 +2,7 @@
 
 import sqlite3
 import zoneinfo
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -16,8 +17,8 @@ from appliance.auth.webutil import actor_of, path_id
 from appliance.core.clock import iso
 from appliance.core.errors import bad_request, conflict, forbidden, not_found
 from appliance.keys import CLOCK, DB
-from appliance.web.policy import Role, can_access_facility, principal, roles
-from appliance.web.responses import ok, page_params, paginated, read_json
+from appliance.web.policy import Principal, Role, can_access_facility, principal, roles
+from appliance.web.responses import Page, ok, page_params, paginated, read_json
 
 routes = web.RouteTableDef()
 MAX_TOKEN_DAYS = 3650
@@ -42,9 +43,14 @@ async def list_facilities(request: web.Request) -> web.Response:
 @roles(Role.SYSTEM_ADMIN)
 async def create_facility(request: web.Request) -> web.Response:
     """Create a facility {name, timezone}."""
-    p = principal(request)
     data = await read_json(request)
-    name, tz = _check_name(data.get("name")), _check_timezone(data.get("timezone", "UTC"))
+    row = await create_facility_row(request, principal(request), data.get("name"), data.get("timezone", "UTC"))
+    return ok(_facility_json(row), status=201)
+
+
+async def create_facility_row(request: web.Request, p: Principal, raw_name: Any, raw_tz: Any) -> Any:
+    """Create a facility (system admins only, checked by the routes); returns its row."""
+    name, tz = _check_name(raw_name), _check_timezone(raw_tz)
     app = request.app
     now = app[CLOCK].iso_now()
     try:
@@ -62,8 +68,7 @@ async def create_facility(request: web.Request) -> web.Response:
         facility_id=result.lastrowid,
         details={"name": name.strip()},
     )
-    row = await app[DB].fetchone("SELECT * FROM facilities WHERE id = ?", (result.lastrowid,))
-    return ok(_facility_json(row), status=201)
+    return await app[DB].fetchone("SELECT * FROM facilities WHERE id = ?", (result.lastrowid,))
 
 
 def _check_name(name: object) -> str:
@@ -86,7 +91,13 @@ async def update_facility(request: web.Request) -> web.Response:
     fid = path_id(request)
     if not can_access_facility(p, fid):
         raise not_found("no such facility")
-    data = await read_json(request)
+    return ok(_facility_json(await update_facility_row(request, p, fid, await read_json(request))))
+
+
+async def update_facility_row(request: web.Request, p: Principal, fid: int, data: dict[str, Any]) -> Any:
+    """Change name, timezone or anonymous_browsing of a facility the caller may act on; returns its row."""
+    if not can_access_facility(p, fid):
+        raise not_found("no such facility")
     unknown = sorted(set(data) - {"name", "timezone", "anonymous_browsing"})
     if unknown:
         raise bad_request("invalid_field", f"{unknown[0]} is not a known field", {"field": unknown[0]})
@@ -122,8 +133,7 @@ async def update_facility(request: web.Request) -> web.Response:
             facility_id=fid,
             details={"changed": sorted(changes)},
         )
-    row = await db.fetchone("SELECT * FROM facilities WHERE id = ?", (fid,))
-    return ok(_facility_json(row))
+    return await db.fetchone("SELECT * FROM facilities WHERE id = ?", (fid,))
 
 
 _AUDIT_FILTERS = {
@@ -137,10 +147,16 @@ _AUDIT_FILTERS = {
 @roles(*ADMINS, facility_scoped=True)
 async def audit_log(request: web.Request) -> web.Response:
     """The audit log, newest first; filters: action, actor_user_id, target_user_id, facility_id, since, until."""
-    p = principal(request)
     page = page_params(request)
+    rows, total = await query_audit(request.app[DB], principal(request), request.query, page)
+    return paginated([entry_json(r) for r in rows], page, total)
+
+
+async def query_audit(db: Any, p: Principal, query: Mapping[str, str], page: Page) -> tuple[list[Any], int]:
+    """Audit entries of the caller's facilities, newest first, filtered (empty filters are ignored)."""
     where, params = scope_clause(p)
-    clauses, q = [where], request.query
+    clauses = [where]
+    q = {k: v for k, v in query.items() if v != ""}
     if "action" in q:
         if q["action"] not in {a.value for a in AuditAction}:
             raise bad_request("invalid_parameter", "unknown action", {"parameter": "action"})
@@ -160,13 +176,12 @@ async def audit_log(request: web.Request) -> web.Response:
             clauses.append(f"at {op} ?")
             params.append(value)
     sql_where = " AND ".join(clauses)
-    db = request.app[DB]
     total = await db.fetchval(f"SELECT count(*) FROM audit_log WHERE {sql_where}", params)  # noqa: S608
     rows = await db.fetchall(
         f"SELECT * FROM audit_log WHERE {sql_where} ORDER BY id DESC LIMIT ? OFFSET ?",  # noqa: S608
         [*params, page.limit, page.offset],
     )
-    return paginated([entry_json(r) for r in rows], page, int(total or 0))
+    return rows, int(total or 0)
 
 
 def _token_json(row: Any) -> dict[str, Any]:

@@ -157,6 +157,12 @@ async def import_roster(request: web.Request) -> web.Response:
     raw = await request.content.read(limit + 1)
     if len(raw) > limit:
         raise too_large(limit)
+    report, applied = await run_import(request, p, raw, mode)
+    return _answer(report, applied=applied)
+
+
+async def run_import(request: web.Request, p: Principal, raw: bytes, mode: ImportMode) -> tuple[Report, bool]:
+    """Import a roster CSV (the API and the staff page share it); returns the report and whether it was applied."""
     rows = _parse(raw)
     report = Report(mode)
     prepared: list[tuple[int, dict[str, Any], str | None, str | None]] = []
@@ -172,35 +178,38 @@ async def import_roster(request: web.Request) -> web.Response:
         hashed = await run_blocking("auth", hash_password, data.get("password") or temp)
         prepared.append((idx, data, hashed, temp))
     if mode is ImportMode.ALL_OR_NOTHING and report.errors:
-        return _answer(report, applied=False)
+        return report, False
     db, now = request.app[DB], request.app[CLOCK].iso_now()
-    async with db.transaction() as tx:
-        for idx, data, hashed, temp in prepared:
-            await tx.execute("SAVEPOINT roster_row")
-            try:
-                await _apply(tx, now, p, request, data, hashed, report, temp)
-                await tx.execute("RELEASE roster_row")
-            except (FieldError, ApiError, sqlite3.IntegrityError) as exc:
-                await tx.execute("ROLLBACK TO roster_row")
-                await tx.execute("RELEASE roster_row")
-                err = exc if not isinstance(exc, sqlite3.IntegrityError) else ApiError(409, "conflict", "conflict")
-                report.error(idx, data.get("username", ""), err)
-        if mode is ImportMode.ALL_OR_NOTHING and report.errors:
-            raise _Rollback(report)
-        await record_tx(
-            tx,
-            now,
-            AuditAction.ROSTER_IMPORTED,
-            actor_of(request, p),
-            facility_id=p.facility_id,
-            details={
-                "mode": mode.value,
-                "created": report.created,
-                "updated": report.updated,
-                "errors": len(report.errors),
-            },
-        )
-    return _answer(report, applied=True)
+    try:
+        async with db.transaction() as tx:
+            for idx, data, hashed, temp in prepared:
+                await tx.execute("SAVEPOINT roster_row")
+                try:
+                    await _apply(tx, now, p, request, data, hashed, report, temp)
+                    await tx.execute("RELEASE roster_row")
+                except (FieldError, ApiError, sqlite3.IntegrityError) as exc:
+                    await tx.execute("ROLLBACK TO roster_row")
+                    await tx.execute("RELEASE roster_row")
+                    err = exc if not isinstance(exc, sqlite3.IntegrityError) else ApiError(409, "conflict", "conflict")
+                    report.error(idx, data.get("username", ""), err)
+            if mode is ImportMode.ALL_OR_NOTHING and report.errors:
+                raise _Rollback(report)
+            await record_tx(
+                tx,
+                now,
+                AuditAction.ROSTER_IMPORTED,
+                actor_of(request, p),
+                facility_id=p.facility_id,
+                details={
+                    "mode": mode.value,
+                    "created": report.created,
+                    "updated": report.updated,
+                    "errors": len(report.errors),
+                },
+            )
+    except _Rollback:
+        return report, False
+    return report, True
 
 
 class _Rollback(ApiError):

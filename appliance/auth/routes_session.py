@@ -49,8 +49,15 @@ def _password_input(value: str | None, name: str) -> str:
 async def login(request: web.Request) -> web.Response:
     """Sign in with username and password (local account, else LDAP); sets a fresh session cookie."""
     data = await read_json(request)
-    raw_name = str_field(data, "username")
-    password = _password_input(str_field(data, "password"), "password")
+    flow, user, method = await check_sign_in(request, str_field(data, "username"), str_field(data, "password"))
+    return await start_session(request, flow, user, method)
+
+
+async def check_sign_in(
+    request: web.Request, raw_name: str | None, raw_password: str | None
+) -> tuple[SignIn, Any, AuthMethod]:
+    """Validate, rate-limit and check a username and password (the API and the sign-in page share it)."""
+    password = _password_input(raw_password, "password")
     if raw_name is None:
         raise bad_request("invalid_body", "username must be a string", {"field": "username"})
     try:
@@ -68,7 +75,7 @@ async def login(request: web.Request) -> web.Response:
     addr = addr_of(request)
     flow = SignIn(app[DB], app[CLOCK], state)
     user, method = await flow.password(username, password, addr)
-    return await start_session(request, flow, user, method)
+    return flow, user, method
 
 
 async def start_session(
@@ -135,10 +142,23 @@ async def me(request: web.Request) -> web.Response:
 @signed_in
 async def change_password(request: web.Request) -> web.Response:
     """Change one's own password (required after a temporary one); other sessions end, this one rotates."""
-    p = principal(request)
     data = await read_json(request)
-    current = _password_input(str_field(data, "current_password"), "current_password")
-    new = _password_input(str_field(data, "new_password"), "new_password")
+    token, csrf = await change_own_password(
+        request, str_field(data, "current_password"), str_field(data, "new_password"))
+    if token is None:
+        return ok({"password_changed": True})
+    response = ok({"password_changed": True, "csrf_token": csrf})
+    set_session_cookie(request, response, token)
+    return response
+
+
+async def change_own_password(
+    request: web.Request, raw_current: str | None, raw_new: str | None
+) -> tuple[str | None, str | None]:
+    """Check and store a new own password; returns the new session's (cookie token, csrf) for cookie sessions."""
+    p = principal(request)
+    current = _password_input(raw_current, "current_password")
+    new = _password_input(raw_new, "new_password")
     try:
         check_strength(new)
     except PasswordError as exc:
@@ -169,14 +189,12 @@ async def change_password(request: web.Request) -> web.Response:
             sessions=state.sessions,
         )
     if p.via is not AuthVia.SESSION:
-        return ok({"password_changed": True})
+        return None, None
     # The old session was ended with the others: hand out a new id (privilege change → new session id).
     token, csrf, _ = await state.sessions.create(
         p.user_id, AuthMethod.PASSWORD, addr_of(request), request.headers.get("User-Agent", "")
     )
-    response = ok({"password_changed": True, "csrf_token": csrf})
-    set_session_cookie(request, response, token)
-    return response
+    return token, csrf
 
 
 @routes.get("/api/v1/auth/sessions")

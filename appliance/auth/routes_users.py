@@ -1,6 +1,7 @@
 """User administration: list, create, read, update, deactivate, reset password, sessions of a user."""
 
 import sqlite3
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -31,7 +32,7 @@ from appliance.core.blocking import run_blocking
 from appliance.core.errors import ApiError, bad_request, conflict, forbidden, not_found
 from appliance.keys import CLOCK, DB
 from appliance.web.policy import Principal, Role, can_access_facility, principal, roles
-from appliance.web.responses import ok, page_params, paginated, read_json
+from appliance.web.responses import Page, ok, page_params, paginated, read_json
 
 routes = web.RouteTableDef()
 ADMINS = (Role.FACILITY_ADMIN, Role.DEPARTMENT_ADMIN)
@@ -82,20 +83,25 @@ async def list_users(request: web.Request) -> web.Response:
     """Users of the caller's facilities; filters: facility_id, role, q, status (active|deactivated|all)."""
     p = principal(request)
     page = page_params(request)
+    rows, total = await query_users(request.app[DB], p, request.query, page)
+    return paginated([user_json(r) for r in rows], page, total)
+
+
+async def query_users(db: Any, p: Principal, q: Mapping[str, str], page: Page) -> tuple[list[Any], int]:
+    """Users of the caller's facilities; filters facility_id, role, q, status (the API and the staff page)."""
     where, params = scope_clause(p)
-    q = request.query
     clauses = [where]
-    if "facility_id" in q:
+    if "facility_id" in q and q["facility_id"]:
         if not q["facility_id"].isdigit() or len(q["facility_id"]) > 12:
             raise bad_request("invalid_parameter", "facility_id must be an integer", {"parameter": "facility_id"})
         clauses.append("facility_id = ?")
         params.append(int(q["facility_id"]))
-    if "role" in q:
+    if "role" in q and q["role"]:
         if q["role"] not in {r.value for r in Role}:
             raise bad_request("invalid_parameter", "unknown role", {"parameter": "role"})
         clauses.append("role = ?")
         params.append(q["role"])
-    status = q.get("status", "active")
+    status = q.get("status") or "active"
     if status not in ("active", "deactivated", "all"):
         raise bad_request("invalid_parameter", "status must be active, deactivated or all", {"parameter": "status"})
     if status != "all":
@@ -108,13 +114,12 @@ async def list_users(request: web.Request) -> web.Response:
         )
         params.extend([f"%{term.casefold()}%", f"%{term}%", f"%{term}%", f"{term}%"])
     sql_where = " AND ".join(clauses)
-    db = request.app[DB]
     total = await db.fetchval(f"SELECT count(*) FROM users WHERE {sql_where}", params)  # noqa: S608
     rows = await db.fetchall(
         f"SELECT {USER_COLUMNS} FROM users WHERE {sql_where} ORDER BY username_key LIMIT ? OFFSET ?",  # noqa: S608
         [*params, page.limit, page.offset],
     )
-    return paginated([user_json(r) for r in rows], page, int(total or 0))
+    return rows, int(total or 0)
 
 
 @routes.post("/api/v1/users")
@@ -123,6 +128,15 @@ async def create_user(request: web.Request) -> web.Response:
     """Create an account; without a password a temporary one is made and shown once."""
     p = principal(request)
     data = await read_json(request)
+    row, password, extra = await create_account(request, p, data)
+    body: dict[str, Any] = {"user": user_json(row, extra)}
+    if password is not None:
+        body["temporary_password"] = password
+    return ok(body, status=201)
+
+
+async def create_account(request: web.Request, p: Principal, data: dict[str, Any]) -> tuple[Any, str | None, list[int]]:
+    """Create an account; returns (row, temporary password if one was made, extra facilities)."""
     data.setdefault("facility_id", p.facility_id)
     try:
         fields = validate_fields(data, creating=True)
@@ -152,10 +166,7 @@ async def create_user(request: web.Request) -> web.Response:
             row = await insert_user_tx(tx, app[CLOCK].iso_now(), new, actor_of(request, p))
     except sqlite3.IntegrityError:
         raise conflict("a user with this username already exists", {"field": "username"}) from None
-    body: dict[str, Any] = {"user": user_json(row, new.extra_facility_ids)}
-    if temporary:
-        body["temporary_password"] = password
-    return ok(body, status=201)
+    return row, password if temporary else None, new.extra_facility_ids
 
 
 async def _extra_ids(request: web.Request, user_id: int) -> list[int]:
@@ -179,7 +190,12 @@ async def update_user(request: web.Request) -> web.Response:
     """Change names, email, doc_id, role, facility (ends the user's sessions), or active: true/false."""
     p = principal(request)
     target = await load_target(request, p, manage=True)
-    data = await read_json(request)
+    row = await update_account(request, p, target, await read_json(request))
+    return ok(user_json(row, await _extra_ids(request, row["id"])))
+
+
+async def update_account(request: web.Request, p: Principal, target: Any, data: dict[str, Any]) -> Any:
+    """Apply changes and active: true/false to a user the caller manages; returns the new row."""
     active = data.pop("active", None)
     if active is not None and not isinstance(active, bool):
         raise bad_request("invalid_field", "active must be true or false", {"field": "active"})
@@ -208,7 +224,7 @@ async def update_user(request: web.Request) -> web.Response:
             row = await deactivate_user_tx(tx, now, row, actor, app[IDENTITY].sessions)
         elif active is True and row["deactivated_at"] is not None:
             row = await reactivate_user_tx(tx, now, row, actor)
-    return ok(user_json(row, await _extra_ids(request, row["id"])))
+    return row
 
 
 @routes.delete(f"/api/v1/users/{ID}")
@@ -236,6 +252,12 @@ async def reset_password(request: web.Request) -> web.Response:
     """Issue a temporary password (shown once) that must be changed at next sign-in; lockout cleared."""
     p = principal(request)
     target = await load_target(request, p, manage=True)
+    temporary = await reset_account_password(request, p, target)
+    return ok({"temporary_password": temporary, "must_change_password": True})
+
+
+async def reset_account_password(request: web.Request, p: Principal, target: Any) -> str:
+    """Issue a temporary password (returned once), end the user's sessions, lift a username lock."""
     if target["auth_source"] != "local":
         raise ApiError(409, "not_local_account", "this account's password is managed by the directory")
     if target["deactivated_at"] is not None:
@@ -255,7 +277,7 @@ async def reset_password(request: web.Request) -> web.Response:
             sessions=state.sessions,
         )
     await state.lockouts.clear(LockKind.USERNAME, username_key(target["username"]))
-    return ok({"temporary_password": temporary, "must_change_password": True})
+    return temporary
 
 
 @routes.get(f"/api/v1/users/{ID}/sessions")
@@ -272,6 +294,11 @@ async def end_user_sessions(request: web.Request) -> web.Response:
     """End every session of a user."""
     p = principal(request)
     target = await load_target(request, p, manage=True)
+    return ok({"ended": await end_all_sessions(request, p, target)})
+
+
+async def end_all_sessions(request: web.Request, p: Principal, target: Any) -> int:
+    """End every session of a user the caller manages (audited); returns how many ended."""
     app = request.app
     async with app[DB].transaction() as tx:
         ended = await app[IDENTITY].sessions.end_for_user_tx(tx, target["id"], SessionState.REVOKED)
@@ -285,7 +312,7 @@ async def end_user_sessions(request: web.Request) -> web.Response:
         facility_id=target["facility_id"],
         details={"sessions": ended},
     )
-    return ok({"ended": ended})
+    return int(ended)
 
 
 @routes.delete(rf"/api/v1/users/{ID}/sessions/{{sid:\d{{1,12}}}}")

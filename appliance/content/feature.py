@@ -4,6 +4,7 @@ from aiohttp import web
 
 from appliance.content import (
     origin,
+    pages,
     routes_api,
     routes_catalog,
     routes_content,
@@ -32,5 +33,6 @@ def setup(app: web.Application) -> None:
     app.router.add_routes(routes_reports.routes)
     app.router.add_routes(routes_pages.routes)
     routes_pages.add_static(app)
+    pages.setup(app)
     # Before authentication (50): a refused search must not cost a session lookup.
     add_guard(app, routes_search.admission_guard, 45)

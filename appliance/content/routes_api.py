@@ -151,7 +151,12 @@ async def put_visibility(request: web.Request) -> web.Response:
     """Set the facilities that see a library; admins change only facilities they manage."""
     p = principal(request)
     lib = await _visible_library(request, p)
-    wanted = _facility_ids(await read_json(request))
+    await set_visibility(request, p, lib, _facility_ids(await read_json(request)))
+    return ok(await _visible_library(request, p))
+
+
+async def set_visibility(request: web.Request, p: Principal, lib: dict[str, Any], wanted: list[int]) -> None:
+    """Make a library visible to exactly these of the facilities the caller manages (others are kept)."""
     for fac in wanted:
         require_facility(p, fac)
     db = request.app[DB]
@@ -172,7 +177,6 @@ async def put_visibility(request: web.Request) -> web.Response:
         if before != after:
             await _audit(tx, lib["id"], p, "visibility", {"before": before, "after": after})
     await request.app[CONTENT].refresh(force=True)
-    return ok(await _visible_library(request, p))
 
 
 @routes.put(r"/api/v1/libraries/{id:\d+}/featured")
@@ -188,6 +192,12 @@ async def put_featured(request: web.Request) -> web.Response:
         raise bad_request("invalid_body", "featured must be true or false", {"field": "featured"})
     if not isinstance(facility, int) or isinstance(facility, bool):
         raise bad_request("invalid_body", "facility_id must be an integer", {"field": "facility_id"})
+    await set_featured(request, p, lib, featured, facility)
+    return ok({"id": lib["id"], "facility_id": facility, "featured": featured})
+
+
+async def set_featured(request: web.Request, p: Principal, lib: dict[str, Any], featured: bool, facility: int) -> None:
+    """Feature or unfeature a library for one facility the caller manages."""
     require_facility(p, facility)
     async with request.app[DB].transaction() as tx:
         if featured:
@@ -198,7 +208,6 @@ async def put_featured(request: web.Request) -> web.Response:
                                    (lib["id"], facility))
         if cur.rowcount:
             await _audit(tx, lib["id"], p, "featured", {"facility_id": facility, "featured": featured})
-    return ok({"id": lib["id"], "facility_id": facility, "featured": featured})
 
 
 @routes.put(r"/api/v1/libraries/{id:\d+}/favorite")
@@ -244,8 +253,15 @@ async def put_blocklist(request: web.Request) -> web.Response:
     """Replace the block list (it applies to every facility, so facility admins may only read it)."""
     p = principal(request)
     lib = await _visible_library(request, p)
+    patterns, added, removed = await set_blocklist(request, p, lib, (await read_json(request)).get("patterns"))
+    return ok({"patterns": patterns, "added": added, "removed": removed})
+
+
+async def set_blocklist(request: web.Request, p: Principal, lib: dict[str, Any],
+                        raw: Any) -> tuple[list[str], list[str], list[str]]:
+    """Replace a library's block list; returns (patterns, added, removed)."""
     try:
-        patterns = validate_patterns((await read_json(request)).get("patterns"))
+        patterns = validate_patterns(raw)
     except BlocklistError as exc:
         raise bad_request("invalid_body", str(exc), {"field": "patterns"}) from None
     async with request.app[DB].transaction() as tx:
@@ -259,16 +275,22 @@ async def put_blocklist(request: web.Request) -> web.Response:
         if added or removed:
             await _audit(tx, lib["id"], p, "blocklist", {"added": added, "removed": removed})
     await request.app[CONTENT].refresh(force=True)
-    return ok({"patterns": sorted(patterns), "added": added, "removed": removed})
+    return sorted(patterns), added, removed
 
 
 @routes.post("/api/v1/libraries/rescan")
 @roles(Role.SYSTEM_ADMIN)
 async def rescan(request: web.Request) -> web.Response:
     """Scan the content root now: new files become libraries, vanished ones become missing."""
+    return ok(await run_rescan(request))
+
+
+async def run_rescan(request: web.Request) -> dict[str, Any]:
+    """Rescan in the primary (asked over NATS from a worker); returns what changed."""
     service = request.app[CONTENT]
     if request.app[ROLE] is ProcessRole.PRIMARY:
-        return ok((await service.rescan()).as_dict())
+        result: dict[str, Any] = (await service.rescan()).as_dict()
+        return result
     try:
         reply = await request.app[BUS].nc.request(content_rescan(), b"", timeout=120)
         body = json.loads(reply.data)
@@ -278,7 +300,8 @@ async def rescan(request: web.Request) -> web.Response:
     if "error" in body:
         raise ApiError(500, "rescan_failed", body["error"])
     await service.refresh(force=True)
-    return ok(body["data"])
+    data: dict[str, Any] = body["data"]
+    return data
 
 
 def _import_json(row: Any) -> dict[str, Any]:
@@ -292,14 +315,18 @@ async def start_import(request: web.Request) -> web.Response:
     """Queue a download; the primary fetches it (resumable) and adds it to the library."""
     p = principal(request)
     body = await read_json(request)
-    url = body.get("url")
+    return ok(_import_json(await queue_import(request, p, body.get("url"), body.get("checksum_algo"),
+                                              body.get("checksum"))), status=202)
+
+
+async def queue_import(request: web.Request, p: Principal, url: Any, algo: Any, digest: Any) -> Any:
+    """Queue a library download for the primary; returns the library_imports row."""
     if not isinstance(url, str) or len(url) > 2000:
         raise bad_request("invalid_body", "url must be a string", {"field": "url"})
     try:
         name = file_name_from_url(url)
     except ValueError as exc:
         raise bad_request("invalid_url", str(exc), {"field": "url"}) from None
-    algo, digest = body.get("checksum_algo"), body.get("checksum")
     if digest is not None and (algo not in ("sha256", "md5") or not isinstance(digest, str)):
         raise bad_request("invalid_body", "checksum needs checksum_algo sha256 or md5", {"field": "checksum"})
     db = request.app[DB]
@@ -313,8 +340,7 @@ async def start_import(request: web.Request) -> web.Response:
         " VALUES (?, ?, ?, ?, ?, ?)",
         (url, name, ImportState.QUEUED.value, algo if digest else None, digest.lower() if digest else None,
          p.user_id))
-    row = await db.fetchone("SELECT * FROM library_imports WHERE id = ?", (res.lastrowid,))
-    return ok(_import_json(row), status=202)
+    return await db.fetchone("SELECT * FROM library_imports WHERE id = ?", (res.lastrowid,))
 
 
 @routes.get("/api/v1/libraries/imports")

@@ -1,5 +1,7 @@
 """OPDS catalog (Kiwix-compatible) of the libraries the caller may see, and the upstream catalog browser."""
 
+from typing import Any
+
 import aiohttp
 from aiohttp import web
 
@@ -154,6 +156,12 @@ async def search_description(request: web.Request) -> web.Response:
 @roles(Role.SYSTEM_ADMIN)
 async def upstream(request: web.Request) -> web.Response:
     """Browse the upstream Kiwix catalog (lang, q, start, count); says plainly when it cannot be reached."""
+    total, books, base, params = await browse_upstream(request)
+    return ok([b.as_dict() for b in books], meta={"total": total, "source": base, **params})
+
+
+async def browse_upstream(request: web.Request) -> tuple[int, list[Any], str, dict[str, str]]:
+    """One page of the upstream catalog for the request's lang, q, category, name, start and count."""
     settings = request.app[CONFIG].content
     base = settings.upstream_catalog_url.rstrip("/")
     params = {"start": str(_int(request, "start", 0, 0, 1_000_000)),
@@ -173,4 +181,4 @@ async def upstream(request: web.Request) -> web.Response:
         reason = str(exc) or type(exc).__name__
         raise ApiError(503, "upstream_unreachable", f"the upstream catalog at {base} cannot be reached right now",
                        {"reason": reason[:300], "url": base}, headers={"Retry-After": "60"}) from None
-    return ok([b.as_dict() for b in books], meta={"total": total, "source": base, **params})
+    return total, list(books), base, params

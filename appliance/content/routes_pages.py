@@ -1,4 +1,7 @@
-"""Learner pages of the library (list, reader with the reading beacon, search) and their local assets."""
+"""The reader page (it frames archive content) and the learner pages' local assets.
+
+The book list and search results are server-rendered in appliance.content.pages.
+"""
 
 from pathlib import Path
 
@@ -37,13 +40,6 @@ async def _serve(request: web.Request, name: str, headers: dict[str, str] = HEAD
     return web.Response(body=await _page(name), content_type="text/html", charset="utf-8", headers=headers)
 
 
-@routes.get("/library")
-@public
-async def library_page(request: web.Request) -> web.Response:
-    """The list of books."""
-    return await _serve(request, "library.html")
-
-
 @routes.get("/library/read/{book}/{path:.*}")
 @public
 async def reader_page(request: web.Request) -> web.Response:
@@ -51,13 +47,6 @@ async def reader_page(request: web.Request) -> web.Response:
     headers = dict(HEADERS)
     headers["Content-Security-Policy"] += f"; frame-src {content_origin(request)}"
     return await _serve(request, "reader.html", headers)
-
-
-@routes.get("/library/search")
-@public
-async def search_page(request: web.Request) -> web.Response:
-    """Search results page."""
-    return await _serve(request, "search.html")
 
 
 def add_static(app: web.Application) -> None:

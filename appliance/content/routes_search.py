@@ -12,7 +12,7 @@ from appliance.content.searchworker import BookRef
 from appliance.content.service import ContentService
 from appliance.core.errors import bad_request, not_found, unauthorized, unavailable
 from appliance.web.policy import maybe_principal, public
-from appliance.web.responses import ok, page_params
+from appliance.web.responses import Page, ok, page_params
 
 MAX_BOOKS_PARAM = 2000
 routes = web.RouteTableDef()
@@ -68,6 +68,17 @@ async def search(request: web.Request) -> web.Response:
     q = _query(request, service, "q")
     page = page_params(request, default_per_page=10, max_per_page=25)
     books = await _books(request, service, request.query.get("books", ""))
+    out = await run_search(request, service, books, q, page)
+    items = [{"book": h.book, "path": h.path, "title": h.title, "snippet": h.snippet, "match": h.match,
+              "url": content_url(h.book, h.path)} for h in out.hits]
+    return ok(items, meta={"page": page.page, "per_page": page.per_page, "total": out.total,
+                           "title_only_books": out.title_only_books,
+                           "snippets_truncated": out.snippets_truncated, "query": q})
+
+
+async def run_search(request: web.Request, service: ContentService, books: list[BookRef], q: str,
+                     page: Page) -> searchworker.SearchOutcome:
+    """One page of ranked results from the search processes, through the result cache (API and page share it)."""
     if page.offset + page.per_page > searchworker.MAX_SCAN:
         raise bad_request("invalid_parameter", f"results beyond the first {searchworker.MAX_SCAN} are not "
                           "available; refine the query", {"parameter": "page"})
@@ -85,11 +96,7 @@ async def search(request: web.Request) -> web.Response:
             # A page cut short by the snippet budget is not cached: the next ask gets another chance.
             service.search_cache.put(key, out, request.query_string)
     metrics.QUERY_LATENCY.labels("search").observe(time.perf_counter() - started)
-    items = [{"book": h.book, "path": h.path, "title": h.title, "snippet": h.snippet, "match": h.match,
-              "url": content_url(h.book, h.path)} for h in out.hits]
-    return ok(items, meta={"page": page.page, "per_page": page.per_page, "total": out.total,
-                           "title_only_books": out.title_only_books,
-                           "snippets_truncated": out.snippets_truncated, "query": q})
+    return out
 
 
 @routes.get("/api/v1/suggest")

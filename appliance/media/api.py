@@ -142,6 +142,21 @@ async def get_video(request: web.Request) -> web.Response:
     return ok(data)
 
 
+@routes.patch(r"/api/v1/videos/{id:\d+}")
+@roles(*ADMINS)
+async def rename_video(request: web.Request) -> web.Response:
+    """Change a video's title {title} (1 to 300 characters)."""
+    svc = request.app[MEDIA]
+    video_id = video_id_of(request)
+    title = (await read_json(request)).get("title")
+    if not isinstance(title, str) or not title.strip() or len(title.strip()) > 300 or not title.isprintable():
+        raise bad_request("invalid_field", "title must be 1 to 300 printable characters", {"field": "title"})
+    if await svc.repo.get(video_id) is None:
+        raise not_found("no such video")
+    await svc.repo.rename(video_id, title.strip())
+    return ok(video_json(await svc.repo.get(video_id), facility_ids=await svc.repo.facilities_of(video_id)))
+
+
 @routes.delete(r"/api/v1/videos/{id:\d+}")
 @roles(Role.DEPARTMENT_ADMIN)
 async def delete_video(request: web.Request) -> web.Response:

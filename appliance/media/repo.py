@@ -64,6 +64,13 @@ class VideoRepo:
         """One video."""
         return await self.db.fetchone("SELECT * FROM videos WHERE id = ?", (video_id,))
 
+    async def rename(self, video_id: int, title: str) -> None:
+        """Give a video the title staff chose (the player's cached copy is dropped)."""
+        await self.db.execute(
+            "UPDATE videos SET title = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?",
+            (title, video_id))
+        self._play.pop(video_id, None)
+
     async def by_source(self, url: str) -> sqlite3.Row | None:
         """The video cached from this URL, if any."""
         return await self.db.fetchone("SELECT * FROM videos WHERE source_url = ?", (url,))

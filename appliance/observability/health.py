@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 from aiohttp import web
@@ -87,13 +88,12 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 
-@roles(Role.FACILITY_ADMIN, Role.DEPARTMENT_ADMIN)
-async def system_state(request: web.Request) -> web.Response:
-    """CPU, memory, disks, load, uptime and component states, for staff and technicians."""
-    config = request.app[CONFIG]
-    server = request.app[NATS_SERVER]
+async def system_snapshot(app: web.Application) -> dict[str, Any]:
+    """CPU, memory, disks, load, uptime and NATS state (the API and the staff dashboard show the same)."""
+    config = app[CONFIG]
+    server = app[NATS_SERVER]
 
-    def collect() -> dict[str, object]:
+    def collect() -> dict[str, Any]:
         vm = psutil.virtual_memory()
         disks = {}
         for name, path in (("data", config.paths.data_dir), ("content", config.paths.content_root)):
@@ -116,12 +116,18 @@ async def system_state(request: web.Request) -> web.Response:
 
     state = await run_blocking("io", collect)
     state["nats"] = {
-        "connected": request.app[BUS].connected,
+        "connected": app[BUS].connected,
         "embedded": server is not None,
         "server_state": server.state.value if server else None,
         "server_restarts": server.restarts if server else None,
     }
-    return ok(state)
+    return state
+
+
+@roles(Role.FACILITY_ADMIN, Role.DEPARTMENT_ADMIN)
+async def system_state(request: web.Request) -> web.Response:
+    """CPU, memory, disks, load, uptime and component states, for staff and technicians."""
+    return ok(await system_snapshot(request.app))
 
 
 def setup(app: web.Application) -> None:

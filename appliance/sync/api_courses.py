@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from appliance.core.errors import ApiError, bad_request, not_found, unavailable
+from appliance.db.database import Database
 from appliance.db.outbox import OutboxTopic, add_outbox
 from appliance.keys import DB
 from appliance.sync.keys import ENGINE
@@ -206,8 +207,17 @@ async def user_progress(request: web.Request) -> web.Response:
     page = page_params(request)
     db = request.app[DB]
     total = await db.fetchval("SELECT COUNT(*) FROM enrollments WHERE user_id = ?", (user_id,))
-    rows = await db.fetchall(
-        "SELECT e.course_id, c.name AS course_name, e.state,"
+    rows = await progress_rows(db, user_id, page.limit, page.offset)
+    items = [{**dict(r), "total_time_s": r["total_time_s"] or 0} for r in rows]
+    return paginated(items, page, int(total or 0))
+
+
+async def progress_rows(db: Database, user_id: int, limit: int, offset: int) -> list[sqlite3.Row]:
+    """Per enrolled course: state, submissions, grade, time spent, milestones done and expected."""
+    return await db.fetchall(
+        "SELECT e.course_id, c.name AS course_name, e.state, c.total_milestones, c.external_url,"
+        " (SELECT COUNT(*) FROM milestones m WHERE m.user_id = e.user_id AND m.course_id = e.course_id"
+        "  AND m.is_completed = 1) AS milestones_done,"
         " (SELECT COUNT(*) FROM milestones m WHERE m.user_id = e.user_id AND m.course_id = e.course_id"
         "  AND m.is_completed = 1 AND m.type = 'assignment_submission') AS submissions,"
         " (SELECT value FROM outcomes o WHERE o.user_id = e.user_id AND o.course_id = e.course_id"
@@ -215,7 +225,5 @@ async def user_progress(request: web.Request) -> web.Response:
         " (SELECT total_time FROM activities a WHERE a.user_id = e.user_id AND a.course_id = e.course_id"
         "  ORDER BY a.id DESC LIMIT 1) AS total_time_s"
         " FROM enrollments e JOIN courses c ON c.id = e.course_id WHERE e.user_id = ? ORDER BY e.id LIMIT ? OFFSET ?",
-        (user_id, page.limit, page.offset),
+        (user_id, limit, offset),
     )
-    items = [{**dict(r), "total_time_s": r["total_time_s"] or 0} for r in rows]
-    return paginated(items, page, int(total or 0))

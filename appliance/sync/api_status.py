@@ -35,9 +35,14 @@ def age_seconds(now: datetime, stamp: str | None) -> float | None:
 @roles(*ADMINS)
 async def status(request: web.Request) -> web.Response:
     """Per provider: state, uplink, last pull/push, queue depth, oldest pending age, dead letters."""
-    p = principal(request)
-    db = request.app[DB]
-    now = request.app[CLOCK].now()
+    out, unpublished = await provider_status(request.app, principal(request))
+    return ok(out, meta={"unpublished_outbox": unpublished})
+
+
+async def provider_status(app: web.Application, p: Principal) -> tuple[list[dict[str, Any]], int]:
+    """The status rows of the providers this caller may see, and the outbox rows not yet relayed."""
+    db = app[DB]
+    now = app[CLOCK].now()
     out: list[dict[str, Any]] = []
     for row in await db.fetchall(
         f"SELECT {store.PROVIDER_COLUMNS} FROM providers WHERE state != 'archived' ORDER BY id"
@@ -70,19 +75,23 @@ async def status(request: web.Request) -> web.Response:
             }
         )
     unpublished = await db.fetchval("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
-    return ok(out, meta={"unpublished_outbox": int(unpublished or 0)})
+    return out, int(unpublished or 0)
 
 
 @routes.get("/api/v1/sync/dead-letters")
 @roles(*ADMINS)
 async def dead_letters(request: web.Request) -> web.Response:
     """Records an upstream rejected, with its error body (`?state=open|retrying|resolved`)."""
-    p = principal(request)
     page = page_params(request)
-    state = request.query.get("state", "open")
+    items = await dead_letter_items(request.app, principal(request), request.query.get("state", "open"))
+    return paginated(items[page.offset : page.offset + page.limit], page, len(items))
+
+
+async def dead_letter_items(app: web.Application, p: Principal, state: str) -> list[dict[str, Any]]:
+    """Dead letters in a state (open, retrying, resolved, all) of providers the caller may see."""
     if state not in ("open", "retrying", "resolved", "all"):
         raise bad_request("invalid_parameter", "state must be open, retrying, resolved or all", {"parameter": "state"})
-    rows = await request.app[DB].fetchall(
+    rows = await app[DB].fetchall(
         "SELECT d.id, d.provider_id, pr.facility_id, d.outbox_id, d.topic, d.status_code, d.error, d.error_body,"
         " d.state, d.retries, d.created_at, d.updated_at, o.aggregate_id FROM dead_letters d"
         " JOIN providers pr ON pr.id = d.provider_id JOIN outbox o ON o.id = d.outbox_id"
@@ -98,22 +107,27 @@ async def dead_letters(request: web.Request) -> web.Response:
             with contextlib.suppress(json.JSONDecodeError):
                 item["error_body"] = json.loads(item["error_body"])
         items.append(item)
-    return paginated(items[page.offset : page.offset + page.limit], page, len(items))
+    return items
 
 
 @routes.post("/api/v1/sync/dead-letters/{id}/retry")
 @roles(*ADMINS)
 async def retry_dead_letter(request: web.Request) -> web.Response:
     """Queue a dead letter for another push (the engine picks it up while the uplink is up)."""
-    p = principal(request)
     raw = request.match_info["id"]
     if not raw.isdigit() or len(raw) > 12:
         raise not_found("no such dead letter")
-    db = request.app[DB]
+    await retry_dead_letter_row(request.app, principal(request), int(raw))
+    return ok({"id": int(raw), "state": "retrying"}, status=202)
+
+
+async def retry_dead_letter_row(app: web.Application, p: Principal, letter_id: int) -> None:
+    """Mark an open dead letter of a visible provider for another push."""
+    db = app[DB]
     row = await db.fetchone(
         "SELECT d.id, d.state, pr.facility_id FROM dead_letters d JOIN providers pr"
         " ON pr.id = d.provider_id WHERE d.id = ?",
-        (int(raw),),
+        (letter_id,),
     )
     if row is None or not visible(p, row["facility_id"]):
         raise not_found("no such dead letter")
@@ -124,16 +138,20 @@ async def retry_dead_letter(request: web.Request) -> web.Response:
         " updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ? AND state = 'open'",
         (row["id"],),
     )
-    return ok({"id": row["id"], "state": "retrying"}, status=202)
 
 
 @routes.get("/api/v1/sync/runs")
 @roles(*ADMINS)
 async def runs(request: web.Request) -> web.Response:
     """Recent pull/report runs with their stage, counts and errors."""
-    p = principal(request)
     page = page_params(request)
-    rows = await request.app[DB].fetchall(
+    items = await recent_runs(request.app, principal(request))
+    return paginated(items[page.offset : page.offset + page.limit], page, len(items))
+
+
+async def recent_runs(app: web.Application, p: Principal) -> list[dict[str, Any]]:
+    """The latest runs (up to 1000) of providers the caller may see, newest first."""
+    rows = await app[DB].fetchall(
         "SELECT r.*, pr.facility_id FROM sync_runs r JOIN providers pr ON pr.id = r.provider_id"
         " ORDER BY r.id DESC LIMIT 1000"
     )
@@ -146,4 +164,4 @@ async def runs(request: web.Request) -> web.Response:
         for r in rows
         if visible(p, r["facility_id"])
     ]
-    return paginated(items[page.offset : page.offset + page.limit], page, len(items))
+    return items

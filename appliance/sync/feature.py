@@ -9,7 +9,7 @@ from aiohttp import web
 
 from appliance.core.process import ProcessRole
 from appliance.keys import BUS, CLOCK, CONFIG, DB, HTTP_CLIENT, ROLE, TASKS
-from appliance.sync import api_courses, api_providers, api_status, streams
+from appliance.sync import api_courses, api_providers, api_status, pages, streams
 from appliance.sync.keys import ENGINE, VAULT
 
 log = logging.getLogger(__name__)
@@ -37,4 +37,5 @@ def setup(app: web.Application) -> None:
     app.add_routes(api_providers.routes)
     app.add_routes(api_courses.routes)
     app.add_routes(api_status.routes)
+    pages.setup(app)
     app.cleanup_ctx.append(engine_ctx)

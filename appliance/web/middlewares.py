@@ -19,8 +19,11 @@ from appliance.keys import AUTHENTICATORS, CONFIG
 from appliance.observability.httpmetrics import BUFFER
 from appliance.observability.logging import ACCESS, request_id_var
 from appliance.observability.metrics import method_label
+from appliance.web import i18n
+from appliance.web.i18n import N_
 from appliance.web.policy import PRINCIPAL_KEY, Access, Policy, check, policy_of
 from appliance.web.responses import error_body
+from appliance.web.urls import login_redirect
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -49,23 +52,37 @@ def _wants_html(request: web.Request) -> bool:
     return "text/html" in accept
 
 
+HEADINGS = {403: N_("You cannot open this page"), 404: N_("Page not found"), 500: N_("Something went wrong")}
+
+
+def _error_page(request: web.Request, err: ApiError, headers: dict[str, str]) -> web.Response:
+    """A friendly page in the person's language, with the navigation; the request id helps staff find the log."""
+    from appliance.web import templating
+    from appliance.web.messages import sentence
+
+    token = i18n.activate(i18n.locale_of(request))
+    try:
+        heading = i18n.gettext(HEADINGS.get(err.status, N_("This did not work")))
+        text = sentence(err.code, err.message)
+    finally:
+        i18n._current.reset(token)
+    try:
+        return templating.render(request, "error.html", {
+            "heading": heading, "sentence": text, "status": err.status,
+            "reference": request.get(REQUEST_ID_KEY, "")}, status=err.status, headers=headers)
+    except Exception:  # the error page must never fail: fall back to a plain one
+        log.exception("error page could not be rendered")
+        body = f"<!doctype html><title>{err.status}</title><h1>{html.escape(heading)}</h1><p><a href='/'>/</a></p>"
+        return web.Response(status=err.status, text=body, content_type="text/html", headers=headers)
+
+
 def _error_response(request: web.Request, err: ApiError) -> web.Response:
     headers = dict(err.headers)
     if err.status == 401 and request.method in ("GET", "HEAD") and _wants_html(request):
         # A person opening a page without a session is sent to sign in, and back afterwards.
-        from appliance.web.shell.pages import login_redirect
-
         return web.Response(status=303, headers={**headers, "Location": login_redirect(request.path_qs)})
     if _wants_html(request):
-        title = f"{err.status} {html.escape(err.message)}"
-        page = (
-            "<!doctype html><html lang=en><meta charset=utf-8><title>" + title + "</title>"
-            "<body style='font-family:sans-serif;max-width:40em;margin:4em auto'>"
-            f"<h1>{html.escape(err.message.capitalize())}</h1>"
-            f"<p>Error {err.status}. Reference: <code>{html.escape(request.get(REQUEST_ID_KEY, ''))}</code></p>"
-            "<p><a href='/'>Back to the start page</a></p></body></html>"
-        )
-        return web.Response(status=err.status, text=page, content_type="text/html", headers=headers)
+        return _error_page(request, err, headers)
     return web.json_response(error_body(err), status=err.status, headers=headers)
 
 

@@ -31,7 +31,8 @@ async def test_sign_in_change_temporary_password_and_sign_out(client: TestClient
             await page.get_by_label("Password").fill("wrong password 9")
             await page.get_by_role("button", name="Sign in").click()
             await page.get_by_role("alert").wait_for()
-            assert (await page.get_by_role("alert").inner_text()) == "wrong username or password"
+            assert (await page.get_by_role("alert").inner_text()) == (
+                "The username or password is not right. Check them and try again.")
 
             await page.get_by_label("Password").fill(admin["password"])
             await page.get_by_role("button", name="Sign in").click()
@@ -43,7 +44,7 @@ async def test_sign_in_change_temporary_password_and_sign_out(client: TestClient
             await page.get_by_role("button", name="Change password").click()
             await page.wait_for_url(f"{base}/")
             await page.get_by_role("heading", name=f"Welcome, {admin['username']}").wait_for()
-            assert await page.get_by_role("link", name="Admin", exact=True).count() == 1
+            assert await page.get_by_role("link", name="Staff console", exact=True).count() == 1
 
             await page.get_by_role("button", name="Sign out").click()
             await page.wait_for_url(f"{base}/login")

@@ -1,80 +1,46 @@
-"""Shell pages: `/` (start), `/login`, `/account/password`, `/admin`. Small HTML, local assets only."""
+"""Core pages: `/` (the learner home, composed of what features add), `/admin` (the staff dashboard)."""
 
 from __future__ import annotations
 
-import html
-from pathlib import Path
-from urllib.parse import quote
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 
-from appliance.web.policy import ADMIN_ROLES, Principal, Role, maybe_principal, public, roles, signed_in
+from appliance.keys import CLOCK
+from appliance.observability.health import system_snapshot
+from appliance.web import templating
+from appliance.web.i18n import N_
+from appliance.web.middlewares import add_guard
+from appliance.web.policy import Principal, Role, maybe_principal, principal, public, roles
+from appliance.web.urls import login_redirect, safe_next  # noqa: F401 - re-exported for features
 
-STATIC = Path(__file__).resolve().parent / "static"
-SECURITY_HEADERS = {
-    "Cache-Control": "no-store",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-                               "frame-ancestors 'none'; form-action 'self'",
-}
+CHART_DAYS = 14
+ActivityQuery = Callable[[web.Application, Principal, str], Awaitable[dict[str, float]]]
+ACTIVITY = web.AppKey("activity_sources", list)
+HEALTH_ITEMS = web.AppKey("health_items", list)
 routes = web.RouteTableDef()
 
 
-def safe_next(value: str | None) -> str:
-    """A local path to go to after sign-in; anything else (other hosts, schemes, //x) becomes /."""
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value or len(value) > 2000:
-        return "/"
-    return value
+@dataclass(frozen=True)
+class ActivitySource:
+    """One series of the dashboard chart: minutes per UTC day since a day (YYYY-MM-DD) for the caller's scope."""
 
-
-def _nav(p: Principal | None) -> str:
-    links = ['<a href="/">Home</a>', '<a href="/library">Library</a>', '<a href="/videos">Videos</a>']
-    if p is not None and p.role in ADMIN_ROLES:
-        links.append('<a href="/admin">Admin</a>')
-    if p is not None:
-        links.append('<a href="/account/password">Password</a>')
-        links.append('<button type="button" id="signout" class="link">Sign out</button>')
-        who = f'<span class="who">{html.escape(p.username)}</span>'
-    else:
-        links.append('<a href="/login">Sign in</a>')
-        who = ""
-    return f'<nav class="top">{" ".join(links)}{who}</nav>'
-
-
-def page(title: str, body: str, p: Principal | None, *, scripts: tuple[str, ...] = ()) -> web.Response:
-    """A full HTML page with the shared navigation and local assets."""
-    tags = "".join(f'<script src="/static/shell/{name}" defer></script>' for name in ("shell.js", *scripts))
-    text = (
-        "<!doctype html><html lang=en><head><meta charset=utf-8>"
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)}</title>"
-        f'<link rel="stylesheet" href="/static/shell/shell.css">{tags}</head>'
-        f"<body>{_nav(p)}<main>{body}</main></body></html>"
-    )
-    return web.Response(text=text, content_type="text/html", headers=SECURITY_HEADERS)
+    key: str  # css class and legend: "reading" or "watching"
+    label: str  # English msgid
+    query: ActivityQuery
 
 
 @routes.get("/")
 @public
 async def start(request: web.Request) -> web.Response:
-    """The start page: what this person can do here."""
+    """The learner home: what each feature has to show this person (libraries, videos, courses, links)."""
     p = maybe_principal(request)
     if p is None:
         raise web.HTTPSeeOther("/login")
-    tiles = [
-        ("/library", "Library", "Wikipedia and other books, readable without internet."),
-        ("/videos", "Videos", "Lectures and lessons cached on this appliance."),
-    ]
-    if p.role in ADMIN_ROLES:
-        tiles.append(("/admin", "Administration", "Accounts, content visibility, downloads and sync."))
-    cards = "".join(
-        f'<a class="card" href="{href}"><h2>{html.escape(name)}</h2><p>{html.escape(text)}</p></a>'
-        for href, name, text in tiles
-    )
-    name = html.escape(p.username)
-    return page("appliance", f"<h1>Welcome, {name}</h1><div class=cards>{cards}</div>", p)
+    found = await templating.sections(request, p, request.app[templating.HOME_SECTIONS])
+    return templating.render(request, "home.html", {"sections": found})
 
 
 @routes.get("/favicon.ico")
@@ -84,69 +50,57 @@ async def favicon(request: web.Request) -> web.Response:
     return web.Response(status=204, headers={"Cache-Control": "public, max-age=604800"})
 
 
-@routes.get("/login")
-@public
-async def login_page(request: web.Request) -> web.Response:
-    """The sign-in form (it posts JSON to /api/v1/auth/login from shell-login.js)."""
-    target = safe_next(request.query.get("next"))
-    body = (
-        "<h1>Sign in</h1>"
-        f'<form id="login" class="box" data-next="{html.escape(target, quote=True)}">'
-        '<label>Username <input name="username" autocomplete="username" required maxlength="64" autofocus></label>'
-        '<label>Password <input name="password" type="password" autocomplete="current-password" required '
-        'maxlength="1024"></label>'
-        '<button type="submit">Sign in</button><p class="error" role="alert" hidden></p></form>'
-    )
-    return page("Sign in", body, maybe_principal(request), scripts=("login.js",))
-
-
-@routes.get("/account/password")
-@signed_in
-async def password_page(request: web.Request) -> web.Response:
-    """Change one's own password (required after a temporary one)."""
-    p = maybe_principal(request)
-    notice = ('<p class="notice">You signed in with a temporary password. Choose your own to continue.</p>'
-              if p is not None and p.must_change_password else "")
-    body = (
-        f"<h1>Change password</h1>{notice}"
-        '<form id="password" class="box">'
-        '<label>Current password <input name="current_password" type="password" autocomplete="current-password" '
-        'required maxlength="1024"></label>'
-        '<label>New password <input name="new_password" type="password" autocomplete="new-password" required '
-        'minlength="8" maxlength="1024"></label>'
-        '<label>New password again <input name="again" type="password" autocomplete="new-password" required '
-        'maxlength="1024"></label>'
-        '<button type="submit">Change password</button><p class="error" role="alert" hidden></p></form>'
-    )
-    return page("Change password", body, p, scripts=("password.js",))
+def chart(series: list[tuple[ActivitySource, dict[str, float]]], days: list[str]) -> dict[str, object]:
+    """Bar geometry of the activity chart (minutes per day, one bar per series), drawn as SVG on the server."""
+    width, height, left, bottom, top = 700, 220, 40, 30, 10
+    peak = max([v for _, values in series for v in values.values()] + [1.0])
+    slot = (width - left - 10) / max(1, len(days))
+    bar = max(2.0, slot / max(1, len(series)) - 3)
+    bars = []
+    for day_index, day in enumerate(days):
+        for series_index, (source, values) in enumerate(series):
+            value = values.get(day, 0.0)
+            h = (height - bottom - top) * value / peak
+            bars.append({"x": round(left + day_index * slot + series_index * (bar + 1), 1),
+                         "y": round(height - bottom - h, 1), "w": round(bar, 1), "h": round(h, 1),
+                         "cls": source.key, "title": f"{day}: {value:.0f}"})
+    labels = [{"x": round(left + i * slot + slot / 2, 1), "text": day[5:]} for i, day in enumerate(days) if i % 2 == 0]
+    return {"width": width, "height": height, "bars": bars, "labels": labels, "peak": round(peak),
+            "axis_y": height - bottom, "left": left, "top": top}
 
 
 @routes.get("/admin")
 @roles(Role.FACILITY_ADMIN, Role.DEPARTMENT_ADMIN)
-async def admin_page(request: web.Request) -> web.Response:
-    """The staff landing page: where each admin task lives."""
+async def dashboard(request: web.Request) -> web.Response:
+    """The staff dashboard: health, activity over 14 days, and the way to every staff page."""
+    p = principal(request)
+    system = await system_snapshot(request.app)
+    today = request.app[CLOCK].now().date()
+    days = [(today - dt.timedelta(days=n)).isoformat() for n in range(CHART_DAYS - 1, -1, -1)]
+    series = [(source, await source.query(request.app, p, days[0])) for source in request.app[ACTIVITY]]
+    totals = [{"key": s.key, "label": s.label, "minutes": round(sum(v.values()))} for s, v in series]
+    found = await templating.sections(request, p, request.app[templating.DASHBOARD_SECTIONS])
+    return templating.render(request, "admin/dashboard.html", {
+        "system": system, "chart": chart(series, days), "totals": totals, "sections": found,
+        "first_day": days[0], "last_day": days[-1]})
+
+
+PENDING_PASSWORD_PATHS = ("/account/password", "/logout", "/static/", "/favicon.ico")
+
+
+async def pending_password_guard(request: web.Request) -> None:
+    """While a temporary password is pending, pages lead only to the password form (the API refuses too)."""
     p = maybe_principal(request)
-    items = [
-        ("/admin/videos", "Videos", "add videos by URL, watch downloads, set visibility"),
-        ("/library", "Library", "books; visibility, featuring and block lists through the API"),
-        ("/api/v1/users", "Accounts (API)", "users, roster import, password resets"),
-        ("/api/v1/sync/status", "Sync status (API)", "providers, uplink, queue depth, dead letters"),
-        ("/api/v1/system", "System (API)", "CPU, memory, disks, NATS"),
-        ("/readyz", "Readiness", "database, NATS, disk and content checks"),
-    ]
-    rows = "".join(
-        f'<li><a href="{href}">{html.escape(name)}</a> <span>{html.escape(text)}</span></li>'
-        for href, name, text in items
-    )
-    return page("Administration", f"<h1>Administration</h1><ul class=admin>{rows}</ul>", p)
-
-
-def login_redirect(path_qs: str) -> str:
-    """Where a browser without a session is sent for a page that needs one."""
-    return "/login?next=" + quote(safe_next(path_qs), safe="/")
+    if (p is not None and p.must_change_password and request.method == "GET"
+            and "text/html" in request.headers.get("Accept", "")
+            and not request.path.startswith(("/api/", *PENDING_PASSWORD_PATHS))):
+        raise web.HTTPSeeOther("/account/password")
 
 
 def setup(app: web.Application) -> None:
-    """Register the shell pages and their assets."""
+    """Register the core pages, the template machinery and the dashboard hooks."""
+    templating.setup(app)
+    app[ACTIVITY] = []
     app.router.add_routes(routes)
-    app.router.add_static("/static/shell", STATIC, append_version=False)
+    templating.add_nav(app, templating.NavItem(90, "/admin", N_("Staff console"), admin_only=True))
+    add_guard(app, pending_password_guard, 85)

@@ -43,6 +43,24 @@
     tbody.insertBefore(tr, next || null);
     return tr;
   }
+  function renameForm(v) {
+    var cell = rows[v.id].children[1], form = document.createElement("form");
+    var label = document.createElement("label"), input = document.createElement("input");
+    label.textContent = "New title"; label.htmlFor = "rename-" + v.id;
+    input.id = "rename-" + v.id; input.value = v.title || ""; input.maxLength = 300; input.required = true;
+    form.className = "inline";
+    form.append(label, input, button("Save", function () { form.requestSubmit(); }));
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      media.call("PATCH", "/api/v1/videos/" + v.id, {title: input.value}).then(function (r) {
+        if (r.error) { say(r.error.message, "error"); return; }
+        say("Saved.", "ok");
+        render(Object.assign(v, {title: r.data.title}));
+      });
+    });
+    cell.replaceChildren(form);
+    input.focus();
+  }
   function drop(id) {
     if (rows[id]) { rows[id].remove(); }
     delete rows[id]; delete videos[id];
@@ -119,7 +137,7 @@
     var ids = boxes.filter(function (b) { return b.checked; }).map(function (b) { return Number(b.value); });
     boxes.forEach(function (b) { b.disabled = true; });
     media.call("PUT", "/api/v1/videos/" + id + "/visibility", {facility_ids: ids}).then(function (r) {
-      message.textContent = r.error ? r.error.message : "";
+      say(r.error ? r.error.message : "", "error");
       var v = videos[id];
       if (!v) { return; }
       if (r.data) { v.facility_ids = r.data.facility_ids; }
@@ -127,20 +145,38 @@
       render(v);
     });
   }
+  function say(text, kind) {  // a saved confirmation or an error, styled as such
+    message.textContent = text;
+    message.className = text ? "flash " + (kind || "ok") : "";
+  }
+  function button(label, onClick, cls) {
+    var b = document.createElement("button");
+    b.type = "button"; b.textContent = label;
+    if (cls) { b.className = cls; }
+    b.addEventListener("click", function () { onClick(b); });
+    return b;
+  }
   function renderActions(td, v) {
     td.replaceChildren();
     if (v.availability === "error" && v.source_kind === "download") {
-      var b = document.createElement("button");
-      b.type = "button"; b.textContent = "Retry";
-      b.addEventListener("click", function () {
+      td.appendChild(button("Retry", function (b) {
         b.disabled = true;
         media.call("POST", "/api/v1/videos/" + v.id + "/retry").then(function (r) {
-          if (r.error) { message.textContent = r.error.message; }
+          if (r.error) { say(r.error.message, "error"); }
           fetchVideo(v.id);
         });
-      });
-      td.appendChild(b);
+      }));
     }
+    td.appendChild(button("Rename", function () { renameForm(v); }, "secondary"));
+    td.appendChild(button("Delete", function (b) {
+      if (!window.confirm("Delete “" + (v.title || "this video") + "” and its files?")) { return; }
+      b.disabled = true;
+      media.call("DELETE", "/api/v1/videos/" + v.id).then(function (r) {
+        if (r.error) { b.disabled = false; say(r.error.message, "error"); return; }
+        drop(v.id);
+        say("Deleted.", "ok");
+      });
+    }, "danger"));
     if (v.availability === "available") {
       var a = document.createElement("a");
       a.href = "/videos/" + v.id; a.textContent = "Play";
@@ -166,7 +202,7 @@
     var asked = tick;
     return Promise.all([facilitiesLoaded, media.call("GET", "/api/v1/videos?per_page=100")]).then(function (res) {
       var r = res[1];
-      if (!r.data) { message.textContent = r.error ? r.error.message : "Could not load the videos."; return; }
+      if (!r.data) { say(r.error ? r.error.message : "Could not load the videos.", "error"); return; }
       var listed = {};
       r.data.forEach(function (v) { listed[v.id] = true; apply(v, asked); });
       if (r.meta && !r.meta.has_next) {  // the whole list: rows it lacks were deleted meanwhile
@@ -179,15 +215,15 @@
     e.preventDefault();
     var field = document.getElementById("urls");
     var urls = field.value.split("\n").map(function (s) { return s.trim(); }).filter(Boolean);
-    message.textContent = "";
+    say("");
     media.call("POST", "/api/v1/videos", {urls: urls}).then(function (r) {
       if (r.error) {
         var why = ((r.error.details && r.error.details.urls) || []).map(function (u) { return u.url + ": " + u.reason; });
-        message.textContent = r.error.message + (why.length ? " — " + why.join("; ") : "");
+        say(r.error.message + (why.length ? " — " + why.join("; ") : ""), "error");
         return;
       }
       var known = r.data.filter(function (v) { return !v.created; }).length;
-      message.textContent = "Queued " + (r.data.length - known) + " video(s)." + (known ? " " + known + " already known." : "");
+      say("Queued " + (r.data.length - known) + " video(s)." + (known ? " " + known + " already known." : ""), "ok");
       field.value = "";
       load();
     });
@@ -196,9 +232,9 @@
     e.preventDefault();
     var form = new FormData();
     form.append("file", document.getElementById("file").files[0]);
-    message.textContent = "Uploading…";
+    say("Uploading…", "ok");
     media.call("POST", "/api/v1/videos/upload", form).then(function (r) {
-      message.textContent = r.error ? r.error.message : "Uploaded: " + r.data.title;
+      if (r.error) { say(r.error.message, "error"); } else { say("Uploaded: " + r.data.title, "ok"); }
       load();
     });
   });
