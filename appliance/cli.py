@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check_config, needs_config=False, sync=True)
 
     doctor = sub.add_parser("doctor", parents=[common], help="check the installation; non-zero exit on failure")
-    doctor.set_defaults(func=cmd_doctor, sync=True)
+    doctor.set_defaults(func=cmd_doctor, sync=True, keeps_root=True)  # reads unit states as root, then drops
 
     # Each registered feature adds its own sub-commands; the core names none of them.
     from appliance.core.feature import features

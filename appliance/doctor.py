@@ -17,6 +17,7 @@ from pathlib import Path
 from appliance.bus.server import find_binary
 from appliance.config import Config
 from appliance.db.migrate import available_migrations
+from appliance.privileges import drop_to_data_owner
 
 
 @dataclass(frozen=True)
@@ -228,7 +229,13 @@ def check_release() -> Result:
 
 
 def run(config: Config, out: Callable[[str], None] = print) -> int:
-    """Run every check, print one line each, and return the exit status."""
+    """Run every check, print one line each, and return the exit status.
+
+    Run as root on a device, the unit states are read first (systemctl needs root without D-Bus), then
+    the rest runs as the data folder's owner, so "writable" means writable by the daemon.
+    """
+    units = check_units() if installed() else None
+    drop_to_data_owner(config.paths.data_dir)
     results = [
         check_python(),
         check_nats(config),
@@ -239,7 +246,8 @@ def run(config: Config, out: Callable[[str], None] = print) -> int:
         check_clock(),
     ]
     if installed():
-        results += [check_release(), check_ownership(config), check_config_file(config), check_units()]
+        assert units is not None
+        results += [check_release(), check_ownership(config), check_config_file(config), units]
     for result in results:
         out(f"{'PASS' if result.ok else 'FAIL'}  {result.name}: {result.detail}")
     failed = [r for r in results if not r.ok]
