@@ -619,8 +619,16 @@ purge() {
 
 # ----- the offline wheelhouse -----
 build_wheelhouse() {
-  local out="$wheelhouse_out" arch python deps tags=() v host_arch deb_arch
+  local out="$wheelhouse_out" arch python deps tags=() v
   [ "$check_only" -eq 0 ] || die "--check does not apply to --build-wheelhouse"
+  IFS=, read -r -a arch_list <<< "$arches"
+  for arch in "${arch_list[@]}"; do
+    case "$arch" in
+      x86_64|aarch64) ;;
+      armv7*|armhf|arm) die "armv7 is not supported (no 32-bit ARM wheels for libzim and others); build for aarch64" ;;
+      *) die "unknown architecture $arch (x86_64, aarch64)" ;;
+    esac
+  done
   mkdir -p "$out/wheels"
   out="$(cd "$out" && pwd)"
   python="$(pick_python)"
@@ -632,13 +640,7 @@ with open(sys.argv[1], "rb") as f:
 print("\n".join(data["project"]["dependencies"] + data["build-system"]["requires"] + ["pip"]))
 EOF
 )
-  IFS=, read -r -a arch_list <<< "$arches"
   for arch in "${arch_list[@]}"; do
-    case "$arch" in
-      x86_64|aarch64) ;;
-      armv7*|armhf|arm) die "armv7 is not supported (no 32-bit ARM wheels for libzim and others); build for aarch64" ;;
-      *) die "unknown architecture $arch (x86_64, aarch64)" ;;
-    esac
     tags=(--platform "linux_$arch" --platform "manylinux2014_$arch")
     for v in $(seq 17 36); do tags+=(--platform "manylinux_2_${v}_$arch"); done  # Debian 12 has glibc 2.36
     say "downloading wheels for $arch (CPython 3.11, Debian 12's Python)"
@@ -646,28 +648,36 @@ EOF
       --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none -d "$out/wheels" "${deps[@]}" \
       || die "pip download for $arch failed"
   done
-  host_arch="$(uname -m)"
-  deb_arch="$(deb_arch_of "$host_arch")"
-  say "downloading the runtime Debian packages and their dependencies ($deb_arch)"
-  local debs="$out/debs/$deb_arch" tmp pkgs
+  for arch in "${arch_list[@]}"; do download_debs "$out" "$(deb_arch_of "$arch")"; done
+  (cd "$out" && find wheels debs -type f ! -name SHA256SUMS -print0 | LC_ALL=C sort -z | xargs -0 sha256sum > SHA256SUMS)
+  say "wheelhouse ready in $out ($(du -sh "$out" | cut -f1)); install offline with: ./install.sh --device --wheelhouse $out"
+}
+
+download_debs() {  # $1 = wheelhouse, $2 = Debian architecture: the runtime packages and every dependency
+  local out="$1" deb_arch="$2" debs="$1/debs/$2" tmp pkgs opts=()
   mkdir -p "$debs"
   tmp="$(mktemp -d)"
   # Resolve against an empty package database: every dependency down to libc, so the result installs
   # on any Debian 12 (even minbase) with no network.
   : > "$tmp/status"
-  mapfile -t pkgs < <(apt-get -s -o "Dir::State::status=$tmp/status" install --no-install-recommends "${runtime_pkgs[@]}" \
+  opts=(-o "Dir::State::status=$tmp/status" -o APT::Sandbox::User=root -o Acquire::Languages=none)
+  if [ "$deb_arch" != "$(dpkg --print-architecture)" ]; then
+    # Another architecture: package lists of its own in a private folder (this machine's apt set-up,
+    # sources and lists stay as they are; no foreign architecture is added to dpkg).
+    mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial"
+    opts+=(-o "APT::Architecture=$deb_arch" -o "APT::Architectures::=$deb_arch" -o "Dir::State::Lists=$tmp/lists"
+      -o "Dir::Cache=$tmp/cache")
+    say "fetching the $deb_arch package lists"
+    apt-get "${opts[@]}" update -qq || die "apt-get update for $deb_arch failed"
+  fi
+  say "downloading the runtime Debian packages and their dependencies ($deb_arch)"
+  mapfile -t pkgs < <(apt-get "${opts[@]}" -s install --no-install-recommends "${runtime_pkgs[@]}" \
     | awk '/^Inst /{print $2}')
-  [ "${#pkgs[@]}" -gt 0 ] || die "could not resolve the runtime packages (run apt-get update first?)"
-  (cd "$debs" && apt-get download -q -o APT::Sandbox::User=root "${pkgs[@]}" >/dev/null) || die "apt-get download failed"
+  [ "${#pkgs[@]}" -gt 0 ] || die "could not resolve the runtime packages for $deb_arch (run apt-get update first?)"
+  (cd "$debs" && apt-get "${opts[@]}" download -q "${pkgs[@]}" >/dev/null) || die "apt-get download ($deb_arch) failed"
   rm -rf "$tmp"
   say "indexing $debs"
   write_packages_index "$debs"
-  for arch in "${arch_list[@]}"; do
-    [ "$(deb_arch_of "$arch")" = "$deb_arch" ] \
-      || say "note: .deb files are for $deb_arch only (this machine); run --build-wheelhouse on a Debian 12 $arch machine for its .deb files"
-  done
-  (cd "$out" && find wheels debs -type f ! -name SHA256SUMS -print0 | LC_ALL=C sort -z | xargs -0 sha256sum > SHA256SUMS)
-  say "wheelhouse ready in $out ($(du -sh "$out" | cut -f1)); install offline with: ./install.sh --device --wheelhouse $out"
 }
 
 write_packages_index() {  # an apt "flat repository" index of the .deb files in $1 (no dpkg-dev needed)

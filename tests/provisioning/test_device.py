@@ -101,6 +101,10 @@ def device(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Device]:
     (root / "etc/hostname").write_text("appliance\n")  # as image/build.sh leaves it; first boot renames it
     port = free_port()
     started = time.monotonic()
+    # --check first: it must say what it would do and change nothing.
+    checked = chroot_offline(root, "bash", "-c", f"cd {SRC} && ./install.sh --check --wheelhouse {WHEELHOUSE} 2>&1"
+                             " && ! id appliance && test ! -e /opt/appliance && test ! -e /etc/appliance")
+    assert "would: install Debian packages from" in checked.stdout, checked.stdout
     out = chroot_offline(root, "bash", "-c",
                          f"cd {SRC} && ./install.sh --device --wheelhouse {WHEELHOUSE} --port {port} --firstboot 2>&1",
                          timeout=1200)
