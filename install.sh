@@ -9,7 +9,8 @@
 #                                       upgrades (database backed up, rolled back if the new one is not ready).
 #       --wheelhouse DIR                install with no network: wheels and .deb files from DIR
 #       --content DIR                   content root (default /var/lib/appliance/content-cache)
-#       --port N                        HTTP port written into a new config (default 8080)
+#       --port N                        HTTP port written into a new config (default 8080; the content
+#                                       origin uses N+1)
 #       --allow-network CIDR            also allow this network through the unit's IP filter (repeatable;
 #                                       the LAN ranges and loopback are always allowed; `any` allows all)
 #       --start                         start (or restart) the service and wait until /readyz answers
@@ -37,7 +38,7 @@ wheelhouse_out=""
 arches="x86_64,aarch64"
 allow_networks=()
 
-usage() { sed -n '2,24p' "$0"; }
+usage() { sed -n '2,25p' "$0"; }
 die() { echo "install.sh: $*" >&2; exit 1; }
 need_value() { [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value (try --help)"; }
 
@@ -463,8 +464,9 @@ device() {
   ensure_dir "$content_dir/videos" 0755 appliance:appliance
 
   if [ ! -f "$etc/appliance.toml" ]; then
-    if [ "$check_only" -eq 0 ] && port_in_use "$http_port"; then
-      die "port $http_port is in use on this machine; choose another with --port N"
+    # The app listens on the port, its content origin (archive pages) on the next one.
+    if [ "$check_only" -eq 0 ] && { port_in_use "$http_port" || port_in_use $((http_port + 1)); }; then
+      die "port $http_port or $((http_port + 1)) (content origin) is in use on this machine; choose another with --port N"
     fi
     act "writing $etc/appliance.toml (0640 root:appliance, generated secrets)" write_config
   fi

@@ -237,9 +237,20 @@ def wait_http(url: str, timeout: float) -> float:
 
 
 def free_port() -> int:
-    """A free TCP port on this machine (the container shares the host's network)."""
+    """A free TCP port P with P+1 free too (the content origin listens on http.port + 1); the container
+    shares the host's network, so both must be free here."""
     import socket
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    for _ in range(100):
+        with socket.socket() as first:
+            first.bind(("0.0.0.0", 0))  # noqa: S104 - the appliance listens on every address
+            port = int(first.getsockname()[1])
+            if port >= 65535:
+                continue
+            with socket.socket() as second:
+                try:
+                    second.bind(("0.0.0.0", port + 1))  # noqa: S104
+                except OSError:
+                    continue
+            return port
+    raise RuntimeError("no two adjacent free ports")
