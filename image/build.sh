@@ -11,8 +11,8 @@
 # first-boot unit names the host appliance-<machine id> and shows a one-time admin password on the
 # console. The image boots under: qemu-system-x86_64 -m 2G -drive file=appliance.img,format=raw
 #
-# Needs root and: debootstrap, parted, e2fsprogs, util-linux (losetup, partx), grub-pc-bin and grub2-common
-# (grub-install). Whatever happens, the work folder, its mounts and the loop device are removed on exit;
+# Needs root and: debootstrap, parted, e2fsprogs, util-linux (losetup, partx), grub-pc-bin and grub-common
+# (grub-mkimage). Whatever happens, the work folder, its mounts and the loop device are removed on exit;
 # a failed build leaves no image behind. arm64 images are not built: they need a foreign-architecture
 # chroot (qemu-user-static and binfmt_misc) and an EFI GRUB, which this script does not set up.
 set -euo pipefail
@@ -50,8 +50,8 @@ done
 [ -d "$wheelhouse/wheels" ] || die "$wheelhouse has no wheels/ folder (make it with ./install.sh --build-wheelhouse)"
 [ -f "$wheelhouse/debs/$arch/Packages" ] || die "$wheelhouse has no .deb files for $arch"
 wheelhouse="$(cd "$wheelhouse" && pwd)"
-for tool in parted mkfs.ext4 losetup partx blkid grub-install unshare findmnt; do
-  command -v "$tool" >/dev/null || die "missing $tool (apt-get install parted e2fsprogs util-linux grub-pc-bin grub2-common)"
+for tool in parted mkfs.ext4 losetup partx grub-mkimage unshare findmnt; do
+  command -v "$tool" >/dev/null || die "missing $tool (apt-get install parted e2fsprogs util-linux grub-pc-bin grub-common)"
 done
 [ -d /usr/lib/grub/i386-pc ] || die "missing GRUB's BIOS modules (apt-get install grub-pc-bin)"
 if [ -z "$base_tarball" ] || [ ! -f "$base_tarball" ]; then
@@ -186,27 +186,22 @@ tar -C "$root" --numeric-owner -cpf - . | tar -C "$mnt" --numeric-owner -xpf -
 printf 'UUID=%s / ext4 defaults,noatime,errors=remount-ro 0 1\n' "$uuid" > "$mnt/etc/fstab"
 [ -e "$mnt/vmlinuz" ] && [ -e "$mnt/initrd.img" ] || die "the kernel or initramfs is missing from the image"
 say "installing GRUB (BIOS) on the image"
-grub-install --target=i386-pc --boot-directory="$mnt/boot" --modules="part_msdos ext2 search_fs_uuid" "$loop" \
-  > "$work/grub.log" 2>&1 || { cat "$work/grub.log" >&2; die "grub-install failed"; }
-# A fixed grub.cfg naming the file system by UUID (update-grub in a chroot would write the build
-# machine's loop device). /vmlinuz and /initrd.img follow kernel upgrades on the device.
-cat > "$mnt/boot/grub/grub.cfg" <<EOF
-serial --unit=0 --speed=115200
-terminal_input console serial
-terminal_output console serial
-set timeout=2
-set default=0
-insmod part_msdos
-insmod ext2
-search --no-floppy --fs-uuid --set=root $uuid
-menuentry "appliance (Debian 12)" {
-  linux /vmlinuz root=UUID=$uuid ro console=tty0 console=ttyS0,115200n8
-  initrd /initrd.img
-}
-EOF
+# grub-install cannot map a loop device's partition to a GRUB drive without udev, so GRUB is put in
+# place the way grub-install would: boot.img's code in the MBR (it loads sector 1), and core.img (whose
+# first sector lists its own sectors) right after it, in the gap before the partition. core.img finds
+# the root file system by UUID and reads its modules and grub.cfg from /boot/grub.
+mkdir -p "$mnt/boot/grub/i386-pc"
+cp /usr/lib/grub/i386-pc/*.mod /usr/lib/grub/i386-pc/*.lst "$mnt/boot/grub/i386-pc/"
+printf 'search --no-floppy --fs-uuid --set=root %s\nset prefix=($root)/boot/grub\n' "$uuid" > "$work/early.cfg"
+grub-mkimage -O i386-pc -o "$work/core.img" -c "$work/early.cfg" -p /boot/grub \
+  biosdisk part_msdos ext2 search search_fs_uuid > "$work/grub.log" 2>&1 || { cat "$work/grub.log" >&2; die "grub-mkimage failed"; }
+[ "$(stat -c %s "$work/core.img")" -lt $((2047 * 512)) ] || die "core.img does not fit before the partition"
 umount "$mnt"
 partx -d "$loop" 2>/dev/null || true
 losetup -d "$loop"
 loop=""
+# Only the first 440 bytes of boot.img: the partition table after them stays.
+dd if=/usr/lib/grub/i386-pc/boot.img of="$partial" bs=440 count=1 conv=notrunc status=none
+dd if="$work/core.img" of="$partial" bs=512 seek=1 conv=notrunc status=none
 mv -f "$partial" "$out"
 say "$out ready (root file system UUID $uuid)"
