@@ -196,6 +196,22 @@ printf 'search --no-floppy --fs-uuid --set=root %s\nset prefix=($root)/boot/grub
 grub-mkimage -O i386-pc -o "$work/core.img" -c "$work/early.cfg" -p /boot/grub \
   biosdisk part_msdos ext2 search search_fs_uuid > "$work/grub.log" 2>&1 || { cat "$work/grub.log" >&2; die "grub-mkimage failed"; }
 [ "$(stat -c %s "$work/core.img")" -lt $((2047 * 512)) ] || die "core.img does not fit before the partition"
+# A fixed grub.cfg naming the file system by UUID (update-grub in a chroot would write the build
+# machine's loop device). /vmlinuz and /initrd.img follow kernel upgrades on the device.
+cat > "$mnt/boot/grub/grub.cfg" <<EOF
+serial --unit=0 --speed=115200
+terminal_input console serial
+terminal_output console serial
+set timeout=2
+set default=0
+insmod part_msdos
+insmod ext2
+search --no-floppy --fs-uuid --set=root $uuid
+menuentry "appliance (Debian 12)" {
+  linux /vmlinuz root=UUID=$uuid ro console=tty0 console=ttyS0,115200n8
+  initrd /initrd.img
+}
+EOF
 umount "$mnt"
 partx -d "$loop" 2>/dev/null || true
 losetup -d "$loop"
