@@ -75,11 +75,11 @@ def test_the_image_boots_in_qemu_to_a_ready_appliance(image: Path, tmp_path: Pat
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n--- console\n{console.read_text(errors='replace')[-6000:]}") from None
         log(f"QEMU (TCG) power-on to /readyz 200: {time.monotonic() - powered_on:.0f}s")
+        # The request reached the guest through QEMU's user network, whose only way in is the address
+        # the guest took by DHCP (10.0.2.15): the image's networking works with nothing configured by hand.
         text = console.read_text(errors="replace")
-        # DHCP from QEMU's user network (10.0.2.0/24) is what carried the request in.
         match = re.search(r"one-time password: (\S+)", text)
         assert match, text[-4000:]
-        assert re.search(r"appliance-[0-9a-f]{6} login:", text) or "appliance-" in text
         body = json.dumps({"username": "admin", "password": match.group(1)}).encode()
         req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/auth/login", data=body, method="POST",
                                      headers={"Content-Type": "application/json"})
