@@ -96,6 +96,7 @@ def test_the_image_boots_in_qemu_to_a_ready_appliance(image: Path, tmp_path: Pat
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # builds the wheelhouse first when run alone on a fresh machine
 def test_a_failed_build_cleans_up_everything(tmp_path: Path) -> None:
     house = wheelhouse()
     garbage = tmp_path / "base.tar"
