@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check_config, needs_config=False, sync=True)
 
     doctor = sub.add_parser("doctor", parents=[common], help="check the installation; non-zero exit on failure")
-    doctor.set_defaults(func=cmd_doctor, sync=True)
+    doctor.set_defaults(func=cmd_doctor, sync=True, keeps_root=True)  # reads unit states as root, then drops
 
     # Each registered feature adds its own sub-commands; the core names none of them.
     from appliance.core.feature import features
@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
         register = feature.cli_function()
         if register is not None:
             register(wrapped)
+    from appliance import backup
+
+    backup.register(wrapped)
     return parser
 
 
@@ -109,11 +112,15 @@ def _configure_logging(config: Config) -> None:
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     """Run the primary process (and its workers) until SIGTERM/SIGINT."""
-    config.paths.data_dir.mkdir(parents=True, exist_ok=True)
-    _prepare_metrics_dir(config)
+    try:
+        config.paths.data_dir.mkdir(parents=True, exist_ok=True)
+        _prepare_metrics_dir(config)
+    except OSError as exc:  # before logging exists: one line on stderr (the journal under systemd)
+        print(f"appliance: start-up failed: {exc}", file=sys.stderr, flush=True)
+        return 1
     os.environ[ROLE_ENV] = "primary"
     _configure_logging(config)
-    from appliance.server import ServeOptions, run_primary
+    from appliance.server import ServeOptions, exit_now, run_primary
 
     argv = (["--config", str(args.config)] if args.config else []) + (["--dev"] if args.dev else [])
     options = ServeOptions(
@@ -122,7 +129,10 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
         workers=_default_workers(config, args.workers),
         argv=argv,
     )
-    return asyncio.run(run_primary(config, options))
+    code = asyncio.run(run_primary(config, options))
+    if code:
+        exit_now(code)
+    return code
 
 
 async def cmd_migrate(args: argparse.Namespace, config: Config) -> int:
@@ -201,6 +211,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"appliance: config error: {exc}", file=sys.stderr)
             return 2
+    if config is not None and not getattr(args, "keeps_root", False):
+        from appliance.privileges import drop_to_data_owner
+
+        drop_to_data_owner(config.paths.data_dir)
     if getattr(args, "sync", False):
         return int(func(args, config) or 0)
     if args.command != "serve":

