@@ -11,8 +11,9 @@
 #       --content DIR                   content root (default /var/lib/appliance/content-cache)
 #       --port N                        HTTP port written into a new config (default 8080; the content
 #                                       origin uses N+1)
-#       --allow-network CIDR            also allow this network through the unit's IP filter (repeatable;
-#                                       the LAN ranges and loopback are always allowed; `any` allows all)
+#       --allow-network CIDR            limit the unit's IP filter to loopback, the LAN and these networks
+#                                       (repeatable; default `any`: upstreams on the internet are reached,
+#                                       and the daemon's own egress policy still vets every request)
 #       --start                         start (or restart) the service and wait until /readyz answers
 #       --firstboot                     enable the first-boot unit (device images: admin shown on the console)
 #   ./install.sh --check [--device]     say what --device would change; change nothing
@@ -156,8 +157,9 @@ install_conf="$etc/install.conf"
 units=(appliance.service appliance-firstboot.service appliance-backup.service appliance-backup.timer)
 min_free_mb=1024          # code + a database backup + room to migrate
 ready_timeout_s="${APPLIANCE_READY_TIMEOUT:-180}"
-# The LAN and loopback are always allowed through the unit's IPAddressDeny=any; upstreams on the
-# internet (an LMS, a video site) need --allow-network.
+# With --allow-network the unit's IPAddressDeny=any lets through only loopback, the LAN and the listed
+# networks. Without it the filter stays open (`any`): a facility's LMS and video sites are usually on the
+# internet, and a default that silently breaks sync could only be fixed by re-running this script.
 lan_networks=(localhost link-local multicast 10.0.0.0/8 172.16.0.0/12 192.168.0.0/16 100.64.0.0/10 fc00::/7)
 
 changes=0
@@ -230,6 +232,7 @@ load_install_conf() {
   if [ "${#allow_networks[@]}" -eq 0 ] && [ -n "$saved_allow" ]; then
     read -r -a allow_networks <<< "$saved_allow"
   fi
+  [ "${#allow_networks[@]}" -gt 0 ] || allow_networks=(any)
   [[ "$http_port" =~ ^[0-9]+$ ]] && [ "$http_port" -ge 1 ] && [ "$http_port" -le 65535 ] || die "--port must be 1..65535"
   case "$content_dir" in /*) ;; *) die "--content must be an absolute path" ;; esac
   local net
