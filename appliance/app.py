@@ -22,6 +22,7 @@ from appliance.bus.specs import STREAMS, ensure_streams
 from appliance.config import Config
 from appliance.core.blocking import run_blocking
 from appliance.core.clock import Clock
+from appliance.core.egress import EgressPolicy
 from appliance.core.feature import features as registered_features
 from appliance.core.process import ProcessRole
 from appliance.core.tasks import TaskSupervisor
@@ -34,6 +35,7 @@ from appliance.keys import (
     CLOCK,
     CONFIG,
     DB,
+    EGRESS_POLICY,
     EXTRA_SITES,
     HTTP_CLIENT,
     MIDDLEWARES,
@@ -172,9 +174,9 @@ async def nats_client_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def http_client_ctx(app: web.Application) -> AsyncIterator[None]:
-    """One shared outbound HTTP client (upstream LMSs, imports), with sane timeouts."""
-    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60, connect=10),
-                                    headers={"User-Agent": "appliance/0.1"})
+    """One shared outbound HTTP client (upstream LMSs, imports, webhooks), bound to the egress policy."""
+    session = app[EGRESS_POLICY].session(timeout=aiohttp.ClientTimeout(total=60, connect=10),
+                                  headers={"User-Agent": "appliance/0.1"})
     app[HTTP_CLIENT] = session
     yield
     await session.close()
@@ -209,6 +211,7 @@ def create_app(
     app[STARTUP_NOTICES] = []
     app[EXTRA_SITES] = []
     app[mw.INFLIGHT] = mw.InFlight()
+    app[EGRESS_POLICY] = EgressPolicy.from_settings(config.egress)
     if bus_url:
         app[BUS_URL] = bus_url
     app.cleanup_ctx.extend([

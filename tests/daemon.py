@@ -103,9 +103,17 @@ class Daemon:
             self.proc.wait(10)
 
 
-def write_config(tmp_path: Path, extra_toml: str = "", *, port: int | None = None) -> Path:
-    """A config rooted in tmp_path; extra_toml is appended (use whole sections)."""
+LOCAL_NETWORKS = ["127.0.0.0/8"]  # the same test egress default as tests/conftest.py
+
+
+def write_config(tmp_path: Path, extra_toml: str = "", *, port: int | None = None,
+                 egress: list[str] | None = None) -> Path:
+    """A config rooted in tmp_path; extra_toml is appended (use whole sections, but not [egress]).
+
+    The egress policy allows loopback (LOCAL_NETWORKS) unless `egress` gives another list.
+    """
     port = port or _free_port()
+    networks = LOCAL_NETWORKS if egress is None else egress
     config = tmp_path / "appliance.toml"
     config.write_text(
         f"""[http]
@@ -124,6 +132,9 @@ format = "json"
 
 [health]
 min_free_disk_bytes = 1024
+
+[egress]
+allowed_networks = {json.dumps(networks)}
 
 {extra_toml}
 """

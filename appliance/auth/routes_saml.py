@@ -21,6 +21,7 @@ from appliance.core.blocking import run_blocking
 from appliance.core.clock import iso
 from appliance.core.errors import ApiError, bad_request, not_found
 from appliance.keys import CLOCK, DB
+from appliance.web.shell.pages import safe_next
 from appliance.web.policy import public
 
 routes = web.RouteTableDef()
@@ -38,10 +39,8 @@ def _sp(request: web.Request) -> SamlServiceProvider:
 
 def _safe_next(value: str) -> str:
     """Only local paths: an open redirect after sign-in would hand phishers a trusted link."""
-    parts = urlsplit(value)
-    if not value.startswith("/") or value.startswith("//") or parts.scheme or parts.netloc or "\\" in value:
-        return "/"
-    return value[:500]
+    target = safe_next(value)
+    return target if len(target) <= 500 else "/"
 
 
 @routes.get(METADATA_PATH)

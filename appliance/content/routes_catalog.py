@@ -9,6 +9,7 @@ from appliance.content.origin import content_origin
 from appliance.content.service import ContentService
 from appliance.content.upstream import MAX_FEED_BYTES, UpstreamError, parse_feed
 from appliance.core.errors import ApiError, bad_request, not_found
+from appliance.core import egress
 from appliance.keys import CONFIG, DB, HTTP_CLIENT
 from appliance.web.policy import Role, maybe_principal, public, roles
 from appliance.web.responses import ok
@@ -170,7 +171,7 @@ async def upstream(request: web.Request) -> web.Response:
             data = await resp.content.read(MAX_FEED_BYTES)
         total, books = parse_feed(data, base)
     except (aiohttp.ClientError, TimeoutError, UpstreamError) as exc:
-        reason = str(exc) or type(exc).__name__
+        reason = "refused by egress policy" if egress.refused(exc) else (str(exc) or type(exc).__name__)
         raise ApiError(503, "upstream_unreachable", f"the upstream catalog at {base} cannot be reached right now",
                        {"reason": reason[:300], "url": base}, headers={"Retry-After": "60"}) from None
     return ok([b.as_dict() for b in books], meta={"total": total, "source": base, **params})
