@@ -10,7 +10,7 @@ from aiohttp import web
 from appliance.auth.accounts import is_row_id
 from appliance.auth.audit import AuditAction, entry_json, record
 from appliance.auth.opaque import hash_secret, new_api_token
-from appliance.auth.principals import outranks
+from appliance.auth.principals import ROLE_RANK, outranks
 from appliance.auth.routes_users import ADMINS, scope_clause
 from appliance.auth.webutil import actor_of, path_id
 from appliance.core.clock import iso
@@ -192,7 +192,12 @@ def _token_json(row: Any) -> dict[str, Any]:
 @roles(*ADMINS, facility_scoped=True)
 async def list_tokens(request: web.Request) -> web.Response:
     """API tokens of users in the caller's facilities (never the secret)."""
-    where, params = scope_clause(principal(request), "u.facility_id")
+    p = principal(request)
+    where, params = scope_clause(p, "u.facility_id")
+    # Token metadata of higher-ranked accounts (a system admin homed in this facility) stays hidden.
+    visible = [r.value for r, rank in ROLE_RANK.items() if rank <= ROLE_RANK[p.role]]
+    where = f"({where}) AND (u.role IN ({', '.join('?' * len(visible))}) OR u.id = ?)"
+    params = [*params, *visible, p.user_id]
     rows = await request.app[DB].fetchall(
         f"SELECT t.* FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE {where} ORDER BY t.id DESC",  # noqa: S608
         params,

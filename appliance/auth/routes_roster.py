@@ -125,7 +125,7 @@ async def _apply(
             report.temporary_passwords.append({"username": new.username, "temporary_password": temp})
         return
     if not can_access_facility(p, existing["facility_id"]):
-        raise ApiError(409, "username_taken", "username is taken")
+        raise ApiError(409, "username_taken", "this username is not available")
     if not outranks(p.role, Role(existing["role"])):
         raise ApiError(403, "forbidden", "you may not manage a user of your own or a higher role")
     changes = {k: v for k, v in data.items() if k not in ("username", "password")}

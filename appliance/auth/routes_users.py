@@ -23,7 +23,7 @@ from appliance.auth.audit import AuditAction, record
 from appliance.auth.keys import IDENTITY
 from appliance.auth.lockout import LockKind
 from appliance.auth.passwords import generate_password, hash_password
-from appliance.auth.principals import outranks
+from appliance.auth.principals import ROLE_RANK, outranks
 from appliance.auth.sessions import SessionState
 from appliance.auth.usernames import username_key
 from appliance.auth.webutil import actor_of, path_id
@@ -151,7 +151,8 @@ async def create_user(request: web.Request) -> web.Response:
             await check_grant(tx, p, new.role, new.facility_id, new.extra_facility_ids)
             row = await insert_user_tx(tx, app[CLOCK].iso_now(), new, actor_of(request, p))
     except sqlite3.IntegrityError:
-        raise conflict("a user with this username already exists", {"field": "username"}) from None
+        # The same answer whatever facility holds the name (see README "Security model": usernames are global).
+        raise ApiError(409, "username_taken", "this username is not available", {"field": "username"}) from None
     body: dict[str, Any] = {"user": user_json(row, new.extra_facility_ids)}
     if temporary:
         body["temporary_password"] = password
@@ -262,7 +263,11 @@ async def reset_password(request: web.Request) -> web.Response:
 @roles(*ADMINS, facility_scoped=True)
 async def user_sessions(request: web.Request) -> web.Response:
     """Live sessions of a user."""
-    target = await load_target(request, principal(request), manage=False)
+    p = principal(request)
+    target = await load_target(request, p, manage=False)
+    if target["id"] != p.user_id and ROLE_RANK[Role(target["role"])] > ROLE_RANK[p.role]:
+        # who is signed in where (addresses, browsers) of a higher-ranked account is not a lower admin's business
+        raise not_found("no such user")
     return ok(await request.app[IDENTITY].sessions.list_for_user(target["id"]))
 
 

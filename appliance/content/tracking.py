@@ -1,6 +1,7 @@
 """Article views and reading time, buffered in memory and written in batches off the request path."""
 
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from appliance.content.metrics import VIEWS_DROPPED, VIEWS_WRITTEN
@@ -8,6 +9,32 @@ from appliance.db import Database
 
 log = logging.getLogger(__name__)
 MAX_BEACON_SECONDS = 600
+# A user's first beacon seen by this process: the reader flushes every 15 s, so more is not credible.
+FIRST_BEACON_CAP_S = 30
+BEACON_SLACK_S = 2.0  # timer and network jitter between the page's clock and ours
+
+
+class ReadingClock:
+    """Caps credited reading time by the wall-clock time since the user's previous beacon.
+
+    A page cannot have shown an article for longer than the time that passed, whatever it claims: a burst
+    of beacons claiming 600 s each is credited only the seconds that really elapsed between them. The
+    clock is per process (bounded, least recently seen users dropped first); a user's first beacon in a
+    process gets at most FIRST_BEACON_CAP_S.
+    """
+
+    def __init__(self, max_users: int = 100_000) -> None:
+        self.max_users = max_users
+        self._last: OrderedDict[int, float] = OrderedDict()
+
+    def credit(self, user_id: int, claimed: int, now: float) -> int:
+        """The whole seconds to credit for a beacon claiming `claimed` at monotonic time `now`."""
+        last = self._last.pop(user_id, None)
+        allowed = FIRST_BEACON_CAP_S if last is None else max(0.0, now - last) + BEACON_SLACK_S
+        self._last[user_id] = now
+        if len(self._last) > self.max_users:
+            self._last.popitem(last=False)
+        return int(min(claimed, allowed))
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,8 @@ async def player_page(request: web.Request) -> web.Response:
         id=row["id"], title=html.escape(row["title"] or "Video"), description=html.escape(row["description"] or ""),
         poster=poster,
     )
-    return web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-store"})
+    # the shell's headers (CSP self-only, no framing, nosniff, no-store), as on every other page
+    return web.Response(text=page, content_type="text/html", headers=SECURITY_HEADERS)
 
 
 @routes.get("/videos")

@@ -13,6 +13,7 @@ from appliance.db.database import Database
 from appliance.db.events import EventType, add_event
 from appliance.media.models import AttemptOutcome, Availability, FailureReason, SourceKind
 
+WATCH_SLACK_S = 2.0  # timer and network jitter between the player and the server
 _NOW = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
 
 
@@ -314,6 +315,37 @@ class VideoRepo:
             f" completed = MAX(completed, excluded.completed), updated_at = {_NOW}",
             (user_id, video_id, position_s, int(completed)),
         )
+
+    async def report_playing(self, user_id: int, video_id: int, facility_id: int, day: str, position_s: float,
+                             completed: bool, watched_s: float, cap_s: float) -> float:
+        """Save the resume position and credit watch time, capped by the wall-clock time since this user's
+        previous report on this video (and by cap_s, the video's duration); returns the seconds credited.
+
+        One transaction, so parallel reports are serialised: each sees the previous one's time.
+        """
+        async with self.db.transaction() as tx:
+            cur = await tx.execute(
+                "SELECT (julianday('now') - julianday(updated_at)) * 86400.0 FROM video_positions"
+                " WHERE user_id = ? AND video_id = ?", (user_id, video_id))
+            found = await cur.fetchone()
+            elapsed = None if found is None else max(0.0, float(found[0]))
+            credited = min(watched_s, cap_s)
+            if elapsed is not None:
+                credited = min(credited, elapsed + WATCH_SLACK_S)
+            await tx.execute(
+                "INSERT INTO video_positions (user_id, video_id, position_s, completed) VALUES (?, ?, ?, ?)"
+                f" ON CONFLICT (user_id, video_id) DO UPDATE SET position_s = excluded.position_s,"
+                f" completed = MAX(completed, excluded.completed), updated_at = {_NOW}",
+                (user_id, video_id, position_s, int(completed)),
+            )
+            if credited > 0:
+                await tx.execute(
+                    "INSERT INTO video_watch_activity (user_id, video_id, facility_id, day, seconds)"
+                    f" VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, video_id, day) DO UPDATE"
+                    f" SET seconds = seconds + excluded.seconds, last_at = {_NOW}",
+                    (user_id, video_id, facility_id, day, credited),
+                )
+        return credited
 
     async def add_watch_time(self, user_id: int, video_id: int, facility_id: int, day: str, seconds: float) -> None:
         """Add seconds watched to the learner's activity for that day."""
