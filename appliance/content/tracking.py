@@ -11,7 +11,6 @@ log = logging.getLogger(__name__)
 MAX_BEACON_SECONDS = 600
 # A user's first beacon seen by this process: the reader flushes every 15 s, so more is not credible.
 FIRST_BEACON_CAP_S = 30
-BEACON_SLACK_S = 2.0  # timer and network jitter between the page's clock and ours
 
 
 class ReadingClock:
@@ -30,11 +29,12 @@ class ReadingClock:
     def credit(self, user_id: int, claimed: int, now: float) -> int:
         """The whole seconds to credit for a beacon claiming `claimed` at monotonic time `now`."""
         last = self._last.pop(user_id, None)
-        allowed = FIRST_BEACON_CAP_S if last is None else max(0.0, now - last) + BEACON_SLACK_S
+        # no allowance per beacon (it would add up across a burst); rounding absorbs the page timer's jitter
+        allowed = FIRST_BEACON_CAP_S if last is None else max(0.0, now - last)
         self._last[user_id] = now
         if len(self._last) > self.max_users:
             self._last.popitem(last=False)
-        return int(min(claimed, allowed))
+        return int(round(min(claimed, allowed)))
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ from appliance.db.database import Database
 from appliance.db.events import EventType, add_event
 from appliance.media.models import AttemptOutcome, Availability, FailureReason, SourceKind
 
-WATCH_SLACK_S = 2.0  # timer and network jitter between the player and the server
 _NOW = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
 
 
@@ -331,7 +330,9 @@ class VideoRepo:
             elapsed = None if found is None else max(0.0, float(found[0]))
             credited = min(watched_s, cap_s)
             if elapsed is not None:
-                credited = min(credited, elapsed + WATCH_SLACK_S)
+                # no allowance for jitter: a report arriving early loses a fraction of a second, while any
+                # allowance per report would add up across a burst of reports
+                credited = min(credited, elapsed)
             await tx.execute(
                 "INSERT INTO video_positions (user_id, video_id, position_s, completed) VALUES (?, ?, ?, ?)"
                 f" ON CONFLICT (user_id, video_id) DO UPDATE SET position_s = excluded.position_s,"
