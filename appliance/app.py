@@ -51,6 +51,7 @@ from appliance.observability.httpmetrics import http_metrics_ctx
 from appliance.observability.logging import ACCESS
 from appliance.observability.metrics import DB_UP
 from appliance.web import middlewares as mw
+from appliance.web import openapi
 from appliance.web.shell import pages as shell
 
 log = logging.getLogger(__name__)
@@ -223,6 +224,7 @@ def create_app(
     app.on_response_prepare.append(mw.add_request_id_header)
     health.setup(app)
     shell.setup(app)
+    openapi.setup(app)
     if features:
         # Each registered feature wires itself in; the core knows them only through the registry.
         for feature in registered_features():

@@ -24,7 +24,7 @@ _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "text
 # What a user who must change a temporary password may still reach: the password page, what it loads and
 # calls (its assets, /me for the CSRF token), and sign-out. Everything else (pages, API, /content, video
 # streams, SSE feeds) waits for the change.
-PASSWORD_PAGE = "/account/password"
+PASSWORD_PAGE = "/account/password"  # noqa: S105 - a page, not a password
 _PASSWORD_CHANGE_PATHS = frozenset({"/api/v1/auth/me", "/api/v1/auth/password", "/api/v1/auth/logout",
                                     PASSWORD_PAGE, "/favicon.ico"})
 _PASSWORD_CHANGE_PREFIXES = ("/static/shell/",)

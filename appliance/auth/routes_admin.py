@@ -16,6 +16,7 @@ from appliance.auth.webutil import actor_of, path_id
 from appliance.core.clock import iso
 from appliance.core.errors import bad_request, conflict, forbidden, not_found
 from appliance.keys import CLOCK, DB
+from appliance.web.openapi import spec
 from appliance.web.policy import Role, can_access_facility, principal, roles
 from appliance.web.responses import ok, page_params, paginated, read_json
 
@@ -40,6 +41,9 @@ async def list_facilities(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/facilities")
 @roles(Role.SYSTEM_ADMIN)
+@spec(status=201, body={"type": "object", "required": ["name"], "properties": {
+    "name": {"type": "string", "minLength": 1, "maxLength": 60}, "timezone": {"enum": ["UTC", "Europe/Paris"]}}},
+      links={"ChangeFacility": ("patch", "/api/v1/facilities/{id}", "/data/id")})
 async def create_facility(request: web.Request) -> web.Response:
     """Create a facility {name, timezone}."""
     p = principal(request)
@@ -207,6 +211,10 @@ async def list_tokens(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/tokens")
 @roles(*ADMINS, facility_scoped=True)
+@spec(status=201, body={"type": "object", "required": ["name"], "properties": {
+    "name": {"type": "string", "minLength": 1, "maxLength": 100}, "role": {"enum": ["learner", "facility_admin"]},
+    "expires_in_days": {"type": "integer", "minimum": 1, "maximum": 365}}},
+      links={"RevokeToken": ("delete", "/api/v1/tokens/{id}", "/data/id")})
 async def create_token(request: web.Request) -> web.Response:
     """Create a token {name, role, user_id?, expires_in_days?}; the secret is in this answer only."""
     p = principal(request)

@@ -2,7 +2,6 @@
 
 import secrets
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -21,8 +20,8 @@ from appliance.core.blocking import run_blocking
 from appliance.core.clock import iso
 from appliance.core.errors import ApiError, bad_request, not_found
 from appliance.keys import CLOCK, DB
-from appliance.web.shell.pages import safe_next
 from appliance.web.policy import public
+from appliance.web.shell.pages import safe_next
 
 routes = web.RouteTableDef()
 REQUEST_TTL = timedelta(minutes=10)

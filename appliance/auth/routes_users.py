@@ -28,8 +28,9 @@ from appliance.auth.sessions import SessionState
 from appliance.auth.usernames import username_key
 from appliance.auth.webutil import actor_of, path_id
 from appliance.core.blocking import run_blocking
-from appliance.core.errors import ApiError, bad_request, conflict, forbidden, not_found
+from appliance.core.errors import ApiError, bad_request, forbidden, not_found
 from appliance.keys import CLOCK, DB
+from appliance.web.openapi import spec
 from appliance.web.policy import Principal, Role, can_access_facility, principal, roles
 from appliance.web.responses import ok, page_params, paginated, read_json
 
@@ -119,6 +120,16 @@ async def list_users(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/users")
 @roles(*ADMINS, facility_scoped=True)
+@spec(status=201, body={"type": "object", "required": ["username"], "properties": {
+    "username": {"type": "string", "pattern": "^[a-z][a-z0-9]{3,20}$"},
+    "role": {"enum": ["learner", "facility_admin"]}, "first_name": {"type": "string", "maxLength": 50},
+    "last_name": {"type": "string", "maxLength": 50}}}, links={
+    "GetUser": ("get", "/api/v1/users/{id}", "/data/user/id"),
+    "ChangeUser": ("patch", "/api/v1/users/{id}", "/data/user/id"),
+    "ResetPassword": ("post", "/api/v1/users/{id}/reset-password", "/data/user/id"),
+    "UserSessions": ("get", "/api/v1/users/{id}/sessions", "/data/user/id"),
+    "DeactivateUser": ("delete", "/api/v1/users/{id}", "/data/user/id"),
+})
 async def create_user(request: web.Request) -> web.Response:
     """Create an account; without a password a temporary one is made and shown once."""
     p = principal(request)

@@ -23,6 +23,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
+from yarl import URL
+
+from appliance.connectors.errors import ForeignLink
 from appliance.connectors.records import (
     ActivityRecord,
     CourseRecord,
@@ -30,10 +33,6 @@ from appliance.connectors.records import (
     ExternalUser,
     MilestoneRecord,
 )
-
-from yarl import URL
-
-from appliance.connectors.errors import ForeignLink
 
 if TYPE_CHECKING:
     import aiohttp

@@ -8,8 +8,8 @@ from appliance.content.keys import CONTENT
 from appliance.content.origin import content_origin
 from appliance.content.service import ContentService
 from appliance.content.upstream import MAX_FEED_BYTES, UpstreamError, parse_feed
-from appliance.core.errors import ApiError, bad_request, not_found
 from appliance.core import egress
+from appliance.core.errors import ApiError, bad_request, not_found
 from appliance.keys import CONFIG, DB, HTTP_CLIENT
 from appliance.web.policy import Role, maybe_principal, public, roles
 from appliance.web.responses import ok

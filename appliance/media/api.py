@@ -16,6 +16,7 @@ from appliance.media.keys import MEDIA
 from appliance.media.models import Availability, video_json
 from appliance.media.space import NoSpace
 from appliance.media.ssrf import UnresolvableHost, UrlRefused, check_url
+from appliance.web.openapi import spec
 from appliance.web.policy import ADMIN_ROLES, Principal, Role, principal, require_facility, roles, signed_in
 from appliance.web.responses import ok, page_params, paginated, read_json
 
@@ -39,6 +40,8 @@ def insufficient_storage(message: str) -> ApiError:
 
 @routes.post("/api/v1/videos")
 @roles(*ADMINS)
+@spec(status=202, body={"type": "object", "required": ["urls"], "properties": {
+    "urls": {"type": "array", "items": {"type": "string"}, "maxItems": 50}}})
 async def add_videos(request: web.Request) -> web.Response:
     """Queue downloads for URLs; all are checked first and nothing is added if one is refused."""
     svc = request.app[MEDIA]
@@ -272,6 +275,7 @@ async def _still_allowed(db: Database, p: Principal) -> bool:
 
 @routes.get("/api/v1/videos/events")
 @roles(*ADMINS)
+@spec(content_type="text/event-stream")
 async def events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: a snapshot of running downloads, then progress and state changes.
 

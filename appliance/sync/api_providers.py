@@ -19,6 +19,7 @@ from appliance.sync.keys import ENGINE, VAULT
 from appliance.sync.model import Job, Trigger
 from appliance.sync.scheduler import enqueue
 from appliance.sync.validate import known_types, provider_fields
+from appliance.web.openapi import spec
 from appliance.web.policy import Principal, Role, can_access_facility, principal, require_facility, roles
 from appliance.web.responses import ok, page_params, paginated, read_json
 
@@ -63,6 +64,11 @@ async def check_facility(request: web.Request, p: Principal, facility_id: int | 
 
 @routes.post("/api/v1/providers")
 @roles(Role.SYSTEM_ADMIN)
+@spec(status=201, links={
+    "GetProvider": ("get", "/api/v1/providers/{id}", "/data/id"),
+    "ChangeProvider": ("patch", "/api/v1/providers/{id}", "/data/id"),
+    "TestProvider": ("post", "/api/v1/providers/{id}/test", "/data/id"),
+})
 async def create_provider(request: web.Request) -> web.Response:
     """Create a provider (system admins only: a base_url decides where the daemon connects and sends tokens);
     credentials are encrypted before they touch the database."""
