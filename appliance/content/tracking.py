@@ -13,28 +13,32 @@ MAX_BEACON_SECONDS = 600
 FIRST_BEACON_CAP_S = 30
 
 
-class ReadingClock:
-    """Caps credited reading time by the wall-clock time since the user's previous beacon.
+BEACON_JITTER_S = 1.0  # the page's one-second timer runs slightly ahead of the gaps between beacons
 
-    A page cannot have shown an article for longer than the time that passed, whatever it claims: a burst
-    of beacons claiming 600 s each is credited only the seconds that really elapsed between them. The
-    clock is per process (bounded, least recently seen users dropped first); a user's first beacon in a
-    process gets at most FIRST_BEACON_CAP_S.
+
+class ReadingClock:
+    """Caps credited reading time by the wall-clock time that passed.
+
+    Each user has the moment up to which reading has been credited; a beacon is credited at most the time
+    from there to now, plus one second of timer jitter that cannot add up (the moment advances by what was
+    credited, so a burst of beacons claiming 600 s each gets nothing after the first). The moment never
+    lags more than one beacon's worth (MAX_BEACON_SECONDS) behind now, and a user's first beacon in this
+    process may cover FIRST_BEACON_CAP_S. Per process, bounded (least recently seen users dropped first).
     """
 
     def __init__(self, max_users: int = 100_000) -> None:
         self.max_users = max_users
-        self._last: OrderedDict[int, float] = OrderedDict()
+        self._until: OrderedDict[int, float] = OrderedDict()
 
     def credit(self, user_id: int, claimed: int, now: float) -> int:
         """The whole seconds to credit for a beacon claiming `claimed` at monotonic time `now`."""
-        last = self._last.pop(user_id, None)
-        # no allowance per beacon (it would add up across a burst); rounding absorbs the page timer's jitter
-        allowed = FIRST_BEACON_CAP_S if last is None else max(0.0, now - last)
-        self._last[user_id] = now
-        if len(self._last) > self.max_users:
-            self._last.popitem(last=False)
-        return int(round(min(claimed, allowed)))
+        until = self._until.pop(user_id, None)
+        start = now - FIRST_BEACON_CAP_S if until is None else max(until, now - MAX_BEACON_SECONDS)
+        credited = max(0, int(round(min(claimed, now + BEACON_JITTER_S - start))))
+        self._until[user_id] = start + credited
+        if len(self._until) > self.max_users:
+            self._until.popitem(last=False)
+        return credited
 
 
 @dataclass(frozen=True)

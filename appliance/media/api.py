@@ -241,7 +241,7 @@ async def save_position(request: web.Request) -> web.Response:
     if not isinstance(completed, bool):
         raise bad_request("invalid_body", "completed must be true or false", {"field": "completed"})
     # credited watch time is capped by the wall-clock time since the previous report and by the duration
-    cap = float(row["duration_s"]) + 1.0 if row["duration_s"] else 600.0
+    cap = min(float(row["duration_s"]), 600.0) if row["duration_s"] else 600.0
     credited = await svc.repo.report_playing(p.user_id, video_id, p.facility_id, svc.clock.now().date().isoformat(),
                                              position, completed, watched, cap)
     return ok({"video_id": video_id, "position_s": position, "completed": completed,

@@ -73,9 +73,10 @@ async def test_watch_time_is_capped_by_duration_and_wall_clock(media_env_factory
     total = await env.client.app[DB].fetchval(
         "SELECT SUM(seconds) FROM video_watch_activity WHERE user_id = ?", (env.users["learner"]["id"],))
     assert total == pytest.approx(sum(credited), abs=0.01)
-    # first report: at most the duration (+1 s); each later one: only the seconds that really passed
-    assert credited[0] <= 3.0
-    assert total < 4.0
+    # per report at most the duration; in all, the duration before the first report plus the wall-clock
+    # time since (well under a second here) plus one second of jitter allowance that never adds up
+    assert credited[0] <= 2.0
+    assert total < 4.5
 
 
 async def test_player_page_sends_the_shell_security_headers(media_env_factory: Any) -> None:
