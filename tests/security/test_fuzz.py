@@ -76,9 +76,12 @@ def _run(tmp_path: Path, catalog: str, role: str, *, examples: int, phases: str)
             "--report", "ndjson", "--report-dir", str(report)]
     for path in EXCLUDED:
         args += ["--exclude-path", path]
-    env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.security.fuzzchecks", "NO_COLOR": "1"}
+    repo = Path(__file__).resolve().parents[2]
+    # run in tmp_path: schemathesis keeps a cache folder in its working directory
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.security.fuzzchecks", "NO_COLOR": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH", "")]))}
     result = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env,  # noqa: S603
-                            cwd=Path(__file__).resolve().parents[2], check=False)
+                            cwd=tmp_path, check=False)
     log = target.daemon.output()
     target.daemon.stop(timeout=15)
     assert "unhandled error" not in log, log[-5000:]
