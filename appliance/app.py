@@ -22,6 +22,7 @@ from appliance.bus.specs import STREAMS, ensure_streams
 from appliance.config import Config
 from appliance.core.blocking import run_blocking
 from appliance.core.clock import Clock
+from appliance.core.egress import EgressPolicy
 from appliance.core.feature import features as registered_features
 from appliance.core.process import ProcessRole
 from appliance.core.tasks import TaskSupervisor
@@ -34,6 +35,7 @@ from appliance.keys import (
     CLOCK,
     CONFIG,
     DB,
+    EGRESS_POLICY,
     EXTRA_SITES,
     HTTP_CLIENT,
     MIDDLEWARES,
@@ -49,6 +51,7 @@ from appliance.observability.httpmetrics import http_metrics_ctx
 from appliance.observability.logging import ACCESS
 from appliance.observability.metrics import DB_UP
 from appliance.web import middlewares as mw
+from appliance.web import openapi
 from appliance.web.shell import pages as shell
 
 log = logging.getLogger(__name__)
@@ -172,9 +175,9 @@ async def nats_client_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def http_client_ctx(app: web.Application) -> AsyncIterator[None]:
-    """One shared outbound HTTP client (upstream LMSs, imports), with sane timeouts."""
-    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60, connect=10),
-                                    headers={"User-Agent": "appliance/0.1"})
+    """One shared outbound HTTP client (upstream LMSs, imports, webhooks), bound to the egress policy."""
+    session = app[EGRESS_POLICY].session(timeout=aiohttp.ClientTimeout(total=60, connect=10),
+                                  headers={"User-Agent": "appliance/0.1"})
     app[HTTP_CLIENT] = session
     yield
     await session.close()
@@ -209,6 +212,7 @@ def create_app(
     app[STARTUP_NOTICES] = []
     app[EXTRA_SITES] = []
     app[mw.INFLIGHT] = mw.InFlight()
+    app[EGRESS_POLICY] = EgressPolicy.from_settings(config.egress)
     if bus_url:
         app[BUS_URL] = bus_url
     app.cleanup_ctx.extend([
@@ -220,6 +224,7 @@ def create_app(
     app.on_response_prepare.append(mw.add_request_id_header)
     health.setup(app)
     shell.setup(app)
+    openapi.setup(app)
     if features:
         # Each registered feature wires itself in; the core knows them only through the registry.
         for feature in registered_features():

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from appliance.core.egress import EgressSettings
 from appliance.core.settings import setting
 
 ENV_PREFIX = "APPLIANCE_"
@@ -168,6 +169,7 @@ CORE_SECTIONS: dict[str, type] = {
     "bus": BusSettings,
     "logging": LoggingSettings,
     "health": HealthSettings,
+    "egress": EgressSettings,
 }
 
 

@@ -9,6 +9,7 @@ import aiohttp
 from aiohttp import web
 
 from appliance.core.clock import Clock
+from appliance.core.egress import EgressPolicy
 from appliance.core.process import ProcessRole
 from appliance.core.tasks import TaskSupervisor
 
@@ -34,6 +35,8 @@ BUS: web.AppKey[Bus] = web.AppKey("bus")
 HTTP_CLIENT = web.AppKey("http_client", aiohttp.ClientSession)
 # Secrets at rest (provider credentials, webhook signing secrets), one key for the whole appliance.
 VAULT: web.AppKey[Vault] = web.AppKey("vault")
+# The one egress policy (egress.allowed_networks); HTTP_CLIENT connects only through it.
+EGRESS_POLICY = web.AppKey("egress_policy", EgressPolicy)
 AUTHENTICATORS: web.AppKey[list[Authenticator]] = web.AppKey("authenticators")
 MIDDLEWARES: web.AppKey[list[tuple[int, Any]]] = web.AppKey("middlewares")
 # Callables run by the primary on SIGHUP (e.g. rescan the ZIM library).

@@ -20,6 +20,12 @@ from appliance.core.process import ProcessRole
 from appliance.keys import DB
 
 REPO = Path(__file__).resolve().parent.parent
+LOCAL_NETWORKS = ["127.0.0.0/8"]
+"""The egress policy of every test config: the fakes, yt-dlp sites and import servers all listen on loopback.
+
+A test of the policy itself passes its own list (`config_factory(egress={"allowed_networks": []})`,
+`write_config(..., egress=[])`): the production default, public addresses only.
+"""
 
 
 @pytest.fixture(autouse=True)
@@ -49,6 +55,7 @@ def config_factory(tmp_path: Path) -> Callable[..., Config]:
             "paths": {"data_dir": str(tmp_path / "var"), "content_root": str(tmp_path / "content")},
             "logging": {"level": "warning", "access_log": False},
             "health": {"min_free_disk_bytes": 1024},
+            "egress": {"allowed_networks": list(LOCAL_NETWORKS)},
         }
         for name, values in sections.items():
             overrides.setdefault(name, {}).update(values)

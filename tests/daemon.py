@@ -103,9 +103,20 @@ class Daemon:
             self.proc.wait(10)
 
 
-def write_config(tmp_path: Path, extra_toml: str = "", *, port: int | None = None) -> Path:
-    """A config rooted in tmp_path; extra_toml is appended (use whole sections)."""
+LOCAL_NETWORKS = ["127.0.0.0/8"]  # the same test egress default as tests/conftest.py
+
+
+def write_config(tmp_path: Path, extra_toml: str = "", *, port: int | None = None,
+                 egress: list[str] | None = None) -> Path:
+    """A config rooted in tmp_path; extra_toml is appended (use whole sections).
+
+    The egress policy allows loopback (LOCAL_NETWORKS) unless `egress` gives another list or extra_toml
+    has its own [egress] section.
+    """
     port = port or _free_port()
+    networks = LOCAL_NETWORKS if egress is None else egress
+    # a caller that writes its own [egress] section keeps it (TOML allows a table only once)
+    egress_toml = "" if "[egress]" in extra_toml else f"[egress]\nallowed_networks = {json.dumps(networks)}\n"
     config = tmp_path / "appliance.toml"
     config.write_text(
         f"""[http]
@@ -125,6 +136,7 @@ format = "json"
 [health]
 min_free_disk_bytes = 1024
 
+{egress_toml}
 {extra_toml}
 """
     )

@@ -373,12 +373,19 @@ async def set_password_tx(
     sessions: Sessions,
     keep_session: int | None = None,
 ) -> None:
-    """Store a new hash, end the user's other sessions, audit as set or (temporary) reset."""
+    """Store a new hash, end the user's other sessions, audit as set or (temporary) reset.
+
+    A reset (temporary password) also revokes the user's API tokens: a reset is what an admin does when an
+    account may be in the wrong hands, and a token minted by those hands must not outlive it.
+    """
     await tx.execute(
         "UPDATE users SET password_hash = ?, must_change_password = ?, updated_at = ? WHERE id = ?",
         (password_hash, int(temporary), now, user["id"]),
     )
     await sessions.end_for_user_tx(tx, user["id"], SessionState.PASSWORD_CHANGED, keep=keep_session)
+    if temporary:
+        await tx.execute("UPDATE api_tokens SET state = 'revoked', revoked_at = ? WHERE user_id = ?"
+                         " AND state = 'active'", (now, user["id"]))
     action = AuditAction.PASSWORD_RESET if temporary else AuditAction.PASSWORD_SET
     await record_tx(
         tx, now, action, actor, target_id=user["id"], target_name=user["username"], facility_id=user["facility_id"]

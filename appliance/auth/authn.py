@@ -39,7 +39,7 @@ async def token_authenticator(request: web.Request) -> Principal | None:
     db = request.app[DB]
     row = await db.fetchone(
         "SELECT t.id AS tid, t.role AS token_role, t.expires_at, t.last_used_at,"
-        " u.id, u.uuid, u.username, u.role, u.facility_id, u.deactivated_at"
+        " u.id, u.uuid, u.username, u.role, u.facility_id, u.must_change_password, u.deactivated_at"
         " FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ? AND t.state = 'active'",
         (hash_secret(token),),
     )
@@ -51,7 +51,8 @@ async def token_authenticator(request: web.Request) -> Principal | None:
     last = row["last_used_at"]
     if last is None or now - datetime.fromisoformat(last) >= TOKEN_TOUCH_INTERVAL:
         await db.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (iso(now), row["tid"]))
-    user = {k: row[k] for k in ("id", "uuid", "username", "role", "facility_id")}
+    # must_change_password travels with the token: a token does not skip a forced change
+    user = {k: row[k] for k in ("id", "uuid", "username", "role", "facility_id", "must_change_password")}
     return await build_principal(db, user, AuthVia.TOKEN, None, role_cap=Role(row["token_role"]))
 
 

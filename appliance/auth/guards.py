@@ -21,8 +21,13 @@ CSRF_FIELD = "csrf_token"
 CSRF_EXEMPT_ATTR = "__appliance_csrf_exempt__"
 # Content types a cross-site <form> can send without a CORS preflight.
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "text/plain")
-# What a user who must change a temporary password may still do.
-_PASSWORD_CHANGE_PATHS = frozenset({"/api/v1/auth/me", "/api/v1/auth/password", "/api/v1/auth/logout"})
+# What a user who must change a temporary password may still reach: the password page, what it loads and
+# calls (its assets, /me for the CSRF token), and sign-out. Everything else (pages, API, /content, video
+# streams, SSE feeds) waits for the change.
+PASSWORD_PAGE = "/account/password"  # noqa: S105 - a page, not a password
+_PASSWORD_CHANGE_PATHS = frozenset({"/api/v1/auth/me", "/api/v1/auth/password", "/api/v1/auth/logout",
+                                    PASSWORD_PAGE, "/favicon.ico"})
+_PASSWORD_CHANGE_PREFIXES = ("/static/shell/",)
 
 
 def csrf_exempt(handler: Any) -> Any:
@@ -81,15 +86,20 @@ async def csrf_guard(request: web.Request) -> None:
 
 
 async def password_change_guard(request: web.Request) -> None:
-    """A user holding a temporary password may only change it (or sign out) until they do."""
+    """A user holding a temporary password may only change it (or sign out) until they do.
+
+    Applies to sessions and API tokens alike; a browser asking for a page is sent to the password page.
+    """
     p = maybe_principal(request)
-    if (
-        p is not None
-        and p.must_change_password
-        and request.path.startswith("/api/")
-        and request.path not in _PASSWORD_CHANGE_PATHS
-    ):
-        raise ApiError(403, "password_change_required", "change your temporary password first")
+    if p is None or not p.must_change_password:
+        return
+    path = request.path
+    if path in _PASSWORD_CHANGE_PATHS or path.startswith(_PASSWORD_CHANGE_PREFIXES):
+        return
+    if (request.method in SAFE_METHODS and not path.startswith("/api/")
+            and "text/html" in request.headers.get("Accept", "")):
+        raise web.HTTPSeeOther(PASSWORD_PAGE)
+    raise ApiError(403, "password_change_required", "change your temporary password first")
 
 
 # (order, guard): after authentication (50), before the route policy.

@@ -11,12 +11,13 @@ from aiohttp import web
 from appliance.auth.accounts import is_row_id
 from appliance.auth.audit import AuditAction, entry_json, record
 from appliance.auth.opaque import hash_secret, new_api_token
-from appliance.auth.principals import outranks
+from appliance.auth.principals import ROLE_RANK, outranks
 from appliance.auth.routes_users import ADMINS, scope_clause
 from appliance.auth.webutil import actor_of, path_id
 from appliance.core.clock import iso
 from appliance.core.errors import bad_request, conflict, forbidden, not_found
 from appliance.keys import CLOCK, DB
+from appliance.web.openapi import spec
 from appliance.web.policy import Principal, Role, can_access_facility, principal, roles
 from appliance.web.responses import Page, ok, page_params, paginated, read_json
 
@@ -41,6 +42,9 @@ async def list_facilities(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/facilities")
 @roles(Role.SYSTEM_ADMIN)
+@spec(status=201, body={"type": "object", "required": ["name"], "properties": {
+    "name": {"type": "string", "minLength": 1, "maxLength": 60}, "timezone": {"enum": ["UTC", "Europe/Paris"]}}},
+      links={"ChangeFacility": ("patch", "/api/v1/facilities/{id}", "/data/id")})
 async def create_facility(request: web.Request) -> web.Response:
     """Create a facility {name, timezone}."""
     data = await read_json(request)
@@ -207,7 +211,12 @@ def _token_json(row: Any) -> dict[str, Any]:
 @roles(*ADMINS, facility_scoped=True)
 async def list_tokens(request: web.Request) -> web.Response:
     """API tokens of users in the caller's facilities (never the secret)."""
-    where, params = scope_clause(principal(request), "u.facility_id")
+    p = principal(request)
+    where, params = scope_clause(p, "u.facility_id")
+    # Token metadata of higher-ranked accounts (a system admin homed in this facility) stays hidden.
+    visible = [r.value for r, rank in ROLE_RANK.items() if rank <= ROLE_RANK[p.role]]
+    where = f"({where}) AND (u.role IN ({', '.join('?' * len(visible))}) OR u.id = ?)"
+    params = [*params, *visible, p.user_id]
     rows = await request.app[DB].fetchall(
         f"SELECT t.* FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE {where} ORDER BY t.id DESC",  # noqa: S608
         params,
@@ -217,6 +226,10 @@ async def list_tokens(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/tokens")
 @roles(*ADMINS, facility_scoped=True)
+@spec(status=201, body={"type": "object", "required": ["name"], "properties": {
+    "name": {"type": "string", "minLength": 1, "maxLength": 100}, "role": {"enum": ["learner", "facility_admin"]},
+    "expires_in_days": {"type": "integer", "minimum": 1, "maximum": 365}}},
+      links={"RevokeToken": ("delete", "/api/v1/tokens/{id}", "/data/id")})
 async def create_token(request: web.Request) -> web.Response:
     """Create a token {name, role, user_id?, expires_in_days?}; the secret is in this answer only."""
     p = principal(request)

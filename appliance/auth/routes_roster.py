@@ -28,6 +28,7 @@ from appliance.auth.webutil import actor_of
 from appliance.core.blocking import run_blocking
 from appliance.core.errors import ApiError, bad_request, too_large
 from appliance.keys import CLOCK, CONFIG, DB
+from appliance.web.openapi import spec
 from appliance.web.policy import Principal, Role, can_access_facility, principal, roles
 from appliance.web.responses import ok
 
@@ -125,7 +126,7 @@ async def _apply(
             report.temporary_passwords.append({"username": new.username, "temporary_password": temp})
         return
     if not can_access_facility(p, existing["facility_id"]):
-        raise ApiError(409, "username_taken", "username is taken")
+        raise ApiError(409, "username_taken", "this username is not available")
     if not outranks(p.role, Role(existing["role"])):
         raise ApiError(403, "forbidden", "you may not manage a user of your own or a higher role")
     changes = {k: v for k, v in data.items() if k not in ("username", "password")}
@@ -144,6 +145,8 @@ async def _apply(
 
 @routes.post("/api/v1/users/import")
 @roles(*ADMINS, facility_scoped=True)
+@spec(body_type="text/csv", body={"type": "string"},
+      query={"mode": {"type": "string", "enum": ["all_or_nothing", "per_row"]}})
 async def import_roster(request: web.Request) -> web.Response:
     """Body: CSV (text/csv). ?mode=all_or_nothing (default; 422 and nothing written on any error) or per_row."""
     p = principal(request)

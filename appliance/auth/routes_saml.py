@@ -2,7 +2,6 @@
 
 import secrets
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -22,6 +21,7 @@ from appliance.core.clock import iso
 from appliance.core.errors import ApiError, bad_request, not_found
 from appliance.keys import CLOCK, DB
 from appliance.web.policy import public
+from appliance.web.shell.pages import safe_next
 
 routes = web.RouteTableDef()
 REQUEST_TTL = timedelta(minutes=10)
@@ -38,10 +38,8 @@ def _sp(request: web.Request) -> SamlServiceProvider:
 
 def _safe_next(value: str) -> str:
     """Only local paths: an open redirect after sign-in would hand phishers a trusted link."""
-    parts = urlsplit(value)
-    if not value.startswith("/") or value.startswith("//") or parts.scheme or parts.netloc or "\\" in value:
-        return "/"
-    return value[:500]
+    target = safe_next(value)
+    return target if len(target) <= 500 else "/"
 
 
 @routes.get(METADATA_PATH)

@@ -24,13 +24,14 @@ from appliance.auth.audit import AuditAction, record
 from appliance.auth.keys import IDENTITY
 from appliance.auth.lockout import LockKind
 from appliance.auth.passwords import generate_password, hash_password
-from appliance.auth.principals import outranks
+from appliance.auth.principals import ROLE_RANK, outranks
 from appliance.auth.sessions import SessionState
 from appliance.auth.usernames import username_key
 from appliance.auth.webutil import actor_of, path_id
 from appliance.core.blocking import run_blocking
-from appliance.core.errors import ApiError, bad_request, conflict, forbidden, not_found
+from appliance.core.errors import ApiError, bad_request, forbidden, not_found
 from appliance.keys import CLOCK, DB
+from appliance.web.openapi import spec
 from appliance.web.policy import Principal, Role, can_access_facility, principal, roles
 from appliance.web.responses import Page, ok, page_params, paginated, read_json
 
@@ -124,6 +125,16 @@ async def query_users(db: Any, p: Principal, q: Mapping[str, str], page: Page) -
 
 @routes.post("/api/v1/users")
 @roles(*ADMINS, facility_scoped=True)
+@spec(status=201, body={"type": "object", "required": ["username"], "properties": {
+    "username": {"type": "string", "pattern": "^[a-z][a-z0-9]{3,20}$"},
+    "role": {"enum": ["learner", "facility_admin"]}, "first_name": {"type": "string", "maxLength": 50},
+    "last_name": {"type": "string", "maxLength": 50}}}, links={
+    "GetUser": ("get", "/api/v1/users/{id}", "/data/user/id"),
+    "ChangeUser": ("patch", "/api/v1/users/{id}", "/data/user/id"),
+    "ResetPassword": ("post", "/api/v1/users/{id}/reset-password", "/data/user/id"),
+    "UserSessions": ("get", "/api/v1/users/{id}/sessions", "/data/user/id"),
+    "DeactivateUser": ("delete", "/api/v1/users/{id}", "/data/user/id"),
+})
 async def create_user(request: web.Request) -> web.Response:
     """Create an account; without a password a temporary one is made and shown once."""
     p = principal(request)
@@ -165,7 +176,8 @@ async def create_account(request: web.Request, p: Principal, data: dict[str, Any
             await check_grant(tx, p, new.role, new.facility_id, new.extra_facility_ids)
             row = await insert_user_tx(tx, app[CLOCK].iso_now(), new, actor_of(request, p))
     except sqlite3.IntegrityError:
-        raise conflict("a user with this username already exists", {"field": "username"}) from None
+        # The same answer whatever facility holds the name (see README "Security model": usernames are global).
+        raise ApiError(409, "username_taken", "this username is not available", {"field": "username"}) from None
     return row, password if temporary else None, new.extra_facility_ids
 
 
@@ -284,7 +296,11 @@ async def reset_account_password(request: web.Request, p: Principal, target: Any
 @roles(*ADMINS, facility_scoped=True)
 async def user_sessions(request: web.Request) -> web.Response:
     """Live sessions of a user."""
-    target = await load_target(request, principal(request), manage=False)
+    p = principal(request)
+    target = await load_target(request, p, manage=False)
+    if target["id"] != p.user_id and ROLE_RANK[Role(target["role"])] > ROLE_RANK[p.role]:
+        # who is signed in where (addresses, browsers) of a higher-ranked account is not a lower admin's business
+        raise not_found("no such user")
     return ok(await request.app[IDENTITY].sessions.list_for_user(target["id"]))
 
 

@@ -4,6 +4,16 @@ Required of every connector: a probe, idempotent pushes of a user and an enrollm
 users, courses and enrollments. Everything else is an optional capability a connector type declares
 (`Capability`) and the engine asks for before using it, so a connector never has to pretend to have
 Canvas's SIS import or analytics.
+
+Rules every connector follows (the egress policy enforces the first; the others are the connector's part):
+- Use only `Upstream.http`: it connects through the daemon's egress policy (`egress.allowed_networks`,
+  checked on the resolved address at connect time) and refuses cross-origin redirects that carry credentials.
+  Never build another aiohttp session.
+- Follow a pagination link (Link rel="next", a "next" URL in a body) only through `follow_link`, which
+  accepts only the provider's own origin (scheme, host and port of `Upstream.base_url`) and raises
+  `ForeignLink` otherwise: a link elsewhere would receive the provider's token.
+- Request with `allow_redirects=False` where a redirect has no business (API calls), and never echo upstream
+  error bodies into messages an admin sees verbatim; classify them (connectors/errors.py).
 """
 
 from __future__ import annotations
@@ -13,6 +23,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
+from yarl import URL
+
+from appliance.connectors.errors import ForeignLink
 from appliance.connectors.records import (
     ActivityRecord,
     CourseRecord,
@@ -23,6 +36,23 @@ from appliance.connectors.records import (
 
 if TYPE_CHECKING:
     import aiohttp
+
+
+def follow_link(base_url: str | URL, link: str) -> URL:
+    """The absolute URL of a pagination link, if it stays on the provider's own origin; ForeignLink otherwise.
+
+    Relative links are resolved against the base URL. The origin compared is scheme, host and port, so an
+    http:// link from an https:// provider is refused too (the token would cross the wire in clear).
+    """
+    base = base_url if isinstance(base_url, URL) else URL(base_url)
+    try:
+        target = base.join(URL(link, encoded=True))
+        same = target.is_absolute() and target.origin() == base.origin()
+    except ValueError:
+        same = False
+    if not same:
+        raise ForeignLink("a pagination link points away from the provider's origin; not followed")
+    return target
 
 
 class PushOutcome(Enum):

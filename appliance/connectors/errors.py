@@ -48,3 +48,8 @@ class Malformed(Rejected):
 
     def __init__(self, message: str, status: int = 200, body: Any = None) -> None:
         super().__init__(status, body, message)
+
+
+class ForeignLink(UpstreamError):
+    """A pagination (or other follow-up) link points away from the provider's own origin: never followed,
+    because the request would carry the provider's credentials to whoever the upstream names."""

@@ -17,6 +17,7 @@ from appliance.content.downloads import (
 )
 from appliance.content.keys import CONTENT
 from appliance.content.metrics import IMPORT_BYTES
+from appliance.core import egress
 from appliance.core.blocking import run_blocking
 from appliance.db import Database
 from appliance.keys import CONFIG, DB, HTTP_CLIENT
@@ -75,6 +76,15 @@ async def run_import(app: web.Application, import_id: int) -> None:
             raise
         await _set(db, import_id, state=ImportState.FAILED.value, error=str(exc)[:500])
         log.warning("import %d of %s failed: %s", import_id, row["url"], exc)
+        return
+    except OSError as exc:
+        if not egress.refused(exc):
+            raise  # uplink down: import_loop keeps the row and retries
+        # the target (or a redirect) is outside egress.allowed_networks: retrying cannot help
+        error = "refused by egress policy: the URL or a redirect points at a non-public address " \
+                "(see egress.allowed_networks)"
+        await _set(db, import_id, state=ImportState.FAILED.value, error=error)
+        log.warning("import %d of %s refused by the egress policy", import_id, row["url"])
         return
     report = await app[CONTENT].rescan()
     lib = await db.fetchval("SELECT id FROM libraries WHERE path = ?", (str(final),))

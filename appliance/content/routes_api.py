@@ -235,9 +235,12 @@ async def delete_favorite(request: web.Request) -> web.Response:
 @routes.get(r"/api/v1/libraries/{id:\d+}/blocklist")
 @roles(*ADMINS)
 async def get_blocklist(request: web.Request) -> web.Response:
-    """The library's blocked paths and patterns, with the latest changes."""
+    """The library's blocked paths and patterns, with the latest changes (libraries of the caller's facilities)."""
     p = principal(request)
     lib = await _visible_library(request, p)
+    if p.role is not Role.SYSTEM_ADMIN and not (
+            request.app[CONTENT].directory.by_id[lib["id"]].facilities & (p.facility_ids | {p.facility_id})):
+        raise not_found("no such library")
     db = request.app[DB]
     patterns = [r["pattern"] for r in await db.fetchall(
         "SELECT pattern FROM library_blocklist WHERE library_id = ? ORDER BY pattern", (lib["id"],))]
@@ -250,7 +253,11 @@ async def get_blocklist(request: web.Request) -> web.Response:
 @routes.put(r"/api/v1/libraries/{id:\d+}/blocklist")
 @roles(Role.DEPARTMENT_ADMIN, Role.SYSTEM_ADMIN)
 async def put_blocklist(request: web.Request) -> web.Response:
-    """Replace the block list (it applies to every facility, so facility admins may only read it)."""
+    """Replace the block list (it applies to every facility, so facility admins may only read it).
+
+    One list per library, applied in every facility that sees it: a department admin may change it only
+    when every one of those facilities is its own (a shared library's list is the system admin's).
+    """
     p = principal(request)
     lib = await _visible_library(request, p)
     patterns, added, removed = await set_blocklist(request, p, lib, (await read_json(request)).get("patterns"))
@@ -259,7 +266,16 @@ async def put_blocklist(request: web.Request) -> web.Response:
 
 async def set_blocklist(request: web.Request, p: Principal, lib: dict[str, Any],
                         raw: Any) -> tuple[list[str], list[str], list[str]]:
-    """Replace a library's block list; returns (patterns, added, removed)."""
+    """Replace a library's block list; returns (patterns, added, removed).
+
+    One list per library, applied in every facility that sees it: a department admin may change it only
+    when every one of those facilities is its own (a shared library's list is the system admin's).
+    """
+    if p.role is not Role.SYSTEM_ADMIN:
+        shown = request.app[CONTENT].directory.by_id[lib["id"]].facilities
+        if not shown or not shown <= (p.facility_ids | {p.facility_id}):
+            raise ApiError(403, "forbidden", "this library is visible in facilities you do not manage (or in "
+                           "none yet); its block list is a system admin's to change")
     try:
         patterns = validate_patterns(raw)
     except BlocklistError as exc:

@@ -10,6 +10,7 @@ from appliance.content.keys import CONTENT
 from appliance.content.origin import content_origin
 from appliance.content.service import ContentService
 from appliance.content.upstream import MAX_FEED_BYTES, UpstreamError, parse_feed
+from appliance.core import egress
 from appliance.core.errors import ApiError, bad_request, not_found
 from appliance.keys import CONFIG, DB, HTTP_CLIENT
 from appliance.web.policy import Role, maybe_principal, public, roles
@@ -178,7 +179,7 @@ async def browse_upstream(request: web.Request) -> tuple[int, list[Any], str, di
             data = await resp.content.read(MAX_FEED_BYTES)
         total, books = parse_feed(data, base)
     except (aiohttp.ClientError, TimeoutError, UpstreamError) as exc:
-        reason = str(exc) or type(exc).__name__
+        reason = "refused by egress policy" if egress.refused(exc) else (str(exc) or type(exc).__name__)
         raise ApiError(503, "upstream_unreachable", f"the upstream catalog at {base} cannot be reached right now",
                        {"reason": reason[:300], "url": base}, headers={"Retry-After": "60"}) from None
     return total, list(books), base, params

@@ -38,9 +38,12 @@ async def reading_beacon(request: web.Request) -> web.Response:
     lib = service.directory.by_slug.get(book)
     if lib is None or not can_see(p, lib, None):
         raise not_found("no such library")
-    day = request.app[CLOCK].now().date().isoformat()
-    service.recorder.add_reading(Reading(p.user_id, p.facility_id, lib.id, path.lstrip("/"), day, seconds))
-    return ok({"queued": True}, status=202)
+    clock = request.app[CLOCK]
+    credited = service.reading_clock.credit(p.user_id, seconds, clock.monotonic())
+    if credited > 0:
+        day = clock.now().date().isoformat()
+        service.recorder.add_reading(Reading(p.user_id, p.facility_id, lib.id, path.lstrip("/"), day, credited))
+    return ok({"queued": True, "credited_s": credited}, status=202)
 
 
 def _date(request: web.Request, name: str, default: dt.date) -> dt.date:

@@ -5,7 +5,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from libzim.reader import get_cluster_cache_current_size, set_cluster_cache_max_size
@@ -20,7 +20,7 @@ from appliance.content.scanner import ScanReport, scan
 from appliance.content.searchcache import SearchCache
 from appliance.content.searchpool import SearchPools
 from appliance.content.settings import ContentSettings
-from appliance.content.tracking import ViewRecorder
+from appliance.content.tracking import ReadingClock, ViewRecorder
 from appliance.core.blocking import register_pool, run_blocking
 from appliance.core.errors import ApiError, not_found
 from appliance.core.process import ProcessRole
@@ -45,6 +45,7 @@ class ContentService:
     scan_lock: asyncio.Lock
     search_cache: SearchCache
     passes: PassSigner
+    reading_clock: ReadingClock = field(default_factory=ReadingClock)
 
     async def refresh(self, *, force: bool = False) -> None:
         """Pick up library changes made by any process."""

@@ -1,6 +1,7 @@
 """Article views and reading time, buffered in memory and written in batches off the request path."""
 
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from appliance.content.metrics import VIEWS_DROPPED, VIEWS_WRITTEN
@@ -8,6 +9,36 @@ from appliance.db import Database
 
 log = logging.getLogger(__name__)
 MAX_BEACON_SECONDS = 600
+# A user's first beacon seen by this process: the reader flushes every 15 s, so more is not credible.
+FIRST_BEACON_CAP_S = 30
+
+
+BEACON_JITTER_S = 1.0  # the page's one-second timer runs slightly ahead of the gaps between beacons
+
+
+class ReadingClock:
+    """Caps credited reading time by the wall-clock time that passed.
+
+    Each user has the moment up to which reading has been credited; a beacon is credited at most the time
+    from there to now, plus one second of timer jitter that cannot add up (the moment advances by what was
+    credited, so a burst of beacons claiming 600 s each gets nothing after the first). The moment never
+    lags more than one beacon's worth (MAX_BEACON_SECONDS) behind now, and a user's first beacon in this
+    process may cover FIRST_BEACON_CAP_S. Per process, bounded (least recently seen users dropped first).
+    """
+
+    def __init__(self, max_users: int = 100_000) -> None:
+        self.max_users = max_users
+        self._until: OrderedDict[int, float] = OrderedDict()
+
+    def credit(self, user_id: int, claimed: int, now: float) -> int:
+        """The whole seconds to credit for a beacon claiming `claimed` at monotonic time `now`."""
+        until = self._until.pop(user_id, None)
+        start = now - FIRST_BEACON_CAP_S if until is None else max(until, now - MAX_BEACON_SECONDS)
+        credited = max(0, int(round(min(claimed, now + BEACON_JITTER_S - start))))
+        self._until[user_id] = start + credited
+        if len(self._until) > self.max_users:
+            self._until.popitem(last=False)
+        return credited
 
 
 @dataclass(frozen=True)

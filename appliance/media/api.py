@@ -16,16 +16,19 @@ from appliance.media.keys import MEDIA
 from appliance.media.models import Availability, video_json
 from appliance.media.space import NoSpace
 from appliance.media.ssrf import UnresolvableHost, UrlRefused, check_url
-from appliance.web.policy import Role, principal, require_facility, roles, signed_in
+from appliance.web.openapi import spec
+from appliance.web.policy import ADMIN_ROLES, Principal, Role, principal, require_facility, roles, signed_in
 from appliance.web.responses import ok, page_params, paginated, read_json
 
 if TYPE_CHECKING:
+    from appliance.db.database import Database
     from appliance.media.service import MediaService
 
 routes = web.RouteTableDef()
 ADMINS = (Role.FACILITY_ADMIN, Role.DEPARTMENT_ADMIN)
 MAX_URLS = 50
 _SSE_KEEPALIVE_S = 15.0
+_SSE_RECHECK_S = 1.0  # an idle feed re-checks its subscriber this often
 # how soon a browser's EventSource reconnects after the stream ends (restart, a dropped slow reader)
 _SSE_RETRY = b"retry: 2000\n\n"
 
@@ -37,6 +40,8 @@ def insufficient_storage(message: str) -> ApiError:
 
 @routes.post("/api/v1/videos")
 @roles(*ADMINS)
+@spec(status=202, body={"type": "object", "required": ["urls"], "properties": {
+    "urls": {"type": "array", "items": {"type": "string"}, "maxItems": 50}}})
 async def add_videos(request: web.Request) -> web.Response:
     """Queue downloads for URLs; all are checked first and nothing is added if one is refused."""
     svc = request.app[MEDIA]
@@ -160,11 +165,27 @@ async def rename_video(request: web.Request) -> web.Response:
 @routes.delete(r"/api/v1/videos/{id:\d+}")
 @roles(Role.DEPARTMENT_ADMIN)
 async def delete_video(request: web.Request) -> web.Response:
-    """Remove a video and its files."""
+    """Remove a video and its files (department admins: only videos of their own facilities)."""
     svc = request.app[MEDIA]
+    p = principal(request)
     video_id = video_id_of(request)
-    if await svc.repo.get(video_id) is None:
+    row = await svc.repo.get(video_id)
+    if row is None:
         raise not_found("no such video")
+    if p.role is not Role.SYSTEM_ADMIN:
+        # Deleting removes the file for every facility: a department admin may do it only when the video
+        # belongs to its facilities alone (visible nowhere else; if visible nowhere, added by one of them).
+        scope = p.facility_ids | {p.facility_id}
+        shown = set(await svc.repo.facilities_of(video_id))
+        if shown - scope:
+            raise ApiError(403, "forbidden", "this video is visible in facilities you do not manage; "
+                           "remove your facilities from its visibility instead")
+        if not shown:
+            adder = row["added_by"]
+            home = await svc.db.fetchval("SELECT facility_id FROM users WHERE id = ?", (adder,)) \
+                if adder is not None else None
+            if adder != p.user_id and home not in scope:
+                raise ApiError(403, "forbidden", "this video was added in a facility you do not manage")
     await svc.delete(video_id)
     return ok({"id": video_id, "deleted": True})
 
@@ -234,10 +255,12 @@ async def save_position(request: web.Request) -> web.Response:
     completed = body.get("completed", False)
     if not isinstance(completed, bool):
         raise bad_request("invalid_body", "completed must be true or false", {"field": "completed"})
-    await svc.repo.save_position(p.user_id, video_id, position, completed)
-    if watched > 0:
-        await svc.repo.add_watch_time(p.user_id, video_id, p.facility_id, svc.clock.now().date().isoformat(), watched)
-    return ok({"video_id": video_id, "position_s": position, "completed": completed})
+    # credited watch time is capped by the wall-clock time since the previous report and by the duration
+    cap = min(float(row["duration_s"]), 600.0) if row["duration_s"] else 600.0
+    credited = await svc.repo.report_playing(p.user_id, video_id, p.facility_id, svc.clock.now().date().isoformat(),
+                                             position, completed, watched, cap)
+    return ok({"video_id": video_id, "position_s": position, "completed": completed,
+               "credited_s": round(credited, 3)})
 
 
 @routes.get(r"/api/v1/videos/{id:\d+}/position")
@@ -253,14 +276,33 @@ async def get_position(request: web.Request) -> web.Response:
                "completed": bool(row["completed"]) if row else False})
 
 
+async def _still_allowed(db: Database, p: Principal) -> bool:
+    """The caller is still an active admin (and, for a cookie, the session still live): checked from the
+    database, not a per-process cache, so a deactivation in another worker ends this feed too."""
+    row = await db.fetchone("SELECT role, deactivated_at FROM users WHERE id = ?", (p.user_id,))
+    if row is None or row["deactivated_at"] is not None or Role(row["role"]) not in ADMIN_ROLES:
+        return False
+    if p.session_id is not None:
+        state = await db.fetchval("SELECT state FROM sessions WHERE id = ?", (int(p.session_id),))
+        return state == "active"
+    return True
+
+
 @routes.get("/api/v1/videos/events")
 @roles(*ADMINS)
+@spec(content_type="text/event-stream")
 async def events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: a snapshot of running downloads, then progress and state changes."""
+    """Server-sent events: a snapshot of running downloads, then progress and state changes.
+
+    The caller's standing is re-checked before every event and at least every second, so a deactivated,
+    demoted or signed-out admin stops receiving events at once (the feed ends).
+    """
     svc = request.app[MEDIA]
+    p = principal(request)
     queue = svc.hub.subscribe()
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                        "X-Accel-Buffering": "no"})
+    loop = asyncio.get_running_loop()
     try:
         await resp.prepare(request)
         if request.method == "HEAD":
@@ -270,15 +312,21 @@ async def events(request: web.Request) -> web.StreamResponse:
         await resp.write(_SSE_RETRY)
         for vid, prog in list(svc.hub.current.items()):
             await resp.write(_sse({"type": "progress", "video_id": vid, **prog}))
+        quiet_since = loop.time()
         while True:
             try:
-                event = await asyncio.wait_for(queue.get(), _SSE_KEEPALIVE_S)
+                event = await asyncio.wait_for(queue.get(), _SSE_RECHECK_S)
             except TimeoutError:
-                await resp.write(b": keep-alive\n\n")
+                if not await _still_allowed(svc.db, p):
+                    break
+                if loop.time() - quiet_since >= _SSE_KEEPALIVE_S:
+                    await resp.write(b": keep-alive\n\n")
+                    quiet_since = loop.time()
                 continue
-            if event is None:
+            if event is None or not await _still_allowed(svc.db, p):
                 break
             await resp.write(_sse(event))
+            quiet_since = loop.time()
     except ConnectionResetError:
         return resp
     finally:

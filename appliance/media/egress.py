@@ -5,8 +5,8 @@ and fragments on its own, and any of them may point into the facility's networks
 it may start) get this small forward proxy on 127.0.0.1 through `http_proxy`/`https_proxy` in their
 environment (not `--proxy`: a command line is readable by every local user, and the URL carries the
 token). The proxy resolves every target itself, refuses internal addresses (unless listed in
-`media.allowed_networks`) and odd ports, and connects to the vetted address, never to the name again, so
-a second DNS answer cannot swap the target (DNS rebinding).
+`egress.allowed_networks`, the one egress policy) and odd ports, and connects to the vetted address, never
+to the name again, so a second DNS answer cannot swap the target (DNS rebinding).
 
 It speaks just enough HTTP/1.1 for yt-dlp and ffmpeg: `CONNECT host:port` tunnels (TLS passes through
 untouched) and absolute-form `GET http://...` requests, one request per connection (`Connection: close`
@@ -64,7 +64,7 @@ _NOT_FORWARDED = {b"connection", b"keep-alive", b"proxy-authorization", b"proxy-
 class Refusal(StrEnum):
     """Why the proxy turned a request away (the label of appliance_media_egress_refused_total)."""
 
-    ADDRESS = "address"  # internal address outside media.allowed_networks
+    ADDRESS = "address"  # internal address outside egress.allowed_networks
     PORT = "port"  # not 80/443 on a public address
     AUTH = "auth"  # missing or wrong token
     BAD_REQUEST = "bad_request"  # malformed, oversized or unsupported request

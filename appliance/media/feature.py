@@ -21,7 +21,7 @@ from appliance.media.keys import MEDIA
 from appliance.media.maintenance import sweep
 from appliance.media.models import Availability
 from appliance.media.service import MediaService
-from appliance.media.ssrf import parse_networks
+from appliance.media.ssrf import allowed_networks
 from appliance.media.storage import StorageError
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ async def egress_ctx(app: web.Application) -> AsyncIterator[None]:
         return
     m = app[CONFIG].media
     proxy = EgressProxy(
-        parse_networks(m.allowed_networks),
+        allowed_networks(app[CONFIG]),
         # shorter than yt-dlp's own socket timeout, so yt-dlp reads the proxy's 504 instead of timing out itself
         connect_timeout_s=min(10.0, m.socket_timeout_s / 2),
         # yt-dlp times out stalled reads itself; this only reaps connections it left behind (pooled tunnels)

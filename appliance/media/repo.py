@@ -6,13 +6,17 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from appliance.core.clock import iso
 from appliance.core.singleflight import SingleFlight
 from appliance.db.database import Database
 from appliance.db.events import EventType, add_event
 from appliance.media.models import AttemptOutcome, Availability, FailureReason, SourceKind
 
+MAX_REPORT_S = 600.0  # the most one position report may claim (the API refuses more)
+WATCH_JITTER_S = 1.0
 _NOW = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
 
 
@@ -321,6 +325,44 @@ class VideoRepo:
             f" completed = MAX(completed, excluded.completed), updated_at = {_NOW}",
             (user_id, video_id, position_s, int(completed)),
         )
+
+    async def report_playing(self, user_id: int, video_id: int, facility_id: int, day: str, position_s: float,
+                             completed: bool, watched_s: float, cap_s: float) -> float:
+        """Save the resume position and credit watch time; returns the seconds credited.
+
+        Credit never runs ahead of the wall clock: each (user, video) keeps the moment up to which playing
+        has been credited, a report is credited at most the time from there to now (plus one second of
+        timer jitter, which cannot add up across reports because the moment advances by what was credited),
+        and never more than cap_s (the video's duration) per report. A first report may cover cap_s of
+        playing that happened before it. One transaction, so parallel reports are serialised.
+        """
+        now = datetime.now(UTC)
+        async with self.db.transaction() as tx:
+            cur = await tx.execute("SELECT credited_until FROM video_positions WHERE user_id = ? AND video_id = ?",
+                                   (user_id, video_id))
+            found = await cur.fetchone()
+            until = datetime.fromisoformat(found[0]) if found is not None and found[0] else None
+            start = now - timedelta(seconds=cap_s) if until is None else max(
+                until, now - timedelta(seconds=MAX_REPORT_S))
+            room = (now - start).total_seconds() + WATCH_JITTER_S
+            credited = max(0.0, min(watched_s, cap_s, room))
+            credited_until = iso(start + timedelta(seconds=credited))
+            await tx.execute(
+                "INSERT INTO video_positions (user_id, video_id, position_s, completed, credited_until)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, video_id) DO UPDATE"
+                " SET position_s = excluded.position_s,"
+                " completed = MAX(completed, excluded.completed), credited_until = excluded.credited_until,"
+                f" updated_at = {_NOW}",
+                (user_id, video_id, position_s, int(completed), credited_until),
+            )
+            if credited > 0:
+                await tx.execute(
+                    "INSERT INTO video_watch_activity (user_id, video_id, facility_id, day, seconds)"
+                    f" VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, video_id, day) DO UPDATE"
+                    f" SET seconds = seconds + excluded.seconds, last_at = {_NOW}",
+                    (user_id, video_id, facility_id, day, credited),
+                )
+        return credited
 
     async def add_watch_time(self, user_id: int, video_id: int, facility_id: int, day: str, seconds: float) -> None:
         """Add seconds watched to the learner's activity for that day."""

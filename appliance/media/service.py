@@ -20,7 +20,7 @@ from appliance.media.repo import VideoRepo
 from appliance.media.sendfile import OpenFiles
 from appliance.media.settings import MediaSettings
 from appliance.media.space import SpaceGuard
-from appliance.media.ssrf import IPNetwork, parse_networks
+from appliance.media.ssrf import IPNetwork, allowed_networks
 from appliance.media.storage import VideoStorage, video_prefix
 from appliance.media.storage.disk import DiskStorage
 from appliance.media.ytdlp import YtdlpOptions
@@ -65,7 +65,7 @@ class MediaService:
         self.hub = ProgressHub()
         self.open_files = OpenFiles()
         self.ytdlp = ytdlp_options(self.settings)
-        self.allowed_networks: list[IPNetwork] = parse_networks(self.settings.allowed_networks)
+        self.allowed_networks: list[IPNetwork] = allowed_networks(config)
         self.staging: Path = config.paths.data_dir / "media-staging"
         self.space = SpaceGuard(self.staging, self.settings.min_free_disk_mb, self.settings.cache_quota_mb)
 

@@ -39,8 +39,8 @@ class MediaSettings:
                                  min=1)
     job_ack_wait_s: int = setting(120, help="a claimed job is redelivered if its worker is silent this long",
                                   min=2)
-    allowed_networks: list[str] = setting([], help="CIDRs of private/loopback/link-local ranges downloads may "
-                                          "reach (empty: none)")
+    allowed_networks: list[str] = setting([], help="older alias: CIDRs added to egress.allowed_networks for "
+                                          "video downloads only (prefer egress.allowed_networks)")
     min_free_disk_mb: int = setting(1024, help="refuse new downloads/uploads below this much free disk", min=0)
     cache_quota_mb: int = setting(0, help="largest total size of cached videos in MiB (0: no quota)", min=0)
     upload_max_mb: int = setting(4096, help="largest accepted upload in MiB (413 beyond)", min=1)

@@ -1,4 +1,8 @@
-"""Refuse video URLs that point into the appliance's own networks unless explicitly allowed."""
+"""Refuse video URLs that point into the appliance's own networks unless the egress policy allows them.
+
+The address rules are the core's (appliance.core.egress); this module adds what only video downloads need:
+an up-front check of the URL an admin adds, and the web-ports-only rule for public hosts.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,15 @@ import ipaddress
 import re
 import socket
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+from appliance.core import egress
+from appliance.core.egress import IPAddress, IPNetwork
+
+if TYPE_CHECKING:
+    from appliance.config import Config
+
 _BAD_CHARS = re.compile(r"[\s\x00-\x1f\x7f;|&`$<>\\]")
 
 
@@ -24,13 +33,15 @@ class UnresolvableHost(UrlRefused):
 
 def parse_networks(cidrs: Sequence[str]) -> list[IPNetwork]:
     """Parse `media.allowed_networks`; raise ValueError naming a bad entry."""
-    nets = []
-    for cidr in cidrs:
-        try:
-            nets.append(ipaddress.ip_network(cidr, strict=False))
-        except ValueError as exc:
-            raise ValueError(f"media.allowed_networks: {cidr!r} is not a CIDR") from exc
-    return nets
+    return egress.parse_networks(cidrs, "media.allowed_networks")
+
+
+def allowed_networks(config: Config) -> list[IPNetwork]:
+    """What video downloads may reach besides public hosts: `egress.allowed_networks`, widened by the older
+    `media.allowed_networks` (kept as an alias so existing configs keep working)."""
+    nets = egress.parse_networks(config.egress.allowed_networks)
+    nets.extend(parse_networks(config.media.allowed_networks))
+    return list(dict.fromkeys(nets))
 
 
 def check_syntax(url: str) -> str:
@@ -51,21 +62,16 @@ def check_syntax(url: str) -> str:
     return parts.hostname
 
 
-def _internal(addr: IPAddress) -> bool:
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
-        addr = addr.ipv4_mapped
-    return bool(addr.is_loopback or addr.is_link_local or addr.is_private or addr.is_multicast
-                or addr.is_reserved or addr.is_unspecified or not addr.is_global)
+_internal = egress.is_internal
 
 
 # Public targets are reached on the web ports only: every video source yt-dlp knows serves HTTP(S) there, and
 # refusing the rest keeps the appliance from being a relay towards other services (mail, SSH, databases) of
-# public hosts. A source on another port is reached by listing its address in media.allowed_networks.
+# public hosts. A source on another port is reached by listing its address in egress.allowed_networks.
 WEB_PORTS = frozenset({80, 443})
 
 
-def _within(addr: IPAddress, allowed: Sequence[IPNetwork]) -> bool:
-    return any(addr in net for net in allowed if net.version == addr.version)
+_within = egress.within
 
 
 def check_addresses(addresses: Sequence[IPAddress], allowed: Sequence[IPNetwork]) -> None:
@@ -73,7 +79,7 @@ def check_addresses(addresses: Sequence[IPAddress], allowed: Sequence[IPNetwork]
     for addr in addresses:
         if _internal(addr) and not _within(addr, allowed):
             raise UrlRefused(
-                f"address {addr} is loopback, link-local or private; add its range to media.allowed_networks"
+                f"address {addr} is loopback, link-local or private; add its range to egress.allowed_networks"
             )
 
 
@@ -81,7 +87,7 @@ def check_port(port: int, addresses: Sequence[IPAddress], allowed: Sequence[IPNe
     """Refuse a port other than 80/443 unless every address is inside an allowed network."""
     if port in WEB_PORTS or (addresses and all(_within(a, allowed) for a in addresses)):
         return
-    raise UrlRefused(f"port {port} is not 80 or 443; list the address in media.allowed_networks to reach "
+    raise UrlRefused(f"port {port} is not 80 or 443; list the address in egress.allowed_networks to reach "
                      "other ports")
 
 

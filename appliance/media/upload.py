@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from appliance.core.errors import ApiError, bad_request, too_large
 from appliance.media import metrics
@@ -23,6 +24,7 @@ from appliance.media.probe import NotAVideo, check_mp4_complete, make_thumbnail,
 from appliance.media.service import MediaService
 from appliance.media.space import NoSpace
 from appliance.web.middlewares import streams_body
+from appliance.web.openapi import spec
 from appliance.web.policy import principal, roles
 from appliance.web.responses import ok
 
@@ -46,6 +48,9 @@ async def _receive(part: BodyPartReader, dest: Path, limit: int) -> int:
 
 
 @routes.post("/api/v1/videos/upload")
+@spec(body_type="multipart/form-data", status=201,
+      body={"type": "object", "properties": {"title": {"type": "string"}, "file": {"type": "string",
+            "contentMediaType": "video/mp4"}}, "required": ["file"]})
 @roles(*ADMINS)
 @streams_body
 async def upload(request: web.Request) -> web.Response:
@@ -70,7 +75,8 @@ async def upload(request: web.Request) -> web.Response:
         await media_blocking(staged.unlink, True)
 
 
-async def _handle(request: web.Request, svc: MediaService, staged: Path, limit: int) -> web.Response:
+async def _read_parts(request: web.Request, staged: Path, limit: int) -> tuple[str, str | None, int]:
+    """(title, file name, bytes) of the multipart body; the file part is streamed to `staged`."""
     reader = await request.multipart()
     title = ""
     filename = None
@@ -86,6 +92,15 @@ async def _handle(request: web.Request, svc: MediaService, staged: Path, limit: 
             size = await _receive(part, staged, limit)
         else:
             await part.release()
+    return title, filename, size
+
+
+async def _handle(request: web.Request, svc: MediaService, staged: Path, limit: int) -> web.Response:
+    try:
+        title, filename, size = await _read_parts(request, staged, limit)
+    except (ValueError, LookupError, HttpProcessingError) as exc:
+        # a missing boundary, broken part headers or an unknown charset: the client's mistake, not ours
+        raise bad_request("invalid_upload", f"malformed multipart body: {type(exc).__name__}") from None
     if filename is None or size == 0:
         raise bad_request("invalid_upload", "no file in the field named file")
     try:

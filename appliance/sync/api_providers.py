@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+from enum import StrEnum
 from typing import Any
 
 from aiohttp import web
 
-from appliance.connectors.errors import AuthFailed, NotPermitted, Rejected, Throttled, Transient
+from appliance.connectors.errors import AuthFailed, NotFound, NotPermitted, Transient
+from appliance.core import egress
 from appliance.core.errors import ApiError, bad_request, conflict, not_found
 from appliance.keys import CONFIG, DB, HTTP_CLIENT
 from appliance.sync import store
@@ -16,9 +19,11 @@ from appliance.sync.keys import ENGINE, VAULT
 from appliance.sync.model import Job, Trigger
 from appliance.sync.scheduler import enqueue
 from appliance.sync.validate import known_types, provider_fields
+from appliance.web.openapi import spec
 from appliance.web.policy import Principal, Role, can_access_facility, principal, require_facility, roles
 from appliance.web.responses import ok, page_params, paginated, read_json
 
+log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 ADMINS = (Role.FACILITY_ADMIN, Role.DEPARTMENT_ADMIN)
 
@@ -58,9 +63,15 @@ async def check_facility(request: web.Request, p: Principal, facility_id: int | 
 
 
 @routes.post("/api/v1/providers")
-@roles(Role.DEPARTMENT_ADMIN)
+@roles(Role.SYSTEM_ADMIN)
+@spec(status=201, links={
+    "GetProvider": ("get", "/api/v1/providers/{id}", "/data/id"),
+    "ChangeProvider": ("patch", "/api/v1/providers/{id}", "/data/id"),
+    "TestProvider": ("post", "/api/v1/providers/{id}/test", "/data/id"),
+})
 async def create_provider(request: web.Request) -> web.Response:
-    """Create a provider; credentials are encrypted before they touch the database."""
+    """Create a provider (system admins only: a base_url decides where the daemon connects and sends tokens);
+    credentials are encrypted before they touch the database."""
     p = principal(request)
     fields = provider_fields(await read_json(request), partial=False)
     await check_facility(request, p, fields.get("facility_id"))
@@ -127,6 +138,9 @@ async def patch_provider(request: web.Request) -> web.Response:
     fields = provider_fields(await read_json(request), partial=True, current_type=row["type"])
     if not fields:
         raise bad_request("invalid_body", "nothing to change")
+    if "base_url" in fields and fields["base_url"] != row["base_url"] and p.role is not Role.SYSTEM_ADMIN:
+        # where the daemon connects, with the provider's token, is the system admin's decision
+        raise ApiError(403, "forbidden", "only a system admin changes a provider's base_url")
     await check_facility(request, p, fields.get("facility_id", row["facility_id"]))
     if "credentials" in fields:
         fields["credentials"] = request.app[VAULT].seal(fields["credentials"])
@@ -145,10 +159,44 @@ async def patch_provider(request: web.Request) -> web.Response:
     return ok(store.provider_view(updated))
 
 
+class ProbeReason(StrEnum):
+    """Why a provider test failed, as the API reports it (never the upstream's own text)."""
+
+    UNREACHABLE = "unreachable"
+    REFUSED_BY_POLICY = "refused_by_policy"
+    AUTH_FAILED = "auth_failed"
+    UNEXPECTED_ANSWER = "unexpected_answer"
+
+
+PROBE_MESSAGES = {
+    ProbeReason.UNREACHABLE: "the provider cannot be reached (network down, timed out, or a server error)",
+    ProbeReason.REFUSED_BY_POLICY: "the provider's address is not allowed by egress.allowed_networks",
+    ProbeReason.AUTH_FAILED: "the provider refused the credentials or their permissions",
+    ProbeReason.UNEXPECTED_ANSWER: "the provider answered, but not as this connector expects",
+}
+
+
+def classify_probe(exc: Exception) -> tuple[ProbeReason, dict[str, Any]]:
+    """The reason and the reachable/credentials/permitted flags of a failed probe.
+
+    Upstream error text is deliberately dropped: echoing it let an admin read internal services' answers
+    (and use the test button as a port scanner).
+    """
+    if egress.refused(exc):
+        return ProbeReason.REFUSED_BY_POLICY, {"reachable": False, "credentials_valid": None, "permitted": None}
+    if isinstance(exc, Transient):
+        return ProbeReason.UNREACHABLE, {"reachable": False, "credentials_valid": None, "permitted": None}
+    if isinstance(exc, AuthFailed):
+        return ProbeReason.AUTH_FAILED, {"credentials_valid": False, "permitted": None}
+    if isinstance(exc, NotPermitted) and not isinstance(exc, NotFound):
+        return ProbeReason.AUTH_FAILED, {"permitted": False}
+    return ProbeReason.UNEXPECTED_ANSWER, {}
+
+
 @routes.post("/api/v1/providers/{id}/test")
 @roles(*ADMINS)
 async def test_provider(request: web.Request) -> web.Response:
-    """Probe reachability and credentials now and say which one failed."""
+    """Probe reachability and credentials now and say, as a classified reason, which one failed."""
     row = await visible_provider(request, principal(request))
     # A probe may rotate an OAuth refresh token: store it like the engine would (its worker restarts),
     # but only over the credentials read here (read first: a rotation landing meanwhile makes it refuse).
@@ -160,17 +208,14 @@ async def test_provider(request: web.Request) -> web.Response:
     if opened is None:
         raise bad_request("unsupported", f"no connector for {provider.type} in this version")
     connector = opened.connector
-    result: dict[str, Any] = {"reachable": True, "credentials_valid": True, "permitted": True, "error": None}
+    result: dict[str, Any] = {"reachable": True, "credentials_valid": True, "permitted": True, "reason": None,
+                              "error": None}
     try:
         await connector.probe(request.app[CONFIG].sync.probe_timeout_s)
-    except Transient as exc:
-        result.update(reachable=False, credentials_valid=None, permitted=None, error=str(exc))
-    except AuthFailed as exc:
-        result.update(credentials_valid=False, permitted=None, error=str(exc))
-    except NotPermitted as exc:
-        result.update(permitted=False, error=str(exc))
-    except (Throttled, Rejected) as exc:
-        result.update(error=str(exc))
+    except Exception as exc:  # noqa: BLE001 - any failure is classified, none is echoed
+        reason, flags = classify_probe(exc)
+        result.update(flags, reason=reason.value, error=PROBE_MESSAGES[reason])
+        log.info("provider %d test failed: %s (%s)", row["id"], reason.value, type(exc).__name__)
     return ok(result)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,6 +90,28 @@ def paginated(items: list[Any], page: Page, total: int, extra_meta: dict[str, An
     return ok(items, meta={**page_meta(page, total), **(extra_meta or {})})
 
 
+MAX_JSON_DEPTH = 64  # no API body needs more; deeper ones would exhaust the parser's (and our) recursion
+_JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def json_depth(raw: bytes) -> int:
+    """The deepest nesting of arrays and objects in a JSON text (strings skipped), without parsing it."""
+    if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
+        return 0  # cannot be deeper than the number of openers: skip the scan for ordinary bodies
+    depth = deepest = 0
+    for match in _JSON_TOKENS.finditer(raw):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > MAX_JSON_DEPTH:
+                    return deepest
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return deepest
+
+
 async def read_json(request: web.Request, *, limit: int | None = None) -> dict[str, Any]:
     """The body as a JSON object: 413 over the limit, 400 invalid_json, 400 invalid_body if not an object."""
     from appliance.keys import CONFIG
@@ -105,10 +128,14 @@ async def read_json(request: web.Request, *, limit: int | None = None) -> dict[s
             raise too_large(max_bytes)
         chunks.append(chunk)
     raw = b"".join(chunks)
+    if json_depth(raw) > MAX_JSON_DEPTH:
+        raise bad_request("invalid_json", f"body is nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         value = json.loads(raw.decode("utf-8")) if raw else None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise bad_request("invalid_json", f"body is not valid JSON: {exc}".split(": line")[0]) from None
+    except RecursionError:
+        raise bad_request("invalid_json", "body is nested too deeply") from None
     if not isinstance(value, dict):
         raise bad_request("invalid_body", "body must be a JSON object")
     return value

@@ -49,7 +49,7 @@ async def test_unicode_lookalike_fullwidth_is_the_same_account(
     b = browsers(client)
     await b.login(admin["username"], admin["password"])
     body = await b.call("POST", "/api/v1/users", json={"username": "Ａlice", "role": "learner"}, expect=409)
-    assert body["error"]["code"] == "conflict"
+    assert body["error"]["code"] == "username_taken"
 
 
 @pytest.mark.parametrize(

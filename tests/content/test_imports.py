@@ -166,3 +166,24 @@ async def test_upstream_errors_are_retried_with_backoff(
     done = await wait_import(library, admin, (await resp.json())["data"]["id"], {"done", "failed"})
     assert done["state"] == "done", done
     assert len(server.app[CALLS]) == 3
+
+
+async def test_import_and_catalog_obey_the_egress_policy(
+    open_library: Any, aiohttp_server: Any, app_client: Any, content_config: Any, make_user: Any, zim_dir: Path,
+) -> None:
+    """The production default (public addresses only): a loopback mirror is refused, not fetched."""
+    server = await aiohttp_server(upstream_app(zim_dir / "nomain.zim"))
+    base = str(server.make_url("/")).rstrip("/")
+    config = content_config(content={"upstream_catalog_url": base, "import_poll_interval_s": 0.05},
+                            egress={"allowed_networks": []})
+    library = await open_library(await app_client(config), make_user)
+    admin = await library.user(role="system_admin")
+    resp = await library.client.post("/api/v1/libraries/import", headers=admin,
+                                     json={"url": f"{base}/files/remote.zim"})
+    failed = await wait_import(library, admin, (await resp.json())["data"]["id"], {"done", "failed"})
+    assert failed["state"] == "failed"
+    assert "refused by egress policy" in failed["error"]
+    assert server.app[CALLS] == []  # neither the sidecar nor the file was ever asked for
+    resp = await library.client.get("/api/v1/catalog/upstream", headers=admin)
+    assert resp.status == 503
+    assert (await resp.json())["error"]["details"]["reason"] == "refused by egress policy"

@@ -35,10 +35,23 @@ async def test_pages_needing_a_session_redirect_browsers_back_after_sign_in(clie
 @pytest.mark.parametrize(
     ("given", "expected"),
     [("/library", "/library"), ("//evil.example/x", "/"), ("https://evil.example", "/"), ("/\\evil", "/"),
-     ("", "/"), (None, "/"), ("/a?b=c", "/a?b=c")],
+     ("", "/"), (None, "/"), ("/a?b=c", "/a?b=c"),
+     # what a browser does before following: tab/newline removed, backslash is a slash, edges trimmed
+     ("/\t/evil.example", "/"), ("/\n/evil.example", "/"), ("/\r\n/evil.example", "/"), (" //evil.example", "/"),
+     ("\x00//evil.example", "/"), ("/\\/evil.example", "/"), ("\\\\evil.example", "/"),
+     ("/%09/evil.example", "/%09/evil.example"),
+     ("/\t", "/"), ("/li\tbrary", "/library"), ("/a\x7f", "/")],
 )
 def test_safe_next(given: str | None, expected: str) -> None:
     assert safe_next(given) == expected
+
+
+@pytest.mark.parametrize("attack", ["/%09/evil.example", "/%0a/evil.example", "/%0d%0a/evil.example",
+                                    "%20//evil.example", "/%5C/evil.example", "%5C%5Cevil.example"])
+async def test_login_page_never_points_next_at_another_host(client: TestClient, attack: str) -> None:
+    resp = await client.get(f"/login?next={attack}")
+    text = await resp.text()
+    assert 'data-next="/"' in text, text
 
 
 async def test_signed_in_start_page_and_admin_links(client: TestClient, make_user: MakeUser) -> None:

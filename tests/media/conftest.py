@@ -170,9 +170,9 @@ class MediaEnv:
 
 
 def media_overrides(kind: str, request: pytest.FixtureRequest, **extra: Any) -> dict[str, Any]:
-    """[media] settings for tests: loopback allowed, quick retries, the chosen backend."""
+    """[media] settings for tests: quick retries, the chosen backend (loopback comes from the egress default)."""
     values: dict[str, Any] = {
-        "allowed_networks": ["127.0.0.0/8"], "retry_delay_s": 1, "uplink_wait_s": 1, "min_free_disk_mb": 1,
+        "retry_delay_s": 1, "uplink_wait_s": 1, "min_free_disk_mb": 1,
         "download_timeout_s": 60, "socket_timeout_s": 5, "sweep_grace_s": 0, "job_ack_wait_s": 10,
     }
     if kind == "s3":
@@ -189,8 +189,10 @@ def media_env_factory(app_client: Any, config_factory: Any, make_user: Any,
                       request: pytest.FixtureRequest) -> Any:
     """Start the full app with [media] overrides and sign-in headers for a few users."""
 
-    async def make(kind: str = "disk", **media: Any) -> MediaEnv:
-        config = config_factory(media=media_overrides(kind, request, **media))
+    async def make(kind: str = "disk", *, allowed_networks: list[str] | None = None, **media: Any) -> MediaEnv:
+        # allowed_networks is the egress policy's (the test default allows loopback; [] tests refusals)
+        egress = {} if allowed_networks is None else {"allowed_networks": allowed_networks}
+        config = config_factory(media=media_overrides(kind, request, **media), egress=egress)
         client = await app_client(config)
         client.app[AUTHENTICATORS].insert(0, header_authenticator)
         users = {

@@ -205,7 +205,7 @@ async def test_redirect_to_a_disallowed_address_is_refused(proxy: EgressProxy, s
         await download(site.url("redirect/lecture.html"), tmp_path / "w", _opts(proxy))
     assert err.value.kind is FailureKind.REFUSED
     assert str(err.value) == (f"refused: address {INTERNAL_HOST} is loopback, link-local or private; "
-                              "add its range to media.allowed_networks")
+                              "add its range to egress.allowed_networks")
     assert internal.hits == []
     assert _refused("address") > before
     with pytest.raises(YtdlpError) as err:  # the metadata run (playlist check) is held to the same rule
@@ -250,7 +250,7 @@ async def test_https_to_a_disallowed_address_is_refused_without_connecting(proxy
     answer = await _exchange(proxy, f"CONNECT {INTERNAL_HOST}:{internal.port} HTTP/1.1\r\n".encode()
                              + _auth(proxy) + b"\r\n")
     assert _status(answer) == 403
-    assert b"add its range to media.allowed_networks" in answer
+    assert b"add its range to egress.allowed_networks" in answer
     assert internal.hits == []
 
 
@@ -380,7 +380,7 @@ async def test_refused_redirect_ends_the_video_in_error_at_once(media_env_factor
     video = await env.wait_for(entry["id"], {"error", "available"}, timeout=30)
     assert video["availability"] == "error"
     assert video["last_error"] == (f"refused: address {INTERNAL_HOST} is loopback, link-local or private; "
-                                   "add its range to media.allowed_networks")
+                                   "add its range to egress.allowed_networks")
     assert video["attempts"] == 1  # not retried: the same redirect would be refused again
     assert video["download_attempts"][-1]["failure_kind"] == "refused"
     assert internal.hits == []

@@ -61,7 +61,7 @@ def test_public_targets_only_on_web_ports(port: int) -> None:
     public = [ipaddress.ip_address("93.184.216.34")]
     check_port(80, public, [])
     check_port(443, public, [])
-    with pytest.raises(UrlRefused, match=f"port {port} .*media.allowed_networks"):
+    with pytest.raises(UrlRefused, match=f"port {port} .*egress.allowed_networks"):
         check_port(port, public, [])
     # a listed network opens every port of its addresses (the tests' sites run on high loopback ports)
     check_port(port, public, parse_networks(["93.184.216.0/24"]))

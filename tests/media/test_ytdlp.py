@@ -118,7 +118,7 @@ def test_classify() -> None:
 
 
 def test_classify_refusals_as_yt_dlp_and_ffmpeg_print_them() -> None:
-    reason = "address 10.0.0.7 is loopback, link-local or private; add its range to media.allowed_networks"
+    reason = "address 10.0.0.7 is loopback, link-local or private; add its range to egress.allowed_networks"
     printed = [
         # a plain-http page or file (the proxy answered the absolute-form request)
         f"ERROR: [generic] redir: Unable to download webpage: HTTP Error 403: Refused by appliance egress: "

@@ -85,9 +85,11 @@ async def test_roles_and_facility_scoping(admin, make_user, make_facility):
     assert (await client.get("/api/v1/providers")).status == 401
     assert (await client.get("/api/v1/providers", headers=as_user(learner))).status == 403
     assert (await client.post("/api/v1/providers", json=VALID, headers=as_user(facility_admin))).status == 403
-    # A provider for every facility needs a system admin; a department admin may add one for its facility.
+    # Only a system admin creates a provider (its base_url decides where the daemon sends tokens).
     assert (await client.post("/api/v1/providers", json=VALID, headers=as_user(dept_admin))).status == 403
     resp = await client.post("/api/v1/providers", json={**VALID, "facility_id": other}, headers=as_user(dept_admin))
+    assert resp.status == 403
+    resp = await client.post("/api/v1/providers", json={**VALID, "facility_id": other}, headers=as_user(sysadmin))
     assert resp.status == 201
     scoped = (await resp.json())["data"]["id"]
     # The facility admin of facility 1 does not see the other facility's provider.
@@ -102,10 +104,12 @@ async def test_probe_says_which_part_failed(admin, canvas):
     good = await add_provider(client, user, canvas, name="Good")
     bad = await add_provider(client, user, canvas, name="Bad", token="wrong")
     result = (await (await client.post(f"/api/v1/providers/{good['id']}/test", headers=as_user(user))).json())["data"]
-    assert result == {"reachable": True, "credentials_valid": True, "permitted": True, "error": None}
+    assert result == {"reachable": True, "credentials_valid": True, "permitted": True, "reason": None, "error": None}
     result = (await (await client.post(f"/api/v1/providers/{bad['id']}/test", headers=as_user(user))).json())["data"]
     assert result["reachable"] is True
     assert result["credentials_valid"] is False
+    assert result["reason"] == "auth_failed"
     await canvas.down()
     result = (await (await client.post(f"/api/v1/providers/{good['id']}/test", headers=as_user(user))).json())["data"]
     assert result["reachable"] is False
+    assert result["reason"] == "unreachable"

@@ -14,6 +14,7 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
+from appliance.connectors.contract import follow_link
 from appliance.connectors.errors import (
     AuthFailed,
     Malformed,
@@ -150,7 +151,10 @@ class CanvasClient:
         return (await self.call("GET", path, params=params)).data
 
     async def pages(self, path: str, params: Sequence[tuple[str, str]] = ()) -> AsyncIterator[list[Any]]:
-        """Every page of a list, following rel=next verbatim (bookmarks included) until it is absent."""
+        """Every page of a list, following rel=next verbatim (bookmarks included) until it is absent.
+
+        A next link on another origin stops the listing with ForeignLink (it would receive the token).
+        """
         guard = PageGuard(f"Canvas {path}")
         answer = await self.call("GET", path, params=[*params, ("per_page", str(self.per_page))])
         while True:
@@ -161,7 +165,7 @@ class CanvasClient:
             if not next_url:
                 return
             guard.visit(next_url)  # a next link seen before would page forever
-            answer = await self.call("GET", URL(next_url, encoded=True))
+            answer = await self.call("GET", follow_link(self.base, next_url))
 
     async def all(self, path: str, params: Sequence[tuple[str, str]] = ()) -> list[Any]:
         """Every item of a list, across all pages."""
