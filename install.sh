@@ -440,6 +440,12 @@ device() {
   [ -z "$wheelhouse" ] || [ -d "$(wheel_dir)" ] || die "--wheelhouse $wheelhouse has no wheels/ folder (make one with --build-wheelhouse)"
   [ -z "$wheelhouse" ] || wheelhouse="$(cd "$wheelhouse" && pwd)"
   require_disk
+  # A fresh install writes a config for the port; the app listens there and its content origin (archive
+  # pages) on the next one. Checked before anything changes.
+  if [ "$check_only" -eq 0 ] && [ ! -f "$etc/appliance.toml" ] \
+      && { port_in_use "$http_port" || port_in_use $((http_port + 1)); }; then
+    die "port $http_port or $((http_port + 1)) (content origin) is in use on this machine; choose another with --port N"
+  fi
   command -v systemctl >/dev/null || [ "$check_only" -eq 1 ] \
     || die "systemctl not found: the appliance runs as a systemd service (apt-get install systemd-sysv)"
 
@@ -467,10 +473,6 @@ device() {
   ensure_dir "$content_dir/videos" 0755 appliance:appliance
 
   if [ ! -f "$etc/appliance.toml" ]; then
-    # The app listens on the port, its content origin (archive pages) on the next one.
-    if [ "$check_only" -eq 0 ] && { port_in_use "$http_port" || port_in_use $((http_port + 1)); }; then
-      die "port $http_port or $((http_port + 1)) (content origin) is in use on this machine; choose another with --port N"
-    fi
     act "writing $etc/appliance.toml (0640 root:appliance, generated secrets)" write_config
   fi
   install_conf_text | put_file "$install_conf" 0644
