@@ -22,12 +22,12 @@ CSRF_EXEMPT_ATTR = "__appliance_csrf_exempt__"
 # Content types a cross-site <form> can send without a CORS preflight.
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "text/plain")
 # What a user who must change a temporary password may still reach: the password page, what it loads and
-# calls (its assets, /me for the CSRF token), and sign-out. Everything else (pages, API, /content, video
-# streams, SSE feeds) waits for the change.
+# calls (the static assets, which hold no data; /me for the CSRF token), and sign-out by the API or the
+# page form. Everything else (pages, API, /content, video streams, SSE feeds) waits for the change.
 PASSWORD_PAGE = "/account/password"  # noqa: S105 - a page, not a password
 _PASSWORD_CHANGE_PATHS = frozenset({"/api/v1/auth/me", "/api/v1/auth/password", "/api/v1/auth/logout",
-                                    PASSWORD_PAGE, "/favicon.ico"})
-_PASSWORD_CHANGE_PREFIXES = ("/static/shell/",)
+                                    PASSWORD_PAGE, "/logout", "/favicon.ico"})
+_PASSWORD_CHANGE_PREFIXES = ("/static/",)
 
 
 def csrf_exempt(handler: Any) -> Any:
