@@ -81,6 +81,9 @@ async def test_sigkill_mid_retry_then_restart_delivers_every_event(tmp_path: Pat
         rx.fail_every = 3
         daemon = await asyncio.to_thread(start_daemon, tmp_path, config=config)
         await rx.wait_for(lambda: set(rx.counts) >= set(ids + more), timeout=120)
+        # A receiver that answered 500 still saw the event: its delivery is retried until one succeeds.
+        await rx.wait_for(lambda: count_rows(db_path, "SELECT COUNT(*) FROM webhook_deliveries"
+                                                      " WHERE state != 'succeeded'") == 0, timeout=120)
         await asyncio.to_thread(daemon.stop)
         assert rx.bad == []
         assert set(rx.counts) == set(ids + more)  # every event, none invented
