@@ -265,6 +265,22 @@ class KolibriAdmin:
         """A learner's membership of a classroom."""
         return await self.request("POST", "/api/auth/membership/", {"user": user_id, "collection": classroom_id})
 
+    async def create_lesson(self, classroom_id: str, title: str, resources: list[tuple[str, str]],
+                            *, active: bool = True) -> dict:
+        """A lesson of a classroom assigning resources, given as (channel id, content id), to the whole class.
+
+        Kolibri validates only the shape of a lesson's resources (hex ids), not that the content is imported,
+        so made-up ids stand for resources here as they do in the seeded summary logs."""
+        me = await self.request("PUT", "/api/auth/session/current/", {})
+        return await self.request("POST", "/api/lessons/lesson/", {
+            "title": title, "collection": classroom_id, "active": active, "created_by": me["user_id"],
+            "assignments": [classroom_id],
+            "resources": [{"channel_id": ch, "content_id": co, "contentnode_id": co} for ch, co in resources]})
+
+    async def lessons(self, classroom_id: str) -> Any:
+        """The lessons of one classroom, as Kolibri answers them."""
+        return await self.request("GET", "/api/lessons/lesson/", params={"collection": classroom_id})
+
     async def users(self, **params: str) -> list[dict]:
         """Facility users (unpaged)."""
         return await self.request("GET", "/api/auth/facilityuser/",

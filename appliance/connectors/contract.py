@@ -90,6 +90,7 @@ class Capability(Enum):
     MILESTONES = "milestones"  # submissions, completions and grades since a cursor
     ANALYTICS = "analytics"  # page views per learner and course
     ACTIVITY = "activity"  # time spent and progress per learner, pulled as ActivityRecord pages
+    COURSE_RESOURCES = "course_resources"  # the resources a course assigns, to count ACTIVITY per course
 
 
 class Connector(Protocol):
@@ -160,6 +161,13 @@ class Activity(Protocol):
 
     def activity(self, since: str | None) -> AsyncIterator[list[ActivityRecord]]:
         """Time spent and progress since a cursor, page by page."""
+
+
+class CourseResources(Protocol):
+    """Capability.COURSE_RESOURCES (with ACTIVITY): which resources count towards a course."""
+
+    async def course_resources(self, course_external_id: str) -> set[str]:
+        """Ids (as in ActivityRecord.external_id) of the resources the course currently assigns its learners."""
 
 
 @dataclass(frozen=True)

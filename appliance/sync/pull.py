@@ -8,13 +8,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from appliance.auth.usernames import username_key
-from appliance.connectors.contract import Activity, Analytics, Capability, Connector, Milestones
+from appliance.connectors.contract import Activity, Analytics, Capability, Connector, CourseResources, Milestones
 from appliance.connectors.errors import Throttled, Transient
 from appliance.connectors.records import ExternalUser
 from appliance.core.clock import Clock
 from appliance.db.database import Database
 from appliance.sync import metrics
 from appliance.sync.model import Job, Provider
+from appliance.sync.progress import count_per_course
 from appliance.sync.uplink import UplinkGate
 
 log = logging.getLogger(__name__)
@@ -71,13 +72,21 @@ class Puller:
     async def run(self, job: Job, since: str | None) -> None:
         """The stages of a job, in order."""
         await self.resilient("courses", self.pull_courses)
+        per_resource = {Capability.ACTIVITY, Capability.COURSE_RESOURCES} <= self.capabilities
         if job is Job.PULL:
             await self.resilient("users", self.pull_users)
             await self.resilient("enrollments", self.pull_enrollments)
             if Capability.MILESTONES in self.capabilities:
                 await self.resilient("milestones", lambda: self.pull_milestones(since))
+            if per_resource:  # enrollments changed: who counts in which course may have too
+                await self.resilient("resources", self.pull_course_resources)
+                await self.count_progress()
         elif Capability.ACTIVITY in self.capabilities:
+            if per_resource:
+                await self.resilient("resources", self.pull_course_resources)
             await self.resilient("activity", lambda: self.pull_learner_activity(since))
+            if per_resource:
+                await self.count_progress()
         else:
             await self.resilient("activity", self.pull_activity)
 
@@ -304,6 +313,40 @@ class Puller:
                 " recorded_at) VALUES (?, ?, 'interaction', ?, ?, ?, ?, ?)",
                 (user_id, course_id, total, max(0, total - previous), views or 0, external_id, self.clock.iso_now()),
             )
+
+    async def pull_course_resources(self) -> None:
+        """Capability.COURSE_RESOURCES: each course's assigned resources, replaced whole when they changed; their
+        number is the course's expected milestones."""
+
+        async def one(course: Any) -> None:
+            resources = await cast(CourseResources, self.connector).course_resources(course["external_id"])
+            async with self.db.transaction() as tx:
+                held = {
+                    r[0]
+                    for r in await tx.execute_fetchall(
+                        "SELECT external_id FROM course_resources WHERE course_id = ?", (course["id"],)
+                    )
+                }
+                if held != resources:
+                    await tx.execute("DELETE FROM course_resources WHERE course_id = ?", (course["id"],))
+                    await tx.executemany(
+                        "INSERT INTO course_resources (course_id, external_id) VALUES (?, ?)",
+                        [(course["id"], r) for r in sorted(resources)],
+                    )
+                await tx.execute(
+                    "UPDATE courses SET total_milestones = ? WHERE id = ? AND total_milestones != ?",
+                    (len(resources), course["id"], len(resources)),
+                )
+            self.count("resources", len(resources))
+
+        await self.each_course(one)
+
+    async def count_progress(self) -> None:
+        """Per-resource progress → milestones and time spent per course (local only: no uplink needed)."""
+        self.stage = "progress"
+        milestones, activities = await count_per_course(self.db, self.clock, self.provider.id)
+        self.count("progress_milestones", milestones)
+        self.count("progress_activities", activities)
 
     async def pull_learner_activity(self, since: str | None) -> None:
         """Capability.ACTIVITY: progress per learner and resource since the cursor, upserted (latest totals win).

@@ -64,3 +64,19 @@ SUMMARY_CSV = (
     "Unit A,ada_1,Learner,bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb,,cccccccccccccccccccccccccccccccc,,2026-12-06"
     " 22:42:10.051346+00:00,2026-12-06 23:42:10.051346+00:00,,12.5,0.2500,exercise\r\n"
 )
+# GET /api/lessons/lesson/?collection=<classroom>: an inactive draft and an active lesson of two resources.
+LESSONS = (
+    '[{"id":"78bd3a768e16f9a055736312e7c02a40","title":"Draft","description":"","resources":[{"content_id":"dd'
+    'dddddddddddddddddddddddddddddd","channel_id":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","contentnode_id":"ddddddd'
+    'ddddddddddddddddddddddddd"}],"collection":"1b971e13930837a309868ad23d8ab815","created_by":"ee779867c917ca'
+    '4869ea9f8782d7c008","date_created":"2026-12-07T02:38:48.588696Z","active":false,"classroom":{"id":"1b971e'
+    '13930837a309868ad23d8ab815","name":"Class 1","parent":"e9605a5068485ff293ed70f427d16718"},"assignments":['
+    '"1b971e13930837a309868ad23d8ab815"],"learner_ids":[]},{"id":"edbadebec357902301f5bd5693d7ebfa","title":"F'
+    'ractions","description":"","resources":[{"content_id":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","channel_id":"bb'
+    'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","contentnode_id":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},{"content_id":"ccccc'
+    'ccccccccccccccccccccccccccc","channel_id":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","contentnode_id":"cccccccccc'
+    'cccccccccccccccccccccc"}],"collection":"1b971e13930837a309868ad23d8ab815","created_by":"ee779867c917ca486'
+    '9ea9f8782d7c008","date_created":"2026-12-07T02:38:48.513871Z","active":true,"classroom":{"id":"1b971e1393'
+    '0837a309868ad23d8ab815","name":"Class 1","parent":"e9605a5068485ff293ed70f427d16718"},"assignments":["1b9'
+    '71e13930837a309868ad23d8ab815"],"learner_ids":[]}]'
+)

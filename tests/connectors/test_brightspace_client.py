@@ -5,7 +5,7 @@ import pytest
 from appliance.connectors.brightspace.connector import BrightspaceConnector, build
 from appliance.connectors.brightspace.mapping import BadAnswer
 from appliance.connectors.contract import PushOutcome, Upstream, UserPush
-from appliance.connectors.errors import AuthFailed, NotFound, Throttled, Transient
+from appliance.connectors.errors import AuthFailed, ForeignLink, NotFound, Throttled, Transient
 from tests.fakes.brightspace import LEARNER_ROLE
 
 
@@ -142,7 +142,7 @@ async def test_next_leaving_the_providers_origin_is_refused(brightspace, http):
     for i in range(3):
         brightspace.set_grade(ou, quiz, brightspace.add_user(f"U{i}")["UserId"], 1)
     brightspace.foreign_next = "http://169.254.169.254"
-    with pytest.raises(BadAnswer, match="Next points outside the provider"):
+    with pytest.raises(ForeignLink, match="away from the provider's origin"):
         [m async for page in connect(brightspace, http, per_page=1).milestones(str(ou), None) for m in page]
 
 

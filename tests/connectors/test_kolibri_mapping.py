@@ -112,6 +112,43 @@ def test_summary_csv_with_the_bom_and_topic_columns_is_read_by_name():
     assert [r[m.CSV_CONTENT][:1] for r in rows] == ["a", "c"]
 
 
+CLASS_1 = "1b971e13930837a309868ad23d8ab815"
+
+
+def test_an_active_lessons_resources_are_what_its_classroom_counts_and_match_the_logs_ids():
+    draft, fractions = json.loads(rec.LESSONS)
+    assert m.lesson_resources(draft, CLASS_1) == set()  # inactive: a coach's draft, hidden from learners
+    assigned = m.lesson_resources(fractions, CLASS_1)
+    assert assigned == {"b" * 32 + ":" + "a" * 32, "b" * 32 + ":" + "c" * 32}
+    # The same ids as the summary-log export's rows for those resources: a row counts where a lesson assigns it.
+    rows = list(m.csv_rows(csv.reader(io.StringIO(rec.SUMMARY_CSV, newline=""))))
+    logged = {m.activity_record(r, {"ada_1": "1" * 32}).external_id for r in rows}  # type: ignore[union-attr]
+    assert logged == assigned
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda lesson: {**lesson, "collection": "2" * 32}, "among those of"),
+        (lambda lesson: {**lesson, "active": "true"}, "'active' is str"),
+        (lambda lesson: {**lesson, "resources": {"a": 1}}, "'resources' is dict"),
+        (lambda lesson: {**lesson, "resources": [{"channel_id": "b" * 32, "content_id": "../x"}]}, "32-digit hex"),
+        (lambda lesson: {**lesson, "resources": [{"channel_id": 5, "content_id": "a" * 32}]}, "'channel_id' is int"),
+        (lambda lesson: {k: v for k, v in lesson.items() if k != "id"}, "'id' is missing"),
+        (lambda lesson: [lesson], "not an object"),
+    ],
+)
+def test_a_malformed_lesson_is_refused_with_a_clear_message(change, message):
+    lesson = change(json.loads(rec.LESSONS)[1])
+    with pytest.raises(m.BadAnswer, match=re.escape(message)):
+        m.lesson_resources(lesson, CLASS_1)
+
+
+def test_lessons_without_resources_count_nothing():
+    lesson = {**json.loads(rec.LESSONS)[1], "resources": None}
+    assert m.lesson_resources(lesson, CLASS_1) == set()
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -166,4 +203,4 @@ def test_credentials_and_declaration():
         with pytest.raises(CredentialsInvalid):
             check_credentials(bad)
     assert CONNECTOR.provider_types == ("kolibri",)
-    assert CONNECTOR.has(Capability.ACTIVITY)
+    assert CONNECTOR.has(Capability.ACTIVITY) and CONNECTOR.has(Capability.COURSE_RESOURCES)

@@ -33,6 +33,10 @@ async def test_pull_users_classrooms_memberships_and_progress(admin, real_kolibr
         room = await k.create_classroom(f"Class {sfx}")
         for ku in kusers[:2]:
             await k.add_member(ku["id"], room["id"])
+        # What the classroom counts: its active lessons' resources (a draft lesson's do not count).
+        await k.create_lesson(room["id"], "Unit 1", [(CHANNEL, content(1)), (CHANNEL, content(2))])
+        await k.create_lesson(room["id"], "Unit 2", [(CHANNEL, content(2)), (CHANNEL, content(3))])
+        await k.create_lesson(room["id"], "Draft", [(CHANNEL, content(4))], active=False)
     await asyncio.to_thread(real_kolibri.seed_progress, [
         {"username": names[0], "content_id": content(1), "channel_id": CHANNEL, "time_spent": 321.0,
          "progress": 1.0, "completed": True},
@@ -86,6 +90,16 @@ async def test_pull_users_classrooms_memberships_and_progress(admin, real_kolibr
     cursor = await db.fetchval("SELECT value FROM sync_cursors WHERE provider_id = ? AND kind = 'activity_since'",
                                (provider["id"],))
     assert cursor is not None
+    # Counted per classroom: one of its three lesson resources done, 321 s + 40 s spent on them.
+    assert await course_progress(client, local[0], course["id"]) == (1, 3, 361)
+    assert await course_progress(client, local[1], course["id"]) == (0, 3, 0)  # enrolled, nothing started
+    assert await milestone_rows(db, course["id"]) == [
+        (local[0]["id"], f"{CHANNEL}:{content(1)}#{local[0]['id']}", 1, 1.0),
+        (local[0]["id"], f"{CHANNEL}:{content(2)}#{local[0]['id']}", 0, 0.25)]
+    home = await client.get("/", headers=as_user(local[0]))
+    assert home.status == 200
+    page = await home.text()
+    assert f"Class {sfx}" in page and "1 of 3 steps done" in page
 
     # More progress upstream: the next report updates the row in place (latest totals win).
     await asyncio.to_thread(real_kolibri.seed_progress, [
@@ -97,6 +111,35 @@ async def test_pull_users_classrooms_memberships_and_progress(admin, real_kolibr
                             " AND external_id = ?", (provider["id"], f"{CHANNEL}:{content(2)}"))
     assert (row["total_time"], row["progress"]) == (95, 1.0) and row["completed_at"] is not None
     assert await db.fetchval("SELECT COUNT(*) FROM learner_progress WHERE provider_id = ?", (provider["id"],)) == 2
+    assert await course_progress(client, local[0], course["id"]) == (2, 3, 416)
+    page = await (await client.get("/", headers=as_user(local[0]))).text()
+    assert "2 of 3 steps done" in page
+    # Nothing new upstream: another report records nothing more (no time counted twice).
+    before = await activity_rows(db, course["id"])
+    assert before == [(local[0]["id"], 361, 361), (local[0]["id"], 416, 55)]
+    assert (await run(client, admin_user, provider, job="report"))["state"] == "succeeded"
+    assert (await run(client, admin_user, provider))["state"] == "succeeded"
+    assert await activity_rows(db, course["id"]) == before
+    assert await course_progress(client, local[0], course["id"]) == (2, 3, 416)
+
+
+async def course_progress(client, learner: dict, course_id: int) -> tuple[int, int, int]:
+    """(milestones done, expected, seconds) of one course, as the learner reads them from the API."""
+    resp = await client.get(f"/api/v1/users/{learner['id']}/progress", headers=as_user(learner))
+    assert resp.status == 200, await resp.text()
+    row = next(r for r in (await resp.json())["data"] if r["course_id"] == course_id)
+    return row["milestones_done"], row["total_milestones"], row["total_time_s"]
+
+
+async def milestone_rows(db, course_id: int) -> list[tuple]:
+    return [tuple(r) for r in await db.fetchall(
+        "SELECT user_id, external_id, is_completed, score FROM milestones WHERE course_id = ?"
+        " AND type = 'resource_completion' ORDER BY user_id, external_id", (course_id,))]
+
+
+async def activity_rows(db, course_id: int) -> list[tuple]:
+    return [tuple(r) for r in await db.fetchall(
+        "SELECT user_id, total_time, time_delta FROM activities WHERE course_id = ? ORDER BY id", (course_id,))]
 
 
 async def test_push_learners_and_memberships_then_deactivate(admin, real_kolibri):

@@ -33,7 +33,7 @@ CONNECTOR = ConnectorType(
     provider_types=("kolibri",),
     build="appliance.connectors.kolibri.connector:build",
     check_credentials=check_credentials,
-    capabilities=frozenset({Capability.ACTIVITY}),
+    capabilities=frozenset({Capability.ACTIVITY, Capability.COURSE_RESOURCES}),
     description="Kolibri: facility users, classrooms and memberships over a signed-in session; progress"
-    " through the summary-log CSV export",
+    " through the summary-log CSV export, counted per classroom by the resources of its lessons",
 )

@@ -56,7 +56,7 @@ def _taken(exc: Rejected) -> bool:
 
 
 class KolibriConnector:
-    """Kolibri behind the Connector protocol (plus Capability.ACTIVITY)."""
+    """Kolibri behind the Connector protocol (plus Capability.ACTIVITY and COURSE_RESOURCES)."""
 
     def __init__(self, client: KolibriClient, *, per_page: int = 100, export_limit_s: float = 600.0) -> None:
         self.client = client
@@ -292,6 +292,16 @@ class KolibriConnector:
             records = [r for r in records if r.user_external_id in self.live_users]
         for start in range(0, len(records), self.per_page):
             yield records[start : start + self.per_page]
+
+    async def course_resources(self, course_external_id: str) -> set[str]:
+        """The resources of the classroom's active lessons (Kolibri sends a classroom's lessons in one list)."""
+        await self._signed()
+        body = await self.client.call("GET", "/api/lessons/lesson/", params={"collection": course_external_id})
+        items, _ = mapping.paged(body, "lessons")
+        resources: set[str] = set()
+        for lesson in items:
+            resources |= mapping.lesson_resources(lesson, course_external_id)
+        return resources
 
     async def activity(self, since: str | None) -> AsyncIterator[list[ActivityRecord]]:
         """Time spent and progress per learner and resource, from the summary-log CSV export.

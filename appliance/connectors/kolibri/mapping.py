@@ -253,7 +253,7 @@ def activity_record(row: Mapping[str, str], user_ids: Mapping[str, str]) -> Acti
     if progress > 1.0:
         raise BadAnswer(f"Kolibri's summary-log export has a progress above 1: {progress}")
     return ActivityRecord(
-        external_id=f"{channel}:{content}",
+        external_id=resource_id(channel, content),
         course_external_id="",
         user_external_id=user,
         total_time_s=int(round(_number(row[CSV_TIME], "time spent"))),
@@ -261,3 +261,35 @@ def activity_record(row: Mapping[str, str], user_ids: Mapping[str, str]) -> Acti
         completed_at=timestamp(row[CSV_COMPLETED], "completion time"),
         occurred_at=timestamp(row[CSV_LAST], "last interaction time"),
     )
+
+
+# ---- lessons: which resources a classroom assigns ------------------------------------------------------
+def resource_id(channel_id: str, content_id: str) -> str:
+    """The appliance's id of a Kolibri resource, shared by progress rows and lessons: `<channel>:<content>`."""
+    return f"{channel_id}:{content_id}"
+
+
+def lesson_resources(lesson: Any, classroom_id: str) -> set[str]:
+    """A lesson of `GET /api/lessons/lesson/?collection=` → the ids of the resources it assigns.
+
+    Only an active lesson counts (an inactive one is a coach's draft, hidden from learners). A resource is
+    named by channel and content id, not by its content node: the same resource imported twice into a
+    channel tree is one resource, as in the summary logs.
+    """
+    lesson_id = _id(lesson, "lesson")
+    collection = lesson.get("collection")
+    if collection != classroom_id:
+        raise BadAnswer(f"Kolibri listed lesson {lesson_id} of {str(collection)[:40]!r} among those of {classroom_id}")
+    active = lesson.get("active")
+    if not isinstance(active, bool):
+        raise BadAnswer(f"Kolibri sent lesson {lesson_id} whose 'active' is {type(active).__name__}, not a boolean")
+    resources = lesson.get("resources")
+    if resources is None:
+        resources = []
+    if not isinstance(resources, list):
+        raise BadAnswer(f"Kolibri sent lesson {lesson_id} whose 'resources' is {type(resources).__name__}")
+    found = {
+        resource_id(_id(r, "lesson resource", "channel_id"), _id(r, "lesson resource", "content_id"))
+        for r in resources
+    }
+    return found if active else set()
