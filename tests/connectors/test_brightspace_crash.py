@@ -7,17 +7,15 @@ waits on the lock to store it when it is killed.
 
 import asyncio
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from appliance.sync.secrets import Vault, load_or_create_key
-from tests.daemon import start_daemon, write_config
+from tests.daemon import start_daemon
 from tests.fakes.brightspace import FakeBrightspace
-from tests.sync.test_crash import kill_tree
+from tests.killnine import kill_tree, migrated, seed_provider
 
 SYNC_TOML = """[sync]
 relay_interval_s = 0.05
@@ -32,12 +30,9 @@ scheduler_tick_s = 3600.0
 
 def seed(db_path: Path, key_file: Path, creds: dict[str, str]) -> None:
     """One Brightspace provider with OAuth credentials, written as the API would."""
-    vault = Vault(load_or_create_key(key_file))
     conn = sqlite3.connect(db_path)
     with conn:
-        conn.execute("INSERT INTO providers (type, name, base_url, account_id, credentials) VALUES"
-                     " ('brightspace', 'Brightspace', ?, '', ?)", (creds["token_url"].split("/core")[0],
-                                                                    vault.seal(creds)))
+        seed_provider(conn, key_file, "brightspace", "Brightspace", creds["token_url"].split("/core")[0], creds)
     conn.close()
 
 
@@ -53,10 +48,7 @@ def stored(db_path: Path, key_file: Path) -> tuple[dict[str, str], str, str]:
 
 
 async def prepare(tmp_path: Path, fake: FakeBrightspace) -> tuple[Path, Path, Path, dict[str, str]]:
-    config = write_config(tmp_path, SYNC_TOML)
-    await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "appliance", "migrate", "--config", str(config)],
-                            check=True, capture_output=True, cwd=tmp_path)
-    db_path, key = tmp_path / "var" / "appliance.db", tmp_path / "var" / "secrets" / "sync.key"
+    config, db_path, key = await migrated(tmp_path, SYNC_TOML)
     creds = fake.oauth_credentials()
     await asyncio.to_thread(seed, db_path, key, creds)
     return config, db_path, key, creds

@@ -2,25 +2,19 @@
 lose nothing and duplicate nothing upstream."""
 
 import asyncio
-import json
 import random
 import sqlite3
-import subprocess
-import sys
 import uuid
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from appliance.auth.usernames import username_key
 from appliance.keys import DB
-from appliance.sync.secrets import Vault, load_or_create_key
 from tests.connectors.kolibri_helpers import add_kolibri, queue_empty
-from tests.daemon import write_config
+from tests.killnine import kill_tree, migrated, seed_learners, seed_provider, settled, start_ready
 from tests.realkolibri import KolibriAdmin, RealKolibri, TcpRelay
 from tests.sync.helpers import as_user, create_learner, wait_until
-from tests.sync.test_crash import kill_tree, settled, start_ready
 
 pytestmark = pytest.mark.slow
 
@@ -95,37 +89,19 @@ push_batch = 4
 
 def seed(db_path: Path, key_file: Path, kolibri: RealKolibri, sfx: str) -> list[str]:
     """A Kolibri provider and LEARNERS learners, each with its outbox row, written as the daemon would."""
-    vault = Vault(load_or_create_key(key_file))
     conn = sqlite3.connect(db_path)
     with conn:
-        conn.execute(
-            "INSERT INTO providers (type, name, base_url, credentials) VALUES ('kolibri', 'Kolibri', ?, ?)",
-            (kolibri.base_url, vault.seal({**kolibri.credentials, "facility": kolibri.facility_id})),
-        )
-        uuids = []
-        for i in range(LEARNERS):
-            user_uuid, name = str(uuid.uuid4()), f"k9.{sfx}.{i}"
-            uuids.append(user_uuid)
-            conn.execute(
-                "INSERT INTO users (uuid, username, username_key, first_name, last_name, facility_id, role)"
-                " VALUES (?, ?, ?, 'Crash', ?, 1, 'learner')",
-                (user_uuid, name, username_key(name), str(i)),
-            )
-            payload = {"uuid": user_uuid, "username": name, "role": "learner", "facility_id": 1,
-                       "first_name": "Crash", "last_name": str(i)}
-            conn.execute("INSERT INTO outbox (topic, aggregate_id, payload) VALUES ('roster.user.created', ?, ?)",
-                         (user_uuid, json.dumps(payload)))
+        seed_provider(conn, key_file, "kolibri", "Kolibri", kolibri.base_url,
+                      {**kolibri.credentials, "facility": kolibri.facility_id})
+        uuids = seed_learners(conn, [f"k9.{sfx}.{i}" for i in range(LEARNERS)])
     conn.close()
     return uuids
 
 
 async def test_kill_dash_nine_mid_push_loses_and_duplicates_nothing_in_kolibri(tmp_path, real_kolibri):
     sfx = uuid.uuid4().hex[:6]
-    config = write_config(tmp_path, SYNC_TOML)
-    await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "appliance", "migrate", "--config", str(config)],
-                            check=True, capture_output=True, cwd=tmp_path)
-    db_path = tmp_path / "var" / "appliance.db"
-    uuids = await asyncio.to_thread(seed, db_path, tmp_path / "var" / "secrets" / "sync.key", real_kolibri, sfx)
+    config, db_path, key_file = await migrated(tmp_path, SYNC_TOML)
+    uuids = await asyncio.to_thread(seed, db_path, key_file, real_kolibri, sfx)
     rng = random.Random(12)
     kills, mid_push, progress, unsettled = 0, 0, 0, 0
     while kills < 5:
@@ -164,3 +140,121 @@ async def test_kill_dash_nine_mid_push_loses_and_duplicates_nothing_in_kolibri(t
         assert conn.execute("SELECT COUNT(*) FROM push_deliveries WHERE state = 'done'").fetchone()[0] == LEARNERS
     finally:
         conn.close()
+
+
+PROGRESS_TOML = """[sync]
+backoff_initial_s = 0.05
+backoff_max_s = 0.5
+probe_timeout_s = 2.0
+status_interval_s = 0.5
+scheduler_tick_s = 3600.0
+"""
+PROGRESS_LEARNERS = 30
+CHANNEL = "c0ffee00" * 4
+
+
+def content(i: int) -> str:
+    return f"{i:032x}"
+
+
+def queue_runs(db_path: Path, provider_id: int) -> None:
+    """A pull then a report, unless runs are still waiting (a killed run goes back to the queue itself)."""
+    conn = sqlite3.connect(db_path, timeout=10)
+    with conn:
+        if not conn.execute("SELECT COUNT(*) FROM sync_runs WHERE state IN ('queued', 'running')").fetchone()[0]:
+            for job in ("pull", "report"):
+                conn.execute("INSERT INTO sync_runs (provider_id, job, trigger) VALUES (?, ?, 'manual')",
+                             (provider_id, job))
+    conn.close()
+
+
+def query(db_path: Path, sql: str, params: tuple = ()) -> list[tuple]:
+    conn = sqlite3.connect(db_path, timeout=10)
+    try:
+        return [tuple(r) for r in conn.execute(sql, params).fetchall()]
+    finally:
+        conn.close()
+
+
+async def test_kill_dash_nine_during_pulls_and_reports_counts_progress_exactly_once(tmp_path, real_kolibri):
+    sfx = uuid.uuid4().hex[:6]
+    names = [f"kp_{sfx}_{i}" for i in range(PROGRESS_LEARNERS)]
+    async with KolibriAdmin(real_kolibri) as k:
+        kusers = [await k.create_user(n) for n in names]
+        room = await k.create_classroom(f"Crash {sfx}")
+        for ku in kusers:
+            await k.add_member(ku["id"], room["id"])
+        await k.create_lesson(room["id"], "Unit", [(CHANNEL, content(i)) for i in (1, 2, 3)])
+    rows = []
+    for i, name in enumerate(names):
+        rows += [
+            {"username": name, "content_id": content(1), "channel_id": CHANNEL, "time_spent": 60.0 + i,
+             "progress": 1.0, "completed": True},
+            {"username": name, "content_id": content(2), "channel_id": CHANNEL, "time_spent": 10.0,
+             "progress": 0.5, "kind": "exercise"},
+            {"username": name, "content_id": content(9), "channel_id": CHANNEL, "time_spent": 1000.0,
+             "progress": 1.0, "completed": True},  # in no lesson of the classroom: counts for no course
+        ]
+    await asyncio.to_thread(real_kolibri.seed_progress, rows)
+    config, db_path, key_file = await migrated(tmp_path, PROGRESS_TOML)
+
+    def seed_appliance() -> int:
+        conn = sqlite3.connect(db_path)
+        with conn:
+            pid = seed_provider(conn, key_file, "kolibri", "Kolibri", real_kolibri.base_url,
+                                {**real_kolibri.credentials, "facility": real_kolibri.facility_id}, push_roster=False)
+            seed_learners(conn, names, outbox=False)  # matched to the Kolibri accounts by username
+        conn.close()
+        return pid
+
+    pid = await asyncio.to_thread(seed_appliance)
+    rng = random.Random(21)
+    hits: list[tuple] = []
+    for life in range(6):
+        await asyncio.to_thread(queue_runs, db_path, pid)
+        daemon = await asyncio.to_thread(start_ready, tmp_path, config)
+        try:
+            await asyncio.sleep(rng.uniform(0.3, 5.0))
+        finally:
+            await asyncio.to_thread(kill_tree, daemon)  # SIGKILL: no clean shutdown
+        running = await asyncio.to_thread(query, db_path, "SELECT job, stage FROM sync_runs WHERE state = 'running'")
+        hits += running
+        done = await asyncio.to_thread(query, db_path, "SELECT COUNT(*) FROM sync_runs WHERE state = 'succeeded'")
+        print(f"kill {life + 1}: running {running}, {done[0][0]} runs succeeded so far")
+    assert len(hits) >= 3 and "report" in {job for job, _ in hits}  # kills cut runs short (reports: the long ones)
+    await asyncio.to_thread(queue_runs, db_path, pid)
+    daemon = await asyncio.to_thread(start_ready, tmp_path, config)
+    try:
+        async with asyncio.timeout(180):
+            while (await asyncio.to_thread(
+                    query, db_path, "SELECT COUNT(*) FROM sync_runs WHERE state IN ('queued', 'running')"))[0][0]:
+                await asyncio.sleep(0.5)
+        # One more pull and report with nothing new upstream: they must add nothing.
+        await asyncio.to_thread(queue_runs, db_path, pid)
+        async with asyncio.timeout(180):
+            while (await asyncio.to_thread(
+                    query, db_path, "SELECT COUNT(*) FROM sync_runs WHERE state IN ('queued', 'running')"))[0][0]:
+                await asyncio.sleep(0.5)
+    finally:
+        await asyncio.to_thread(daemon.stop)
+    last = await asyncio.to_thread(query, db_path, "SELECT job, state FROM sync_runs ORDER BY id DESC LIMIT 2")
+    assert last == [("report", "succeeded"), ("pull", "succeeded")]
+    users = dict(await asyncio.to_thread(query, db_path, "SELECT username, id FROM users"))
+    course = await asyncio.to_thread(query, db_path, "SELECT id, total_milestones FROM courses WHERE external_id = ?",
+                                     (room["id"],))
+    assert course[0][1] == 3
+    milestones = await asyncio.to_thread(
+        query, db_path, "SELECT user_id, external_id, is_completed, score FROM milestones WHERE course_id = ?"
+        " AND type = 'resource_completion' ORDER BY user_id, external_id", (course[0][0],))
+    assert milestones == sorted(
+        m for name in names for m in (
+            (users[name], f"{CHANNEL}:{content(1)}#{users[name]}", 1, 1.0),
+            (users[name], f"{CHANNEL}:{content(2)}#{users[name]}", 0, 0.5)))
+    # Time spent: one observation per learner, the sum of the two lesson resources; none counted twice.
+    activities = await asyncio.to_thread(
+        query, db_path, "SELECT user_id, total_time, time_delta FROM activities WHERE course_id = ? ORDER BY user_id",
+        (course[0][0],))
+    assert activities == sorted((users[n], 70 + i, 70 + i) for i, n in enumerate(names))
+    stored = await asyncio.to_thread(query, db_path, "SELECT COUNT(*) FROM learner_progress WHERE provider_id = ?",
+                                     (pid,))
+    assert stored[0][0] == 3 * PROGRESS_LEARNERS

@@ -38,7 +38,6 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import random
 import secrets
 import time
 from collections import Counter
@@ -47,6 +46,8 @@ from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import web
+
+from tests.fakes.base import FakeServer
 
 FAKE_KEY: web.AppKey[FakeBrightspace] = web.AppKey("fake_brightspace")
 VERSIONS = {"lp": ["1.40", "1.45", "1.46"], "le": ["1.70", "1.74", "1.75"]}
@@ -66,11 +67,12 @@ def plain(status: int, text: str, headers: dict[str, str] | None = None) -> web.
     return web.Response(status=status, text=text, content_type="text/plain", headers=headers)
 
 
-class FakeBrightspace:
+class FakeBrightspace(FakeServer):
     """The fake server: state, switches and counters."""
 
     def __init__(self, *, page_size: int = 100, clock_ahead_s: int = 900, window_s: int = 300,
                  rotation: str = "on_use", seed: int = 7) -> None:
+        super().__init__(seed=seed)
         self.page_size = page_size
         self.clock_ahead_s, self.window_s = clock_ahead_s, window_s
         self.rotation = rotation
@@ -91,29 +93,15 @@ class FakeBrightspace:
         self.user_creates: Counter[str] = Counter()
         self.enroll_creates: Counter[tuple[int, int]] = Counter()
         self.rejected_writes: list[tuple[str, Any]] = []
-        self.requests: Counter[str] = Counter()
         self.responses: Counter[int] = Counter()
         self.down = False
         self.failures: list[int] = []
         self.throttles: list[float] = []
-        self.failure_share = 0.0
-        self.rng = random.Random(seed)
-        self.injected: Counter[str] = Counter()
-        self.lost_answers_left = 0
-        self.delay = 0.0
         self.bad_users: str | None = None
         self.foreign_next: str | None = None
-        self.port = 0
-        self._runner: web.AppRunner | None = None
-        self._site: web.TCPSite | None = None
         self.app = self._make_app()
 
     # ---- lifecycle and switches -----------------------------------------------------------------
-    @property
-    def base_url(self) -> str:
-        """Base URL of the instance."""
-        return f"http://127.0.0.1:{self.port}"
-
     @property
     def token_url(self) -> str:
         """The OAuth token endpoint."""
@@ -123,59 +111,23 @@ class FakeBrightspace:
         """The server's clock (ahead of the machine's)."""
         return int(time.time()) + self.clock_ahead_s
 
-    async def start(self) -> FakeBrightspace:
-        """Listen on a free loopback port."""
-        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        await self._listen()
-        return self
-
-    async def _listen(self) -> None:
-        assert self._runner is not None
-        self._site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
-        await self._site.start()
-        server = self._site._server
-        assert server is not None and hasattr(server, "sockets")
-        self.port = server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        """Stop listening and release everything."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
     async def go_down(self) -> None:
         """Close the listener (connection refused) and drop open connections."""
         self.down = True
-        if self._site is not None:
-            await self._site.stop()
-            self._site = None
+        await self.close_listener()
 
     async def go_up(self) -> None:
         """Listen again on the same port."""
         self.down = False
-        if self._site is None and self._runner is not None:
-            await self._listen()
+        await self.reopen_listener()
 
     def fail_next(self, count: int, status: int = 503) -> None:
         """The next `count` API calls answer `status`."""
         self.failures.extend([status] * count)
 
-    def fail_share(self, share: float) -> None:
-        """Answer this share of API calls with 500, 503 or 429 (chosen at random, seeded)."""
-        self.failure_share = share
-
     def throttle_next(self, count: int, retry_after: float = 1.0) -> None:
         """The next `count` API calls answer 429 with only Retry-After."""
         self.throttles.extend([retry_after] * count)
-
-    def lose_answers(self, count: int) -> None:
-        """Apply the next `count` writes, then drop the connection instead of answering."""
-        self.lost_answers_left = count
-
-    def slow(self, seconds: float) -> None:
-        """Delay every answer."""
-        self.delay = seconds
 
     def id_key_credentials(self) -> dict[str, str]:
         """Valid ID-key credentials."""
@@ -257,16 +209,10 @@ class FakeBrightspace:
         self.responses[response.status] += 1
         return response
 
-    def _drop(self, request: web.Request) -> None:
-        assert request.transport is not None
-        request.transport.close()
-        raise asyncio.CancelledError
-
     async def _answer(self, request: web.Request, handler: Any) -> web.StreamResponse:
         if self.down:
-            self._drop(request)
-        if self.delay:
-            await asyncio.sleep(self.delay)
+            self.drop(request)
+        await self.pause()
         if request.path == "/core/connect/token":
             return await handler(request)
         if self.throttles:
@@ -275,7 +221,7 @@ class FakeBrightspace:
             status = self.failures.pop(0)
             return web.Response(status=status, text="<html><body>Service Unavailable</body></html>",
                                 content_type="text/html")
-        if self.failure_share and self.rng.random() < self.failure_share:
+        if self.failing_now():  # 500, 503 or 429, chosen at random
             status = self.rng.choice([500, 503, 429])
             self.injected[str(status)] += 1
             if status == 429:
@@ -285,9 +231,8 @@ class FakeBrightspace:
         if refused is not None:
             return refused
         response = await handler(request)
-        if request.method != "GET" and self.lost_answers_left > 0 and response.status < 300:
-            self.lost_answers_left -= 1
-            self._drop(request)
+        if request.method != "GET" and response.status < 300:
+            self.lose_answer(request)
         response.headers["X-Rate-Limit-Remaining"] = "49990"
         response.headers["X-Rate-Limit-Reset"] = "60"
         response.headers["X-Request-Cost"] = "10"

@@ -11,11 +11,9 @@ back at the page itself), `rewrite[route] = fn(data)` (missing fields, wrong typ
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import bisect
 import json
-import random
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -25,6 +23,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from tests.fakes.base import FakeServer, huge_json
 from tests.fakes.canvas_state import CanvasState
 
 FAKE_KEY: web.AppKey[FakeCanvas] = web.AppKey("fake_canvas")
@@ -80,7 +79,7 @@ def decode_bookmark(page: str) -> Any | None:
         return None
 
 
-class FakeCanvas:
+class FakeCanvas(FakeServer):
     """The fake server: state, switches and counters; start with `await fake.start()`."""
 
     def __init__(
@@ -91,16 +90,13 @@ class FakeCanvas:
         max_per_page: int = 100,
         seed: int = 7,
     ) -> None:
+        super().__init__(seed=seed)
         self.state = CanvasState(account_id=account_id)
         self.tokens = {token}
         self.max_per_page = max_per_page
         self.bucket = Bucket()
         self.throttle_enabled = False
         self.throttle_status = 403
-        self.rng = random.Random(seed)
-        self.failure_share = 0.0
-        self.lost_answers_left = 0
-        self.delay = 0.0
         self.is_down = False
         self.down_mode = "refuse"
         self.sis_imports: dict[int, dict[str, Any]] = {}
@@ -108,66 +104,20 @@ class FakeCanvas:
         self.failures: list[tuple[str, str | None]] = []  # (kind, route or None) of answers to spoil
         self.link_loop: str | None = None  # route whose rel=next points back at the page itself
         self.rewrite: dict[str, Callable[[Any], Any]] = {}  # route name → edit of the JSON it renders
-        self.requests: Counter[str] = Counter()
         self.responses: Counter[int] = Counter()
-        self.injected: Counter[str] = Counter()
-        self.port = 0
-        self._runner: web.AppRunner | None = None
-        self._site: web.TCPSite | None = None
         self.app = self._make_app()
 
     # ---- lifecycle and switches -------------------------------------------------------------
-    @property
-    def base_url(self) -> str:
-        """Base URL of the instance (no /api/v1)."""
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> FakeCanvas:
-        """Listen on a free loopback port."""
-        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        await self._listen()
-        return self
-
-    async def _listen(self) -> None:
-        assert self._runner is not None
-        self._site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
-        await self._site.start()
-        server = self._site._server
-        assert server is not None
-        assert hasattr(server, "sockets")
-        self.port = server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        """Stop listening and release everything."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
     async def down(self, mode: str = "refuse") -> None:
         """Uplink gone: `refuse` closes the listener (connection refused), `503` answers 503."""
         self.is_down, self.down_mode = True, mode
-        if mode == "refuse" and self._site is not None:
-            await self._site.stop()
-            self._site = None
+        if mode == "refuse":
+            await self.close_listener()
 
     async def up(self) -> None:
         """Uplink back on the same port."""
         self.is_down = False
-        if self._site is None and self._runner is not None:
-            await self._listen()
-
-    def lose_answers(self, count: int) -> None:
-        """Apply the next `count` writes, then drop the connection instead of answering."""
-        self.lost_answers_left = count
-
-    def slow(self, seconds: float) -> None:
-        """Delay every answer by `seconds`."""
-        self.delay = seconds
-
-    def fail_share(self, share: float) -> None:
-        """Answer this share of requests with 500, 403 throttling or 429 (chosen at random)."""
-        self.failure_share = share
+        await self.reopen_listener()
 
     def fail_next(self, count: int, kind: str, route: str | None = None) -> None:
         """Spoil the next `count` answers (of `route`, e.g. "GET /api/v1/accounts/{account_id}/users"):
@@ -203,20 +153,16 @@ class FakeCanvas:
     async def _answer(self, request: web.Request, handler: Any, name: str) -> web.StreamResponse:
         if self.is_down:
             if self.down_mode == "refuse":
-                # A keep-alive connection opened before the cut: drop it like a dead link would.
-                assert request.transport is not None
-                request.transport.close()
-                raise asyncio.CancelledError
+                self.drop(request)  # a keep-alive connection opened before the cut dies like a dead link
             return web.json_response({"errors": [{"message": "Service Unavailable"}]}, status=503)
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        await self.pause()
         auth = self._authenticate(request)
         if auth is not None:
             return auth
         spoiled = self._spoil(name)
         if spoiled is not None:
             return spoiled
-        if self.failure_share and self.rng.random() < self.failure_share:
+        if self.failing_now():  # 500, 403 throttling or 429, chosen at random
             kind = self.rng.choice(["500", "403", "429"])
             self.injected[kind] += 1
             if kind == "500":
@@ -233,13 +179,8 @@ class FakeCanvas:
         finally:
             if self.throttle_enabled:
                 self.bucket.level += self.bucket.cost - self.bucket.up_front
-        if request.method != "GET" and self.lost_answers_left > 0:
-            # The write happened, then the link died before the answer got out.
-            self.lost_answers_left -= 1
-            self.injected["lost_answer"] += 1
-            assert request.transport is not None
-            request.transport.close()
-            raise asyncio.CancelledError
+        if request.method != "GET":
+            self.lose_answer(request)  # the write happened, then the link died before the answer got out
         response.headers["X-Request-Cost"] = f"{self.bucket.cost:.4f}"
         response.headers["X-Rate-Limit-Remaining"] = f"{self.bucket.remaining:.1f}"
         return response
@@ -250,7 +191,7 @@ class FakeCanvas:
                 del self.failures[i]
                 self.injected[kind] += 1
                 if kind == "huge":
-                    return web.Response(body=b"[" + b"0," * (5 * 1024 * 1024) + b"0]", content_type="application/json")
+                    return huge_json()
                 return web.Response(text="<html><body><form action=/login>Sign in to the network</form></body></html>",
                                     content_type="text/html")
         return None

@@ -12,17 +12,15 @@ Switches: `down()` (refused, or 503), `up()`, `slow(s)`, `fail_share(p)`, `fail_
 
 from __future__ import annotations
 
-import asyncio
 import json
-import random
 import re
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from aiohttp import web
 
+from tests.fakes.base import FakeServer, huge_json
 from tests.fakes.moodle_state import FUNCTIONS, WRITES, MoodleError, MoodleState
 
 ENDPOINT = "/webservice/rest/server.php"
@@ -30,7 +28,6 @@ BRACKETS = re.compile(r"\[([^\]]*)\]")
 LOGIN_PAGE = ("<!DOCTYPE html><html><head><title>Log in to the site</title></head><body>"
               "<form action=\"/login/index.php\" method=\"post\"></form></body></html>")
 ERROR_500 = "<!DOCTYPE html><html><body><h1>Internal Server Error</h1></body></html>"
-HUGE_BYTES = 10 * 1024 * 1024
 
 
 def parse_php(pairs: list[tuple[str, str]]) -> dict[str, Any]:
@@ -74,100 +71,49 @@ def xml_error(error: MoodleError) -> str:
             "</EXCEPTION>\n")
 
 
-class FakeMoodle:
+class FakeMoodle(FakeServer):
     """The fake site: state, switches and counters; start with `await fake.start()`."""
 
     def __init__(self, *, token: str = "moodletoken", seed: int = 11) -> None:  # noqa: S107
+        super().__init__(seed=seed)
         self.state = MoodleState()
         self.tokens = {token}
         self.service_functions = set(FUNCTIONS)  # functions the token's service allows
         self.debug = False  # site debugging: error bodies carry debuginfo (the reason of invalidparameter)
-        self.rng = random.Random(seed)
-        self.failure_share = 0.0
         self.failures: list[tuple[str, str | None]] = []  # (kind, function or None) of answers to spoil
         self.paging_loop = False
-        self.lost_answers_left = 0
-        self.delay = 0.0
         self.is_down = False
         self.down_mode = "refuse"
         self.rewrite: dict[str, Callable[[Any], Any]] = {}
-        self.requests: Counter[str] = Counter()
-        self.injected: Counter[str] = Counter()
-        self.port = 0
-        self._runner: web.AppRunner | None = None
-        self._site: web.TCPSite | None = None
         self.app = web.Application(client_max_size=4 * 1024 * 1024)
         self.app.router.add_route("GET", ENDPOINT, self._handle)
         self.app.router.add_route("POST", ENDPOINT, self._handle)
 
     # ---- lifecycle and switches -------------------------------------------------------------
-    @property
-    def base_url(self) -> str:
-        """wwwroot of the site."""
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> FakeMoodle:
-        """Listen on a free loopback port."""
-        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        await self._listen()
-        return self
-
-    async def _listen(self) -> None:
-        assert self._runner is not None
-        self._site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
-        await self._site.start()
-        server = self._site._server
-        assert server is not None and hasattr(server, "sockets")
-        self.port = server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        """Stop listening and release everything."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
     async def down(self, mode: str = "refuse") -> None:
         """Uplink gone: `refuse` closes the listener, `503` answers a proxy's 503 page."""
         self.is_down, self.down_mode = True, mode
-        if mode == "refuse" and self._site is not None:
-            await self._site.stop()
-            self._site = None
+        if mode == "refuse":
+            await self.close_listener()
 
     async def up(self) -> None:
         """Uplink back on the same port."""
         self.is_down = False
-        if self._site is None and self._runner is not None:
-            await self._listen()
-
-    def slow(self, seconds: float) -> None:
-        """Delay every answer."""
-        self.delay = seconds
-
-    def fail_share(self, share: float) -> None:
-        """Spoil this share of answers with a 503 page or a database exception (chosen at random)."""
-        self.failure_share = share
+        await self.reopen_listener()
 
     def fail_next(self, count: int, kind: str, function: str | None = None) -> None:
         """Spoil the next `count` answers (of `function`, if given): `html` (200 login page), `huge` (10 MB),
         `500`, `503`, `exception:<code>`."""
         self.failures.extend([(kind, function)] * count)
 
-    def lose_answers(self, count: int) -> None:
-        """Apply the next `count` writes, then drop the connection instead of answering."""
-        self.lost_answers_left = count
-
     # ---- the endpoint --------------------------------------------------------------------------
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         if self.is_down:
             if self.down_mode == "refuse":
-                assert request.transport is not None
-                request.transport.close()
-                raise asyncio.CancelledError
+                self.drop(request)
             return web.Response(status=503, text="<html><body>503 Service Unavailable</body></html>",
                                 content_type="text/html")
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        await self.pause()
         pairs = list(request.query.items())
         if request.method == "POST":
             pairs += [(k, v) for k, v in (await request.post()).items() if isinstance(v, str)]
@@ -200,12 +146,8 @@ class FakeMoodle:
             return web.Response(text=xml_error(error), content_type="application/xml")
         if function in self.rewrite:
             result = self.rewrite[function](result)
-        if function in WRITES and self.lost_answers_left > 0:
-            self.lost_answers_left -= 1
-            self.injected["lost_answer"] += 1
-            assert request.transport is not None
-            request.transport.close()
-            raise asyncio.CancelledError
+        if function in WRITES:
+            self.lose_answer(request)
         if not as_json:
             return web.Response(text=to_xml(result), content_type="application/xml")
         # Moodle's REST server sends "null" for functions without a return value.
@@ -217,7 +159,7 @@ class FakeMoodle:
             if only is None or only == function:
                 kind = self.failures.pop(i)[0]
                 break
-        if kind is None and self.failure_share and self.rng.random() < self.failure_share:
+        if kind is None and self.failing_now():  # a 503 page or a database exception, chosen at random
             kind = self.rng.choice(["503", "exception:dmlreadexception"])
         if kind is None:
             return None
@@ -225,7 +167,7 @@ class FakeMoodle:
         if kind == "html":
             return web.Response(text=LOGIN_PAGE, content_type="text/html")
         if kind == "huge":
-            return web.Response(body=b"[" + b"0," * (HUGE_BYTES // 2) + b"0]", content_type="application/json")
+            return huge_json()
         if kind in ("500", "503"):
             return web.Response(status=int(kind), text=ERROR_500, content_type="text/html")
         code = kind.removeprefix("exception:")

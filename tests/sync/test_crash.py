@@ -3,17 +3,11 @@
 import asyncio
 import random
 import sqlite3
-import subprocess
-import sys
-import uuid
 from pathlib import Path
 
-import psutil
 import pytest
 
-from appliance.auth.usernames import username_key
-from appliance.sync.secrets import Vault, load_or_create_key
-from tests.daemon import start_daemon, write_config
+from tests.killnine import kill_tree, migrated, seed_learners, seed_provider, settled, start_ready
 from tests.sync.upstreams import Upstream
 
 LEARNERS = 2500
@@ -36,77 +30,18 @@ push_batch = 32
 
 def seed(db_path: Path, key_file: Path, kind: Upstream, base_url: str) -> list[str]:
     """A provider of the upstream and LEARNERS learners, each with its outbox row, written as the daemon would."""
-    vault = Vault(load_or_create_key(key_file))
     conn = sqlite3.connect(db_path)
     with conn:
-        conn.execute(
-            "INSERT INTO providers (type, name, base_url, account_id, credentials) VALUES (?, ?, ?, ?, ?)",
-            (kind.type, kind.name, base_url, kind.account_id, vault.seal(kind.credentials)),
-        )
-        uuids = []
-        for i in range(LEARNERS):
-            user_uuid, name = str(uuid.uuid4()), f"crash{i}"
-            uuids.append(user_uuid)
-            conn.execute(
-                "INSERT INTO users (uuid, username, username_key, first_name, last_name, facility_id, role)"
-                " VALUES (?, ?, ?, 'Crash', ?, 1, 'learner')",
-                (user_uuid, name, username_key(name), str(i)),
-            )
-            conn.execute(
-                "INSERT INTO outbox (topic, aggregate_id, payload) VALUES ('roster.user.created', ?, ?)",
-                (
-                    user_uuid,
-                    f'{{"uuid": "{user_uuid}", "username": "{name}", "role": "learner",'
-                    f' "facility_id": 1, "first_name": "Crash", "last_name": "{i}"}}',
-                ),
-            )
+        seed_provider(conn, key_file, kind.type, kind.name, base_url, kind.credentials, account_id=kind.account_id)
+        uuids = seed_learners(conn, [f"crash{i}" for i in range(LEARNERS)])
     conn.close()
     return uuids
-
-
-def settled(db_path: Path) -> int:
-    """Records the provider has dealt with."""
-    conn = sqlite3.connect(db_path, timeout=10)
-    try:
-        return conn.execute("SELECT COUNT(*) FROM push_deliveries WHERE state != 'sending'").fetchone()[0]
-    finally:
-        conn.close()
-
-
-def start_ready(tmp_path: Path, config: Path):
-    """Start the daemon and wait until ready; never leave it running if it does not get there."""
-    daemon = start_daemon(tmp_path, config=config, wait=False)
-    try:
-        daemon.wait_ready()
-    except BaseException:
-        kill_tree(daemon)
-        raise
-    return daemon
-
-
-def kill_tree(daemon) -> None:
-    """SIGKILL the primary like a power cut of the process, then wait until its children are gone too."""
-    tree = daemon.tree()
-    daemon.kill()
-    psutil.wait_procs(tree[1:], timeout=10)
-    for proc in tree[1:]:
-        if proc.is_running():
-            proc.kill()
 
 
 @pytest.mark.slow
 async def test_kill_dash_nine_during_drain_ten_times(tmp_path, upstream):
     kind, canvas = upstream  # `canvas` is whichever fake this run is against
-    config = write_config(tmp_path, SYNC_TOML)
-    await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "appliance", "migrate", "--config", str(config)],
-        check=True,
-        capture_output=True,
-        cwd=tmp_path,
-    )
-    db_path = tmp_path / "var" / "appliance.db"
-    key_file = tmp_path / "var" / "secrets" / "sync.key"
+    config, db_path, key_file = await migrated(tmp_path, SYNC_TOML)
     uuids = await asyncio.to_thread(seed, db_path, key_file, kind, canvas.base_url)
     canvas.slow(0.02)  # slow enough that ten short lives do not finish the drain
     rng = random.Random(6)
