@@ -169,9 +169,11 @@ async def _write_totals(
             (provider_id,),
         )
     }
+    # A pair that no longer counts anything (its resources left the lessons) drops to 0 once.
+    wanted = {**{pair: 0 for pair, total in latest.items() if total}, **totals}
     rows = [
         (user_id, course_id, total, max(0, total - latest.get((user_id, course_id), 0)), ACTIVITY_SOURCE, now)
-        for (user_id, course_id), total in sorted(totals.items())
+        for (user_id, course_id), total in sorted(wanted.items())
         if latest.get((user_id, course_id)) != total
     ]
     if rows:

@@ -3,8 +3,9 @@
 Run by hand:  .venv/bin/python -m tests.bench.kolibri_pull [--short]
 
 A fresh Kolibri (tests/realkolibri.py) is seeded through its own shell with N learners (1,000; short: 200),
-N/50 classrooms of 50 learners each and 5 content summary logs per learner. The appliance holds a local
-account for each learner (same username, so every one is matched and its progress stored). The real daemon
+N/50 classrooms of 50 learners each (each with one active lesson of 4 of the resources) and 5 content
+summary logs per learner, so the report also counts lesson milestones and time per classroom. The appliance
+holds a local account for each learner (same username, so every one is matched and its progress stored). The real daemon
 then runs one pull (users, classrooms, memberships) and one report (progress through the CSV export task)
 through a counting TCP relay. Prints the time of each, the HTTP requests made and the daemon's peak RSS.
 Target: well under 60 s and 200 MB.
@@ -48,11 +49,16 @@ from django.contrib.auth.hashers import make_password
 from django.utils import timezone
 from kolibri.core.auth.models import Classroom, Facility, FacilityUser, Membership
 from kolibri.core.logger.models import ContentSummaryLog
+from kolibri.core.lessons.models import Lesson
 facility = Facility.get_default_facility()
 password = make_password("learner-pass-1")
 now = timezone.now()
 rooms = [Classroom.objects.create(name=f"Bench class {{i}}", parent=facility)
          for i in range({learners} // {CLASS_SIZE})]
+for room in rooms:  # each classroom's lesson assigns all but the last of the resources its learners use
+    Lesson.objects.create(title="Bench lesson", collection=room, is_active=True, resources=[
+        {{"channel_id": "c0ffee00" * 4, "content_id": f"{{j:032x}}", "contentnode_id": f"{{j:032x}}"}}
+        for j in range({LOGS_PER_LEARNER} - 1)])
 for i in range({learners}):
     user = FacilityUser.objects.create(username=f"bench_{{i}}", full_name=f"Bench Learner {{i}}", facility=facility,
                                        password=password)
@@ -137,9 +143,12 @@ async def main(short: bool) -> None:
             rooms = scalar(db_path, "SELECT COUNT(*) FROM courses")
             enrolled = scalar(db_path, "SELECT COUNT(*) FROM enrollments")
             progress = scalar(db_path, "SELECT COUNT(*) FROM learner_progress")
+            milestones = scalar(db_path, "SELECT COUNT(*) FROM milestones")
+            activities = scalar(db_path, "SELECT COUNT(*) FROM activities")
             print(f"pull:   {mapped:,} users matched, {rooms} classrooms, {enrolled:,} memberships in {pull_s:.1f}s"
                   f" ({'succeeded' if pull_ok else 'FAILED'}), {pull_requests} requests")
-            print(f"report: {progress:,} progress rows (CSV export task) in {report_s:.1f}s"
+            print(f"report: {progress:,} progress rows (CSV export task), {milestones:,} lesson milestones and"
+                  f" {activities:,} time totals per classroom in {report_s:.1f}s"
                   f" ({'succeeded' if report_ok else 'FAILED'}), {report_requests} requests")
             print(f"total:  {pull_s + report_s:.1f}s (target < 60 s), {pull_requests + report_requests} requests,"
                   f" peak RSS of the daemon's primary {sampler.peak_primary / 2**20:.0f} MiB (target < 200 MB)")

@@ -113,8 +113,12 @@ async def test_a_resource_leaving_the_course_or_a_learner_leaving_removes_their_
     await count_per_course(db, clock, 1)
     await db.execute("DELETE FROM course_resources WHERE external_id = ?", (R2,))
     await db.execute("DELETE FROM enrollments WHERE user_id = 1")
-    assert await count_per_course(db, clock, 1) == (2, 0)
-    assert (await state(db))[0] == []
+    assert await count_per_course(db, clock, 1) == (2, 2)
+    milestones, activities = await state(db)
+    assert milestones == []
+    # What they spent no longer counts in the course: the total drops to 0 once, then stays.
+    assert activities == [(1, 10, 30, 30), (2, 10, 10, 10), (1, 10, 0, 0), (2, 10, 0, 0)]
+    assert await count_per_course(db, clock, 1) == (0, 0)
 
 
 async def test_the_new_milestone_type_is_allowed_and_others_still_refused(db):
