@@ -27,7 +27,7 @@ from appliance.auth.usernames import username_key
 from appliance.sync.secrets import Vault, load_or_create_key
 from tests.bench.sync_drain import RssSampler, scalar, wait_for
 from tests.daemon import write_config
-from tests.realkolibri import RealKolibri, TcpRelay, start_kolibri
+from tests.realkolibri import ADMIN_USER, RealKolibri, TcpRelay, start_kolibri
 from tests.sync.test_crash import start_ready
 
 SYNC_TOML = """[sync]
@@ -55,8 +55,9 @@ password = make_password("learner-pass-1")
 now = timezone.now()
 rooms = [Classroom.objects.create(name=f"Bench class {{i}}", parent=facility)
          for i in range({learners} // {CLASS_SIZE})]
+coach = FacilityUser.objects.get(username="{ADMIN_USER}")  # a lesson must have a creator
 for room in rooms:  # each classroom's lesson assigns all but the last of the resources its learners use
-    Lesson.objects.create(title="Bench lesson", collection=room, is_active=True, resources=[
+    Lesson.objects.create(title="Bench lesson", collection=room, is_active=True, created_by=coach, resources=[
         {{"channel_id": "c0ffee00" * 4, "content_id": f"{{j:032x}}", "contentnode_id": f"{{j:032x}}"}}
         for j in range({LOGS_PER_LEARNER} - 1)])
 for i in range({learners}):
