@@ -13,6 +13,7 @@ from appliance.auth.sessions import Sessions, SessionState
 from appliance.auth.usernames import UsernameError, username_key, validate_username
 from appliance.db.events import EventType, add_event
 from appliance.db.outbox import OutboxTopic, add_outbox
+from appliance.web.openapi import BOOL, ID, STR, TIME, arr, nullable, obj
 from appliance.web.policy import Role
 
 USER_COLUMNS = (
@@ -114,6 +115,16 @@ def validate_fields(data: dict[str, Any], *, creating: bool) -> dict[str, Any]:
             raise FieldError("password", str(exc)) from None
         out["password"] = data["password"]
     return out
+
+
+USER_SCHEMA = obj(
+    "id", "uuid", "username", "facility_id", "role", "must_change_password", "active",
+    id=ID, uuid=STR, username=STR, first_name=nullable(STR), last_name=nullable(STR), email=nullable(STR),
+    doc_id=nullable(STR), facility_id=ID, role=STR, auth_source=nullable(STR), deactivated_at=nullable(TIME),
+    created_at=TIME, updated_at=nullable(TIME), must_change_password=BOOL, active=BOOL,
+    extra_facility_ids=arr(ID),
+)
+"""An account as the API shows it (never the hash)."""
 
 
 def user_json(row: Any, extra_facility_ids: list[int] | None = None) -> dict[str, Any]:

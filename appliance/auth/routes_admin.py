@@ -17,12 +17,23 @@ from appliance.auth.webutil import actor_of, path_id
 from appliance.core.clock import iso
 from appliance.core.errors import bad_request, conflict, forbidden, not_found
 from appliance.keys import CLOCK, DB
-from appliance.web.openapi import spec
+from appliance.web.openapi import ANY, BOOL, ID, ID_QUERY, INT, PAGE_QUERY, STR, TIME, arr, nullable, obj, spec, text
 from appliance.web.policy import Principal, Role, can_access_facility, principal, roles
 from appliance.web.responses import Page, ok, page_params, paginated, read_json
 
 routes = web.RouteTableDef()
 MAX_TOKEN_DAYS = 3650
+FACILITY_SCHEMA = obj("id", "name", "timezone", "anonymous_browsing", id=ID, name=STR, timezone=STR,
+                      created_at=TIME, updated_at=nullable(TIME), anonymous_browsing=BOOL)
+"""A facility as the API shows it."""
+TOKEN_SCHEMA = obj("id", "name", "prefix", "user_id", "role", "state", id=ID, name=STR, prefix=STR, user_id=ID,
+                   role=STR, created_by=nullable(INT), created_at=TIME, expires_at=nullable(TIME),
+                   last_used_at=nullable(TIME), state=STR, revoked_at=nullable(TIME))
+"""An API token's metadata (never the secret)."""
+WHO = obj("user_id", "username", user_id=nullable(INT), username=nullable(STR))
+AUDIT_SCHEMA = obj("id", "at", "action", "actor", "target", id=ID, at=TIME, action=STR, actor=WHO, target=WHO,
+                   facility_id=nullable(INT), client_addr=nullable(STR), details=ANY)
+"""An audit log entry."""
 
 
 def _facility_json(row: Any) -> dict[str, Any]:
@@ -33,6 +44,7 @@ def _facility_json(row: Any) -> dict[str, Any]:
 
 @routes.get("/api/v1/facilities")
 @roles(*ADMINS, facility_scoped=True)
+@spec(response=arr(FACILITY_SCHEMA))
 async def list_facilities(request: web.Request) -> web.Response:
     """Facilities the caller may act on (all for system admins)."""
     where, params = scope_clause(principal(request), "id")
@@ -44,7 +56,7 @@ async def list_facilities(request: web.Request) -> web.Response:
 @roles(Role.SYSTEM_ADMIN)
 @spec(status=201, body={"type": "object", "required": ["name"], "properties": {
     "name": {"type": "string", "minLength": 1, "maxLength": 60}, "timezone": {"enum": ["UTC", "Europe/Paris"]}}},
-      links={"ChangeFacility": ("patch", "/api/v1/facilities/{id}", "/data/id")})
+      response=FACILITY_SCHEMA, links={"ChangeFacility": ("patch", "/api/v1/facilities/{id}", "/data/id")})
 async def create_facility(request: web.Request) -> web.Response:
     """Create a facility {name, timezone}."""
     data = await read_json(request)
@@ -89,6 +101,8 @@ def _check_timezone(tz: object) -> str:
 
 @routes.patch(r"/api/v1/facilities/{id:\d{1,12}}")
 @roles(*ADMINS, facility_scoped=True)
+@spec(body=obj(name=text(60, 1), timezone={"enum": ["UTC", "Europe/Paris"]}, anonymous_browsing=BOOL),
+      response=FACILITY_SCHEMA)
 async def update_facility(request: web.Request) -> web.Response:
     """Change a facility's name, timezone or anonymous_browsing (admins of that facility)."""
     p = principal(request)
@@ -149,6 +163,8 @@ _AUDIT_FILTERS = {
 
 @routes.get("/api/v1/audit")
 @roles(*ADMINS, facility_scoped=True)
+@spec(query={**PAGE_QUERY, "action": STR, "actor_user_id": ID_QUERY, "target_user_id": ID_QUERY,
+             "facility_id": ID_QUERY, "since": text(40), "until": text(40)}, response=arr(AUDIT_SCHEMA))
 async def audit_log(request: web.Request) -> web.Response:
     """The audit log, newest first; filters: action, actor_user_id, target_user_id, facility_id, since, until."""
     page = page_params(request)
@@ -209,6 +225,7 @@ def _token_json(row: Any) -> dict[str, Any]:
 
 @routes.get("/api/v1/tokens")
 @roles(*ADMINS, facility_scoped=True)
+@spec(response=arr(TOKEN_SCHEMA))
 async def list_tokens(request: web.Request) -> web.Response:
     """API tokens of users in the caller's facilities (never the secret)."""
     p = principal(request)
@@ -229,6 +246,8 @@ async def list_tokens(request: web.Request) -> web.Response:
 @spec(status=201, body={"type": "object", "required": ["name"], "properties": {
     "name": {"type": "string", "minLength": 1, "maxLength": 100}, "role": {"enum": ["learner", "facility_admin"]},
     "expires_in_days": {"type": "integer", "minimum": 1, "maximum": 365}}},
+      response={**TOKEN_SCHEMA, "required": [*TOKEN_SCHEMA["required"], "token"],
+                "properties": {**TOKEN_SCHEMA["properties"], "token": STR}},
       links={"RevokeToken": ("delete", "/api/v1/tokens/{id}", "/data/id")})
 async def create_token(request: web.Request) -> web.Response:
     """Create a token {name, role, user_id?, expires_in_days?}; the secret is in this answer only."""
@@ -282,6 +301,7 @@ async def create_token(request: web.Request) -> web.Response:
 
 @routes.delete(r"/api/v1/tokens/{id:\d{1,12}}")
 @roles(*ADMINS, facility_scoped=True)
+@spec(response=obj("revoked", revoked={"const": True}))
 async def revoke_token(request: web.Request) -> web.Response:
     """Revoke a token at once."""
     p = principal(request)

@@ -28,7 +28,7 @@ from appliance.auth.webutil import actor_of
 from appliance.core.blocking import run_blocking
 from appliance.core.errors import ApiError, bad_request, too_large
 from appliance.keys import CLOCK, CONFIG, DB
-from appliance.web.openapi import spec
+from appliance.web.openapi import ANY, INT, STR, arr, obj, spec
 from appliance.web.policy import Principal, Role, can_access_facility, principal, roles
 from appliance.web.responses import ok
 
@@ -146,7 +146,10 @@ async def _apply(
 @routes.post("/api/v1/users/import")
 @roles(*ADMINS, facility_scoped=True)
 @spec(body_type="text/csv", body={"type": "string"},
-      query={"mode": {"type": "string", "enum": ["all_or_nothing", "per_row"]}})
+      query={"mode": {"type": "string", "enum": ["all_or_nothing", "per_row"]}},
+      response=obj("mode", "applied", "created", "updated", "unchanged", "errors", "temporary_passwords",
+                   mode=STR, applied={"const": True}, created=INT, updated=INT, unchanged=INT, errors=arr(ANY),
+                   temporary_passwords=arr(obj())))
 async def import_roster(request: web.Request) -> web.Response:
     """Body: CSV (text/csv). ?mode=all_or_nothing (default; 422 and nothing written on any error) or per_row."""
     p = principal(request)

@@ -4,7 +4,7 @@ from typing import Any
 
 from aiohttp import web
 
-from appliance.auth.accounts import USER_COLUMNS, set_password_tx, user_json
+from appliance.auth.accounts import USER_COLUMNS, USER_SCHEMA, set_password_tx, user_json
 from appliance.auth.authn import SESSION_KEY, cookie_value
 from appliance.auth.keys import IDENTITY
 from appliance.auth.metrics import RATE_LIMITED
@@ -23,6 +23,7 @@ from appliance.auth.webutil import actor_of, addr_of, clear_session_cookie, set_
 from appliance.core.blocking import run_blocking
 from appliance.core.errors import ApiError, bad_request, too_many
 from appliance.keys import CLOCK, DB
+from appliance.web.openapi import BOOL, ID, INT, STR, TIME, arr, nullable, obj, spec, text
 from appliance.web.policy import AuthVia, principal, public, signed_in
 from appliance.web.responses import ok, read_json
 
@@ -46,6 +47,9 @@ def _password_input(value: str | None, name: str) -> str:
 
 @routes.post("/api/v1/auth/login")
 @public
+@spec(body=obj("username", "password", username=text(64), password=text(256)),
+      response=obj("user", "csrf_token", "must_change_password", user=USER_SCHEMA, csrf_token=STR,
+                   must_change_password=BOOL))
 async def login(request: web.Request) -> web.Response:
     """Sign in with username and password (local account, else LDAP); sets a fresh session cookie."""
     data = await read_json(request)
@@ -102,6 +106,7 @@ async def start_session(
 
 @routes.post("/api/v1/auth/logout")
 @signed_in
+@spec(body=obj(), response=obj("signed_out", signed_out={"const": True}))
 async def logout(request: web.Request) -> web.Response:
     """End the current session and clear the cookie."""
     p = principal(request)
@@ -118,6 +123,9 @@ async def logout(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/auth/me")
 @signed_in
+@spec(response={**USER_SCHEMA, "required": [*USER_SCHEMA["required"], "effective_role", "facility_ids", "via"],
+                "properties": {**USER_SCHEMA["properties"], "effective_role": STR, "facility_ids": arr(ID),
+                               "via": STR, "csrf_token": nullable(STR)}})
 async def me(request: web.Request) -> web.Response:
     """Who am I: the account, role, facilities, and the CSRF token of this session."""
     p = principal(request)
@@ -140,6 +148,8 @@ async def me(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/auth/password")
 @signed_in
+@spec(body=obj("current_password", "new_password", current_password=text(256), new_password=text(256)),
+      response=obj("password_changed", password_changed={"const": True}, csrf_token=STR))
 async def change_password(request: web.Request) -> web.Response:
     """Change one's own password (required after a temporary one); other sessions end, this one rotates."""
     data = await read_json(request)
@@ -199,6 +209,9 @@ async def change_own_password(
 
 @routes.get("/api/v1/auth/sessions")
 @signed_in
+@spec(response=arr(obj("id", "created_at", "current", id=INT, created_at=TIME, last_seen_at=nullable(TIME),
+                       expires_at=TIME, client_addr=nullable(STR), user_agent=nullable(STR),
+                       auth_method=nullable(STR), current=BOOL)))
 async def my_sessions(request: web.Request) -> web.Response:
     """One's own live sessions (the current one is flagged)."""
     p = principal(request)

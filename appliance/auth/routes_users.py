@@ -8,6 +8,7 @@ from aiohttp import web
 
 from appliance.auth.accounts import (
     USER_COLUMNS,
+    USER_SCHEMA,
     FieldError,
     NewUser,
     deactivate_user_tx,
@@ -31,13 +32,23 @@ from appliance.auth.webutil import actor_of, path_id
 from appliance.core.blocking import run_blocking
 from appliance.core.errors import ApiError, bad_request, forbidden, not_found
 from appliance.keys import CLOCK, DB
-from appliance.web.openapi import spec
+from appliance.web.openapi import BOOL, ID_QUERY, INT, PAGE_QUERY, STR, TIME, arr, nullable, obj, spec, text
+from appliance.web.openapi import ID as ROW_ID
 from appliance.web.policy import Principal, Role, can_access_facility, principal, roles
 from appliance.web.responses import Page, ok, page_params, paginated, read_json
 
 routes = web.RouteTableDef()
 ADMINS = (Role.FACILITY_ADMIN, Role.DEPARTMENT_ADMIN)
 ID = r"{id:\d{1,12}}"
+USER_CHANGES = obj(
+    first_name=text(50), last_name=text(50), email=nullable(text(120)), doc_id=nullable(text(40)),
+    role={"enum": ["learner", "facility_admin", "department_admin", "system_admin"]}, facility_id=ROW_ID,
+    extra_facility_ids=arr(ROW_ID), active=BOOL,
+)
+SESSION_SCHEMA = obj("id", "created_at", id=INT, created_at=TIME, last_seen_at=nullable(TIME),
+                     expires_at=TIME, client_addr=nullable(STR), user_agent=nullable(STR),
+                     auth_method=nullable(STR))
+"""A live session as the API shows it (never the secret)."""
 
 
 def field_error(exc: FieldError) -> ApiError:
@@ -80,6 +91,9 @@ async def check_grant(tx: Any, p: Principal, role: str, facility_id: int, extra:
 
 @routes.get("/api/v1/users")
 @roles(*ADMINS, facility_scoped=True)
+@spec(query={**PAGE_QUERY, "facility_id": ID_QUERY, "q": text(100),
+             "role": {"enum": ["learner", "facility_admin", "department_admin", "system_admin"]},
+             "status": {"enum": ["active", "deactivated", "all"]}}, response=arr(USER_SCHEMA))
 async def list_users(request: web.Request) -> web.Response:
     """Users of the caller's facilities; filters: facility_id, role, q, status (active|deactivated|all)."""
     p = principal(request)
@@ -128,7 +142,8 @@ async def query_users(db: Any, p: Principal, q: Mapping[str, str], page: Page) -
 @spec(status=201, body={"type": "object", "required": ["username"], "properties": {
     "username": {"type": "string", "pattern": "^[a-z][a-z0-9]{3,20}$"},
     "role": {"enum": ["learner", "facility_admin"]}, "first_name": {"type": "string", "maxLength": 50},
-    "last_name": {"type": "string", "maxLength": 50}}}, links={
+    "last_name": {"type": "string", "maxLength": 50}}}, response=obj(
+    "user", user=USER_SCHEMA, temporary_password=STR), links={
     "GetUser": ("get", "/api/v1/users/{id}", "/data/user/id"),
     "ChangeUser": ("patch", "/api/v1/users/{id}", "/data/user/id"),
     "ResetPassword": ("post", "/api/v1/users/{id}/reset-password", "/data/user/id"),
@@ -190,6 +205,7 @@ async def _extra_ids(request: web.Request, user_id: int) -> list[int]:
 
 @routes.get(f"/api/v1/users/{ID}")
 @roles(*ADMINS, facility_scoped=True)
+@spec(response=USER_SCHEMA)
 async def get_user(request: web.Request) -> web.Response:
     """One user of the caller's facilities."""
     row = await load_target(request, principal(request), manage=False)
@@ -198,6 +214,7 @@ async def get_user(request: web.Request) -> web.Response:
 
 @routes.patch(f"/api/v1/users/{ID}")
 @roles(*ADMINS, facility_scoped=True)
+@spec(body=USER_CHANGES, response=USER_SCHEMA)
 async def update_user(request: web.Request) -> web.Response:
     """Change names, email, doc_id, role, facility (ends the user's sessions), or active: true/false."""
     p = principal(request)
@@ -241,6 +258,7 @@ async def update_account(request: web.Request, p: Principal, target: Any, data: 
 
 @routes.delete(f"/api/v1/users/{ID}")
 @roles(*ADMINS, facility_scoped=True)
+@spec(response=USER_SCHEMA)
 async def deactivate_user(request: web.Request) -> web.Response:
     """Deactivate (never erase: the audit log and LMS records keep pointing at it); sessions end."""
     p = principal(request)
@@ -260,6 +278,8 @@ async def deactivate_user(request: web.Request) -> web.Response:
 
 @routes.post(f"/api/v1/users/{ID}/reset-password")
 @roles(*ADMINS, facility_scoped=True)
+@spec(body=obj(), response=obj("temporary_password", "must_change_password", temporary_password=STR,
+                                must_change_password={"const": True}))
 async def reset_password(request: web.Request) -> web.Response:
     """Issue a temporary password (shown once) that must be changed at next sign-in; lockout cleared."""
     p = principal(request)
@@ -294,6 +314,7 @@ async def reset_account_password(request: web.Request, p: Principal, target: Any
 
 @routes.get(f"/api/v1/users/{ID}/sessions")
 @roles(*ADMINS, facility_scoped=True)
+@spec(response=arr(SESSION_SCHEMA))
 async def user_sessions(request: web.Request) -> web.Response:
     """Live sessions of a user."""
     p = principal(request)
@@ -306,6 +327,7 @@ async def user_sessions(request: web.Request) -> web.Response:
 
 @routes.delete(f"/api/v1/users/{ID}/sessions")
 @roles(*ADMINS, facility_scoped=True)
+@spec(response=obj("ended", ended={"type": "integer", "minimum": 0}))
 async def end_user_sessions(request: web.Request) -> web.Response:
     """End every session of a user."""
     p = principal(request)
@@ -333,6 +355,7 @@ async def end_all_sessions(request: web.Request, p: Principal, target: Any) -> i
 
 @routes.delete(rf"/api/v1/users/{ID}/sessions/{{sid:\d{{1,12}}}}")
 @roles(*ADMINS, facility_scoped=True)
+@spec(response=obj("ended", ended={"type": "integer", "minimum": 1}))
 async def end_user_session(request: web.Request) -> web.Response:
     """End one session of a user."""
     p = principal(request)

@@ -23,6 +23,7 @@ from appliance.core.blocking import run_blocking
 from appliance.core.errors import ApiError, unauthorized
 from appliance.keys import AUTHENTICATORS, CLOCK, CONFIG, MIDDLEWARES, ROLE, SESSION_PRINCIPAL, TASKS
 from appliance.web import middlewares as mw
+from appliance.web.openapi import STR, obj, spec, text
 from appliance.web.policy import AuthVia, Principal, maybe_principal, public
 from appliance.web.sites import ExtraSite, port_after
 
@@ -140,6 +141,8 @@ def _app_origin(request: web.Request) -> str:
 
 @app_routes.get("/api/v1/library/pass")
 @public  # anonymous readers get an anonymous pass where a facility allows anonymous browsing
+@spec(query={"origin": text(200)},
+      response=obj("origin", "url", "expires_in", origin=STR, url=STR, expires_in={"type": "integer", "minimum": 1}))
 async def issue_pass(request: web.Request) -> web.Response:
     """A one-minute URL pass for the content origin, bound to the caller's session (the reader frames it)."""
     service = request.app[CONTENT]

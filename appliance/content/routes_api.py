@@ -14,6 +14,7 @@ from appliance.core.blocking import run_blocking
 from appliance.core.errors import ApiError, bad_request, conflict, not_found, unavailable
 from appliance.core.process import ProcessRole
 from appliance.keys import BUS, CONFIG, DB, ROLE
+from appliance.web.openapi import BOOL, ID, INT, PAGE_QUERY, STR, TIME, arr, nullable, obj, spec, text
 from appliance.web.policy import ADMIN_ROLES, Principal, Role, principal, require_facility, roles, signed_in
 from appliance.web.responses import ok, page_params, paginated, read_json
 
@@ -23,6 +24,23 @@ COLUMNS = ("id, uuid, slug, name, title, description, language, creator, publish
            "flavour, article_count, media_count, size, state, error, has_fulltext_index, has_main_page, "
            "illustration IS NOT NULL AS has_illustration, created_at, updated_at")
 routes = web.RouteTableDef()
+LIBRARY_SCHEMA = obj(
+    "id", "uuid", "slug", "name", "title", "state", "favorite", "featured", "url",
+    id=ID, uuid=STR, slug=STR, name=STR, title=STR, description=STR, language=STR, creator=STR, publisher=STR,
+    date=STR, tags=STR, category=STR, flavour=STR, article_count=INT, media_count=INT, size=INT,
+    state={"enum": list(STATES)}, error=nullable(STR), has_fulltext_index=BOOL, has_main_page=BOOL,
+    has_illustration=BOOL, created_at=TIME, updated_at=TIME, favorite=BOOL, featured=BOOL, url=STR,
+    visible_facility_ids=arr(ID),
+)
+"""A library as its caller sees it (visible_facility_ids for staff only)."""
+IMPORT_SCHEMA = obj(
+    "id", "url", "file_name", "state", "bytes_done",
+    id=ID, url=STR, file_name=STR, state={"enum": ["queued", "downloading", "verifying", "done", "failed"]},
+    bytes_done=INT, bytes_total=nullable(INT), checksum_algo=nullable(STR), checksum=nullable(STR),
+    error=nullable(STR), library_id=nullable(INT), created_at=TIME, updated_at=TIME,
+)
+"""A library import and its progress."""
+FACILITY_IDS = obj("facility_ids", facility_ids={**arr(ID), "maxItems": 50})
 
 
 def _library_id(request: web.Request) -> int:
@@ -78,6 +96,9 @@ async def _decorate(request: web.Request, p: Principal, rows: list[Any]) -> list
 
 @routes.get("/api/v1/libraries")
 @signed_in
+@spec(query={**PAGE_QUERY, "state": {"enum": list(STATES)}, "language": text(20),
+             "visibility": {"enum": ["visible", "hidden", "featured", "favorite", "all"]}},
+      response=arr(LIBRARY_SCHEMA))
 async def list_libraries(request: web.Request) -> web.Response:
     """Paginated list with filters state, language, visibility (visible|hidden|featured|favorite|all)."""
     p = principal(request)
@@ -126,6 +147,7 @@ async def list_libraries(request: web.Request) -> web.Response:
 
 @routes.get(r"/api/v1/libraries/{id:\d+}")
 @signed_in
+@spec(response=LIBRARY_SCHEMA)
 async def get_library(request: web.Request) -> web.Response:
     """One library."""
     return ok(await _visible_library(request, principal(request)))
@@ -147,6 +169,7 @@ def _facility_ids(body: dict[str, Any]) -> list[int]:
 
 @routes.put(r"/api/v1/libraries/{id:\d+}/visibility")
 @roles(*ADMINS, facility_scoped=True)
+@spec(body=FACILITY_IDS, response=LIBRARY_SCHEMA)
 async def put_visibility(request: web.Request) -> web.Response:
     """Set the facilities that see a library; admins change only facilities they manage."""
     p = principal(request)
@@ -181,6 +204,8 @@ async def set_visibility(request: web.Request, p: Principal, lib: dict[str, Any]
 
 @routes.put(r"/api/v1/libraries/{id:\d+}/featured")
 @roles(*ADMINS, facility_scoped=True)
+@spec(body=obj("featured", featured=BOOL, facility_id=ID),
+      response=obj("id", "facility_id", "featured", id=ID, facility_id=INT, featured=BOOL))
 async def put_featured(request: web.Request) -> web.Response:
     """Feature or unfeature a library for a facility (default: the admin's own)."""
     p = principal(request)
@@ -212,6 +237,7 @@ async def set_featured(request: web.Request, p: Principal, lib: dict[str, Any], 
 
 @routes.put(r"/api/v1/libraries/{id:\d+}/favorite")
 @signed_in
+@spec(body=obj(), response=obj("id", "favorite", id=ID, favorite={"const": True}))
 async def put_favorite(request: web.Request) -> web.Response:
     """Add a library to the caller's favourites."""
     p = principal(request)
@@ -223,6 +249,7 @@ async def put_favorite(request: web.Request) -> web.Response:
 
 @routes.delete(r"/api/v1/libraries/{id:\d+}/favorite")
 @signed_in
+@spec(response=obj("id", "favorite", id=ID, favorite={"const": False}))
 async def delete_favorite(request: web.Request) -> web.Response:
     """Remove a library from the caller's favourites."""
     p = principal(request)
@@ -234,6 +261,8 @@ async def delete_favorite(request: web.Request) -> web.Response:
 
 @routes.get(r"/api/v1/libraries/{id:\d+}/blocklist")
 @roles(*ADMINS)
+@spec(response=obj("patterns", "history", patterns=arr(STR),
+                   history=arr(obj("at", at=TIME, by=nullable(INT), added=arr(STR), removed=arr(STR)))))
 async def get_blocklist(request: web.Request) -> web.Response:
     """The library's blocked paths and patterns, with the latest changes (libraries of the caller's facilities)."""
     p = principal(request)
@@ -252,6 +281,8 @@ async def get_blocklist(request: web.Request) -> web.Response:
 
 @routes.put(r"/api/v1/libraries/{id:\d+}/blocklist")
 @roles(Role.DEPARTMENT_ADMIN, Role.SYSTEM_ADMIN)
+@spec(body=obj("patterns", patterns={**arr(text(200, 1)), "maxItems": 20}),
+      response=obj("patterns", "added", "removed", patterns=arr(STR), added=arr(STR), removed=arr(STR)))
 async def put_blocklist(request: web.Request) -> web.Response:
     """Replace the block list (it applies to every facility, so facility admins may only read it).
 
@@ -296,6 +327,8 @@ async def set_blocklist(request: web.Request, p: Principal, lib: dict[str, Any],
 
 @routes.post("/api/v1/libraries/rescan")
 @roles(Role.SYSTEM_ADMIN)
+@spec(body=obj(), response=obj("added", "updated", "missing", "errors", "unchanged", added=arr(STR),
+                               updated=arr(STR), missing=arr(STR), errors=arr(STR), unchanged=INT))
 async def rescan(request: web.Request) -> web.Response:
     """Scan the content root now: new files become libraries, vanished ones become missing."""
     return ok(await run_rescan(request))
@@ -327,6 +360,9 @@ def _import_json(row: Any) -> dict[str, Any]:
 
 @routes.post("/api/v1/libraries/import")
 @roles(Role.SYSTEM_ADMIN)
+@spec(status=202, body=obj("url", url=text(2000), checksum_algo={"enum": ["sha256", "md5"]},
+                           checksum={"type": "string", "pattern": "^[0-9a-f]{32,64}$"}),
+      response=IMPORT_SCHEMA, links={"GetImport": ("get", "/api/v1/libraries/imports/{id}", "/data/id")})
 async def start_import(request: web.Request) -> web.Response:
     """Queue a download; the primary fetches it (resumable) and adds it to the library."""
     p = principal(request)
@@ -361,6 +397,7 @@ async def queue_import(request: web.Request, p: Principal, url: Any, algo: Any, 
 
 @routes.get("/api/v1/libraries/imports")
 @roles(Role.SYSTEM_ADMIN)
+@spec(query=PAGE_QUERY, response=arr(IMPORT_SCHEMA))
 async def list_imports(request: web.Request) -> web.Response:
     """Imports with their progress, newest first."""
     page = page_params(request)
@@ -373,6 +410,7 @@ async def list_imports(request: web.Request) -> web.Response:
 
 @routes.get(r"/api/v1/libraries/imports/{id:\d+}")
 @roles(Role.SYSTEM_ADMIN)
+@spec(response=IMPORT_SCHEMA)
 async def get_import(request: web.Request) -> web.Response:
     """One import and its progress."""
     row = await request.app[DB].fetchone("SELECT * FROM library_imports WHERE id = ?", (_library_id(request),))

@@ -13,6 +13,7 @@ from appliance.content.upstream import MAX_FEED_BYTES, UpstreamError, parse_feed
 from appliance.core import egress
 from appliance.core.errors import ApiError, bad_request, not_found
 from appliance.keys import CONFIG, DB, HTTP_CLIENT
+from appliance.web.openapi import INT, STR, arr, nullable, obj, spec, text
 from appliance.web.policy import Role, maybe_principal, public, roles
 from appliance.web.responses import ok
 
@@ -155,6 +156,11 @@ async def search_description(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/catalog/upstream")
 @roles(Role.SYSTEM_ADMIN)
+@spec(query={"lang": text(200), "q": text(200), "category": text(200), "name": text(200),
+             "start": {"type": "integer", "minimum": 0, "maximum": 1_000_000},
+             "count": {"type": "integer", "minimum": 1, "maximum": 100}},
+      response=arr(obj("id", "name", "title", id=STR, name=STR, title=STR, summary=STR, language=STR,
+                       category=STR, tags=STR, size=nullable(INT), download_url=nullable(STR), updated=STR)))
 async def upstream(request: web.Request) -> web.Response:
     """Browse the upstream Kiwix catalog (lang, q, start, count); says plainly when it cannot be reached."""
     total, books, base, params = await browse_upstream(request)

@@ -13,16 +13,30 @@ from appliance.content.keys import CONTENT
 from appliance.content.tracking import MAX_BEACON_SECONDS, Reading
 from appliance.core.errors import bad_request, not_found
 from appliance.keys import CLOCK, DB
+from appliance.web.openapi import BOOL, INT, STR, arr, nullable, obj, spec, text
 from appliance.web.policy import ADMIN_ROLES, Role, principal, require_facility, roles, signed_in
 from appliance.web.responses import ok, read_json
 
 routes = web.RouteTableDef()
 REPORTS = ("top_articles", "learners", "libraries", "facilities", "days")
 TOP_N = 100
+_TOTALS = arr(obj("id", "views", "seconds", id=nullable(INT), name=nullable(STR), views=INT, seconds=INT))
+USAGE_SCHEMA = obj(
+    *REPORTS,
+    top_articles=arr(obj("library", "path", "views", "readers", library=nullable(STR), path=STR,
+                         title=nullable(STR), views=INT, readers=INT)),
+    learners=_TOTALS, libraries=_TOTALS, facilities=_TOTALS,
+    days=arr(obj("day", "views", "readers", "seconds", day=STR, views=INT, readers=INT, seconds=INT)),
+)
+"""Every usage report, as JSON."""
+_DATE = {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
 
 
 @routes.post("/api/v1/reading")
 @signed_in
+@spec(status=202, body=obj("book", "path", "seconds", book=text(200), path=text(4096, 1),
+                           seconds={"type": "integer", "minimum": 1, "maximum": MAX_BEACON_SECONDS}),
+      response=obj("queued", "credited_s", queued=BOOL, credited_s={"type": "integer", "minimum": 0}))
 async def reading_beacon(request: web.Request) -> web.Response:
     """The reader page reports seconds of visible reading on an article (queued, written in batches)."""
     p = principal(request)
@@ -116,6 +130,9 @@ async def usage(request: web.Request, report: str) -> list[dict[str, Any]]:
 
 @routes.get("/api/v1/reports/usage")
 @roles(*ADMIN_ROLES, facility_scoped=True)
+@spec(query={"format": {"enum": ["json", "csv"]}, "report": {"enum": list(REPORTS)}, "from": _DATE, "to": _DATE,
+             "facility_id": {"type": "string", "pattern": "^[0-9]{1,12}$"}},
+      response=USAGE_SCHEMA, alternatives={"text/csv": STR})
 async def usage_report(request: web.Request) -> web.StreamResponse:
     """All reports as JSON, or one (report=...) as CSV with format=csv."""
     fmt = request.query.get("format", "json")

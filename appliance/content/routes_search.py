@@ -11,6 +11,7 @@ from appliance.content.searchpool import QueryTimeout, Saturated
 from appliance.content.searchworker import BookRef
 from appliance.content.service import ContentService
 from appliance.core.errors import bad_request, not_found, unauthorized, unavailable
+from appliance.web.openapi import STR, arr, nullable, obj, spec, text
 from appliance.web.policy import maybe_principal, public
 from appliance.web.responses import Page, ok, page_params
 
@@ -62,6 +63,10 @@ def _busy(exc: Saturated | QueryTimeout, kind: str) -> Exception:
 
 @routes.get("/api/v1/search")
 @public  # signed-in users, or anonymous visitors where the facility allows it (checked in _books)
+@spec(query={"q": text(200, 1), "books": text(MAX_BOOKS_PARAM), "page": {"type": "integer", "minimum": 1},
+             "per_page": {"type": "integer", "minimum": 1, "maximum": 25}},
+      response=arr(obj("book", "path", "title", "match", "url", book=STR, path=STR, title=STR,
+                       snippet=nullable(STR), match=STR, url=STR)))
 async def search(request: web.Request) -> web.Response:
     """Ranked results with book, path, title and a snippet (snippets only for this page, at most 25)."""
     service = request.app[CONTENT]
@@ -101,6 +106,8 @@ async def run_search(request: web.Request, service: ContentService, books: list[
 
 @routes.get("/api/v1/suggest")
 @public
+@spec(query={"q": text(200, 1), "book": text(200, 1)},
+      response=arr(obj("path", "title", "book", "url", path=STR, title=STR, book=STR, url=STR)))
 async def suggest(request: web.Request) -> web.Response:
     """Up to 10 title suggestions from one book."""
     service = request.app[CONTENT]

@@ -18,11 +18,34 @@ from appliance.events.store import DELIVERY_COLUMNS, WEBHOOK_COLUMNS, seal_secre
 from appliance.events.store import delivery_view as _delivery_view
 from appliance.events.validate import webhook_fields
 from appliance.keys import CLOCK, CONFIG, DB
+from appliance.web.openapi import ANY, BOOL, INT, NUM, PAGE_QUERY, STR, TIME, arr, nullable, obj, spec, text
+from appliance.web.openapi import ID as ROW_ID
 from appliance.web.policy import principal, roles
 from appliance.web.responses import ok, page_params, paginated, read_json
 
 routes = web.RouteTableDef()
 DELIVERY_STATES = ("pending", "succeeded", "failed")
+WEBHOOK_SCHEMA = obj(
+    "id", "url", "events", "headers", "enabled", "failure_count",
+    id=ROW_ID, url=STR, description=nullable(STR), events=arr(STR), headers={"type": "object"}, enabled=BOOL,
+    disabled_reason=nullable(STR), failure_count=INT, failing_since=nullable(TIME), last_success_at=nullable(TIME),
+    last_failure_at=nullable(TIME), secret_rotated_at=nullable(TIME), previous_secret_until=nullable(TIME),
+    created_at=TIME, updated_at=TIME,
+)
+"""A webhook as the API shows it (never its secret)."""
+DELIVERY_SCHEMA = obj(
+    "id", "webhook_id", "event_id", "event_type", "state", "attempts", "log",
+    id=ROW_ID, webhook_id=ROW_ID, event_id=ANY, event_type=STR, event_created_at=nullable(TIME),
+    state={"enum": list(DELIVERY_STATES)}, attempts=INT, next_attempt_at=nullable(TIME), expires_at=nullable(TIME),
+    last_status=nullable(INT), last_error=nullable(STR), created_at=nullable(TIME), finished_at=nullable(TIME),
+    log=arr(obj("attempt", "at", "ok", attempt=INT, at=TIME, ok=BOOL, status_code=nullable(INT),
+                latency_ms=nullable(NUM), error=nullable(STR), response_excerpt=nullable(STR))),
+)
+"""One delivery of the log, with its attempts."""
+WEBHOOK_FIELDS = {"url": {"type": "string", "maxLength": 2000, "pattern": "^https?://"},
+                  "description": text(500), "events": {**arr(text(64, 1)), "maxItems": 20},
+                  "headers": {"type": "object", "maxProperties": 5, "additionalProperties": text(200)},
+                  "enabled": BOOL}
 
 
 def _path_id(request: web.Request, name: str, what: str) -> int:
@@ -49,6 +72,7 @@ def _poke(request: web.Request) -> None:
 
 @routes.get("/api/v1/webhooks")
 @roles()
+@spec(query=PAGE_QUERY, response=arr(WEBHOOK_SCHEMA))
 async def list_webhooks(request: web.Request) -> web.Response:
     """Every webhook (never a secret)."""
     page = page_params(request)
@@ -61,6 +85,12 @@ async def list_webhooks(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/webhooks")
 @roles()
+@spec(status=201, body=obj("url", **WEBHOOK_FIELDS),
+      response={**WEBHOOK_SCHEMA, "required": [*WEBHOOK_SCHEMA["required"], "secret"],
+                "properties": {**WEBHOOK_SCHEMA["properties"], "secret": STR}},
+      links={"GetWebhook": ("get", "/api/v1/webhooks/{id}", "/data/id"),
+             "ChangeWebhook": ("patch", "/api/v1/webhooks/{id}", "/data/id"),
+             "Deliveries": ("get", "/api/v1/webhooks/{id}/deliveries", "/data/id")})
 async def create_webhook(request: web.Request) -> web.Response:
     """Create a webhook; the answer carries its signing secret, the only time it is shown."""
     fields = webhook_fields(await read_json(request), partial=False)
@@ -89,6 +119,7 @@ async def create_webhook(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/webhooks/{id}")
 @roles()
+@spec(response=WEBHOOK_SCHEMA)
 async def get_webhook(request: web.Request) -> web.Response:
     """One webhook (never its secret)."""
     return ok(webhook_view(await _webhook(request)))
@@ -96,6 +127,7 @@ async def get_webhook(request: web.Request) -> web.Response:
 
 @routes.patch("/api/v1/webhooks/{id}")
 @roles()
+@spec(body={**obj(**WEBHOOK_FIELDS), "minProperties": 1}, response=WEBHOOK_SCHEMA)
 async def patch_webhook(request: web.Request) -> web.Response:
     """Change fields; enabling a webhook again clears its failure streak."""
     row = await _webhook(request)
@@ -122,6 +154,7 @@ async def patch_webhook(request: web.Request) -> web.Response:
 
 @routes.delete("/api/v1/webhooks/{id}")
 @roles()
+@spec(status=204, content_type=None)
 async def delete_webhook(request: web.Request) -> web.Response:
     """Delete a webhook with its deliveries and their log."""
     row = await _webhook(request)
@@ -131,6 +164,8 @@ async def delete_webhook(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/webhooks/{id}/rotate-secret")
 @roles()
+@spec(body=obj(), response=obj("id", "secret", "previous_secret_until", id=ROW_ID, secret=STR,
+                               previous_secret_until=nullable(TIME)))
 async def rotate_secret(request: web.Request) -> web.Response:
     """A new signing secret, shown once; the previous one keeps signing too during the overlap."""
     row = await _webhook(request)
@@ -151,6 +186,7 @@ async def rotate_secret(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/webhooks/{id}/deliveries")
 @roles()
+@spec(query={**PAGE_QUERY, "state": {"enum": list(DELIVERY_STATES)}}, response=arr(DELIVERY_SCHEMA))
 async def list_deliveries(request: web.Request) -> web.Response:
     """The delivery log, newest first, each delivery with its attempts; `?state=` filters."""
     row = await _webhook(request)
@@ -183,6 +219,8 @@ async def list_deliveries(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/webhooks/{id}/deliveries/{delivery}/redeliver")
 @roles()
+@spec(status=202, body=obj(), response=obj("id", "state", "next_attempt_at", id=ROW_ID, state={"const": "pending"},
+                                          next_attempt_at=TIME))
 async def redeliver(request: web.Request) -> web.Response:
     """Send a delivery again now (same webhook-id), with a fresh retry window."""
     row = await _webhook(request)
@@ -203,6 +241,8 @@ async def redeliver(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/webhooks/{id}/ping")
 @roles()
+@spec(status=202, body=obj(), response=obj("event_id", "delivery_id", "enabled", event_id=ANY, delivery_id=ROW_ID,
+                                          enabled=BOOL))
 async def ping(request: web.Request) -> web.Response:
     """Queue a `webhook.ping` event for this webhook only (a disabled webhook gets it once enabled again)."""
     row = await _webhook(request)

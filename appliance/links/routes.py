@@ -9,12 +9,22 @@ from aiohttp import web
 from appliance.core.errors import bad_request, too_large
 from appliance.keys import DB
 from appliance.links import service
+from appliance.web.openapi import BOOL, INT, STR, TIME, arr, nullable, obj, spec, text
+from appliance.web.openapi import ID as ROW_ID
 from appliance.web.policy import ADMIN_ROLES, Role, principal, roles, signed_in
 from appliance.web.responses import ok, read_json
 
 ADMINS = (Role.FACILITY_ADMIN, Role.DEPARTMENT_ADMIN)
 ID = r"{id:\d{1,12}}"
 routes = web.RouteTableDef()
+LINK_SCHEMA = obj("id", "title", "url", "has_icon", "icon_url", "leaves_lan", id=ROW_ID, title=STR,
+                  description=nullable(STR), url=STR, position=INT, created_at=TIME, updated_at=nullable(TIME),
+                  has_icon=BOOL, icon_url=nullable(STR), leaves_lan=BOOL, facility_ids=arr(ROW_ID))
+"""A helpful link as the API shows it (facility_ids for staff)."""
+FACILITY_IDS = {**arr(ROW_ID), "maxItems": 50}
+LINK_FIELDS = {"title": text(200, 1), "description": text(1000), "url": {"type": "string", "maxLength": 2000,
+                                                                        "pattern": "^(https?://[a-z0-9.-]+|/[^/])"},
+               "position": {"type": "integer", "minimum": -1000, "maximum": 1000}}
 
 
 def _id(request: web.Request) -> int:
@@ -33,6 +43,7 @@ def _facility_ids(body: dict[str, Any]) -> list[int] | None:
 
 @routes.get("/api/v1/links")
 @signed_in
+@spec(response=arr(LINK_SCHEMA))
 async def list_links(request: web.Request) -> web.Response:
     """Links the caller may see (staff: all, with the facilities that see each)."""
     p = principal(request)
@@ -44,6 +55,10 @@ async def list_links(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/links")
 @roles(*ADMINS, facility_scoped=True)
+@spec(status=201, body=obj("title", "url", **LINK_FIELDS, facility_ids=FACILITY_IDS), response=LINK_SCHEMA,
+      links={"ChangeLink": ("patch", "/api/v1/links/{id}", "/data/id"),
+             "LinkVisibility": ("put", "/api/v1/links/{id}/visibility", "/data/id"),
+             "DeleteLink": ("delete", "/api/v1/links/{id}", "/data/id")})
 async def create_link(request: web.Request) -> web.Response:
     """Add a link {title, description?, url, position?, facility_ids?} (hidden until given facilities)."""
     p = principal(request)
@@ -60,6 +75,7 @@ async def create_link(request: web.Request) -> web.Response:
 
 @routes.patch(f"/api/v1/links/{ID}")
 @roles(*ADMINS, facility_scoped=True)
+@spec(body=obj(**LINK_FIELDS), response=LINK_SCHEMA)
 async def update_link(request: web.Request) -> web.Response:
     """Change title, description, URL or position."""
     p = principal(request)
@@ -71,6 +87,7 @@ async def update_link(request: web.Request) -> web.Response:
 
 @routes.put(f"/api/v1/links/{ID}/visibility")
 @roles(*ADMINS, facility_scoped=True)
+@spec(body=obj("facility_ids", facility_ids=FACILITY_IDS), response=LINK_SCHEMA)
 async def put_visibility(request: web.Request) -> web.Response:
     """Set the facilities (of those the caller manages) that see the link."""
     p = principal(request)
@@ -83,6 +100,7 @@ async def put_visibility(request: web.Request) -> web.Response:
 
 @routes.delete(f"/api/v1/links/{ID}")
 @roles(*ADMINS, facility_scoped=True)
+@spec(response=obj("id", "deleted", id=ROW_ID, deleted={"const": True}))
 async def delete_link(request: web.Request) -> web.Response:
     """Delete a link."""
     p = principal(request)
@@ -94,6 +112,8 @@ async def delete_link(request: web.Request) -> web.Response:
 
 @routes.put(f"/api/v1/links/{ID}/icon")
 @roles(*ADMINS, facility_scoped=True)
+@spec(body_type="application/octet-stream", body={"type": "string", "format": "binary", "maxLength": 65536},
+      response=LINK_SCHEMA)
 async def put_icon(request: web.Request) -> web.Response:
     """Store the link's icon: the raw bytes of a PNG, JPEG or GIF of at most 64 KB."""
     p = principal(request)
@@ -108,6 +128,7 @@ async def put_icon(request: web.Request) -> web.Response:
 
 @routes.delete(f"/api/v1/links/{ID}/icon")
 @roles(*ADMINS, facility_scoped=True)
+@spec(response=LINK_SCHEMA)
 async def delete_icon(request: web.Request) -> web.Response:
     """Remove the link's icon."""
     p = principal(request)

@@ -13,10 +13,10 @@ from aiohttp import web
 from appliance.core.errors import ApiError, bad_request, conflict, not_found
 from appliance.media.access import is_admin, playable, video_id_of
 from appliance.media.keys import MEDIA
-from appliance.media.models import Availability, video_json
+from appliance.media.models import VIDEO_SCHEMA, Availability, video_json
 from appliance.media.space import NoSpace
 from appliance.media.ssrf import UnresolvableHost, UrlRefused, check_url
-from appliance.web.openapi import spec
+from appliance.web.openapi import BOOL, ID, NUM, PAGE_QUERY, arr, obj, spec
 from appliance.web.policy import ADMIN_ROLES, Principal, Role, principal, require_facility, roles, signed_in
 from appliance.web.responses import ok, page_params, paginated, read_json
 
@@ -41,7 +41,8 @@ def insufficient_storage(message: str) -> ApiError:
 @routes.post("/api/v1/videos")
 @roles(*ADMINS)
 @spec(status=202, body={"type": "object", "required": ["urls"], "properties": {
-    "urls": {"type": "array", "items": {"type": "string"}, "maxItems": 50}}})
+    "urls": {"type": "array", "items": {"type": "string"}, "maxItems": 50}}},
+      response=arr(obj("id", "url", "created", id=ID, url={"type": "string"}, created=BOOL)))
 async def add_videos(request: web.Request) -> web.Response:
     """Queue downloads for URLs; all are checked first and nothing is added if one is refused."""
     svc = request.app[MEDIA]
@@ -93,6 +94,8 @@ def _facility_param(request: web.Request) -> int | None:
 
 @routes.get("/api/v1/videos")
 @signed_in
+@spec(query={**PAGE_QUERY, "availability": {"enum": ["pending", "processing", "available", "error"]},
+             "facility_id": {"type": "string", "pattern": "^[0-9]{1,12}$"}}, response=arr(VIDEO_SCHEMA))
 async def list_videos(request: web.Request) -> web.Response:
     """A page of videos; learners see only what is available in their facilities."""
     svc = request.app[MEDIA]
@@ -130,6 +133,7 @@ async def _facilities_of_page(svc: MediaService, ids: list[int]) -> dict[int, li
 
 @routes.get(r"/api/v1/videos/{id:\d+}")
 @signed_in
+@spec(response=VIDEO_SCHEMA)
 async def get_video(request: web.Request) -> web.Response:
     """One video; admins also get its facilities, attempts log and live progress."""
     svc = request.app[MEDIA]
@@ -149,6 +153,7 @@ async def get_video(request: web.Request) -> web.Response:
 
 @routes.patch(r"/api/v1/videos/{id:\d+}")
 @roles(*ADMINS)
+@spec(body=obj("title", title={"type": "string", "minLength": 1, "maxLength": 300}), response=VIDEO_SCHEMA)
 async def rename_video(request: web.Request) -> web.Response:
     """Change a video's title {title} (1 to 300 characters)."""
     svc = request.app[MEDIA]
@@ -164,6 +169,7 @@ async def rename_video(request: web.Request) -> web.Response:
 
 @routes.delete(r"/api/v1/videos/{id:\d+}")
 @roles(Role.DEPARTMENT_ADMIN)
+@spec(response=obj("id", "deleted", id=ID, deleted={"const": True}))
 async def delete_video(request: web.Request) -> web.Response:
     """Remove a video and its files (department admins: only videos of their own facilities)."""
     svc = request.app[MEDIA]
@@ -192,6 +198,8 @@ async def delete_video(request: web.Request) -> web.Response:
 
 @routes.put(r"/api/v1/videos/{id:\d+}/visibility")
 @roles(*ADMINS, facility_scoped=True)
+@spec(body=obj("facility_ids", facility_ids={**arr(ID), "maxItems": 50}),
+      response=obj("id", "facility_ids", id=ID, facility_ids=arr(ID)))
 async def set_visibility(request: web.Request) -> web.Response:
     """Set the facilities a video is visible in; admins change only their own facilities."""
     svc = request.app[MEDIA]
@@ -215,6 +223,7 @@ async def set_visibility(request: web.Request) -> web.Response:
 
 @routes.post(r"/api/v1/videos/{id:\d+}/retry")
 @roles(*ADMINS)
+@spec(status=202, body=obj(), response=VIDEO_SCHEMA)
 async def retry_video(request: web.Request) -> web.Response:
     """Manual retry of a video in `error`."""
     svc = request.app[MEDIA]
@@ -241,6 +250,10 @@ def _number(body: dict[str, Any], key: str, *, required: bool, high: float) -> f
 
 @routes.put(r"/api/v1/videos/{id:\d+}/position")
 @signed_in
+@spec(body=obj("position_s", position_s={"type": "number", "minimum": 0, "maximum": 86400},
+                watched_s={"type": "number", "minimum": 0, "maximum": 600}, completed=BOOL),
+      response=obj("video_id", "position_s", "completed", "credited_s", video_id=ID, position_s=NUM,
+                   completed=BOOL, credited_s={"type": "number", "minimum": 0}))
 async def save_position(request: web.Request) -> web.Response:
     """The player reports where the learner is and how long it played since the last report."""
     svc = request.app[MEDIA]
@@ -265,6 +278,7 @@ async def save_position(request: web.Request) -> web.Response:
 
 @routes.get(r"/api/v1/videos/{id:\d+}/position")
 @signed_in
+@spec(response=obj("video_id", "position_s", "completed", video_id=ID, position_s=NUM, completed=BOOL))
 async def get_position(request: web.Request) -> web.Response:
     """The caller's resume position (0 if none)."""
     svc = request.app[MEDIA]

@@ -6,6 +6,8 @@ import sqlite3
 from enum import StrEnum
 from typing import Any
 
+from appliance.web.openapi import BOOL, ID, INT, NUM, STR, TIME, arr, nullable, obj
+
 
 class Availability(StrEnum):
     """Where a video is in its life; the values are what the database stores."""
@@ -44,6 +46,21 @@ class FailureReason(StrEnum):
     STORAGE = "storage"
     FAILED = "failed"
     REFUSED = "refused"  # the egress proxy refused a target (internal address or odd port): permanent
+
+
+VIDEO_SCHEMA = obj(
+    "id", "source_kind", "availability", "attempts", "has_thumbnail", "stream_url",
+    id=ID, source_kind={"enum": ["download", "upload"]}, source_url=nullable(STR), extractor=nullable(STR),
+    external_id=nullable(STR), title=nullable(STR), description=nullable(STR), channel=nullable(STR),
+    duration_s=nullable(NUM), width=nullable(INT), height=nullable(INT), format=nullable(STR),
+    size_bytes=nullable(INT), availability={"enum": ["pending", "processing", "available", "error"]}, attempts=INT,
+    last_error=nullable(STR), next_attempt_at=nullable(TIME), has_thumbnail=BOOL, created_at=TIME,
+    updated_at=nullable(TIME), available_at=nullable(TIME), stream_url=STR, thumbnail_url=nullable(STR),
+    progress=nullable({"type": "object"}), facility_ids=arr(ID),
+    download_attempts=arr(obj("attempt", "outcome", attempt=INT, outcome=STR, failure_kind=nullable(STR),
+                              error=nullable(STR), started_at=nullable(TIME), finished_at=nullable(TIME))),
+)
+"""A video as the API shows it (facility_ids, download_attempts and progress for staff)."""
 
 
 def video_json(row: sqlite3.Row, *, facility_ids: list[int] | None = None,

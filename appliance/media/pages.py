@@ -15,6 +15,7 @@ from appliance.media.keys import MEDIA
 from appliance.media.models import Availability
 from appliance.web import templating
 from appliance.web.i18n import N_
+from appliance.web.openapi import ID, obj, spec
 from appliance.web.policy import Principal, Role, principal, roles, signed_in
 from appliance.web.responses import ok, page_meta, page_params
 from appliance.web.shell.pages import ACTIVITY, ActivitySource
@@ -63,6 +64,7 @@ async def _favorites(request: web.Request, p: Principal) -> set[int]:
 
 @routes.put(r"/api/v1/videos/{id:\d+}/favorite")
 @signed_in
+@spec(body=obj(), response=obj("id", "favorite", id=ID, favorite={"const": True}))
 async def put_favorite(request: web.Request) -> web.Response:
     """Add a video to the caller's favourites."""
     await set_favorite(request, principal(request), video_id_of(request), True)
@@ -71,6 +73,7 @@ async def put_favorite(request: web.Request) -> web.Response:
 
 @routes.delete(r"/api/v1/videos/{id:\d+}/favorite")
 @signed_in
+@spec(response=obj("id", "favorite", id=ID, favorite={"const": False}))
 async def delete_favorite(request: web.Request) -> web.Response:
     """Remove a video from the caller's favourites."""
     await set_favorite(request, principal(request), video_id_of(request), False)

@@ -19,7 +19,7 @@ from appliance.media.blocking import media_blocking
 from appliance.media.fetcher import AttemptFailed, Fetcher
 from appliance.media.filenames import sanitize_filename, title_from_filename
 from appliance.media.keys import MEDIA
-from appliance.media.models import video_json
+from appliance.media.models import VIDEO_SCHEMA, video_json
 from appliance.media.probe import NotAVideo, check_mp4_complete, make_thumbnail, probe_video
 from appliance.media.service import MediaService
 from appliance.media.space import NoSpace
@@ -50,7 +50,7 @@ async def _receive(part: BodyPartReader, dest: Path, limit: int) -> int:
 @routes.post("/api/v1/videos/upload")
 @spec(body_type="multipart/form-data", status=201,
       body={"type": "object", "properties": {"title": {"type": "string"}, "file": {"type": "string",
-            "contentMediaType": "video/mp4"}}, "required": ["file"]})
+            "contentMediaType": "video/mp4"}}, "required": ["file"]}, response=VIDEO_SCHEMA)
 @roles(*ADMINS)
 @streams_body
 async def upload(request: web.Request) -> web.Response:

@@ -20,6 +20,7 @@ from appliance.core.errors import ApiError
 from appliance.keys import BUS, CONFIG, DB, NATS_SERVER
 from appliance.observability.httpmetrics import BUFFER
 from appliance.observability.metrics import DB_UP, render
+from appliance.web.openapi import BOOL, INT, NUM, STR, arr, nullable, obj, spec
 from appliance.web.policy import Role, public, roles
 from appliance.web.responses import ok
 
@@ -125,6 +126,12 @@ async def system_snapshot(app: web.Application) -> dict[str, Any]:
 
 
 @roles(Role.FACILITY_ADMIN, Role.DEPARTMENT_ADMIN)
+@spec(response=obj("hostname", "cpu_count", "memory", "disks", "nats", hostname=STR, python=STR,
+                   cpu_count=nullable(INT), cpu_percent=NUM, load_average=arr(NUM),
+                   memory=obj("total_bytes", "available_bytes", total_bytes=INT, available_bytes=INT),
+                   disks={"type": "object", "additionalProperties": obj("path", path=STR)}, boot_time=NUM,
+                   daemon_uptime_s=NUM, nats=obj("connected", "embedded", connected=BOOL, embedded=BOOL,
+                                                 server_state=nullable(STR), server_restarts=nullable(INT))))
 async def system_state(request: web.Request) -> web.Response:
     """CPU, memory, disks, load, uptime and component states, for staff and technicians."""
     return ok(await system_snapshot(request.app))

@@ -12,6 +12,8 @@ from appliance.db.database import Database
 from appliance.db.outbox import OutboxTopic, add_outbox
 from appliance.keys import DB
 from appliance.sync.keys import ENGINE
+from appliance.web.openapi import ID as ROW_ID
+from appliance.web.openapi import INT, NUM, PAGE_QUERY, STR, TIME, arr, nullable, obj, spec
 from appliance.web.policy import Principal, Role, can_access_facility, principal, require_facility, roles, signed_in
 from appliance.web.responses import ok, page_params, paginated, read_json
 
@@ -20,6 +22,14 @@ COURSE_COLUMNS = (
     "c.id, c.provider_id, c.external_id, c.name, c.code, c.state, c.external_url, c.start_at,"
     " c.end_at, c.total_milestones, c.updated_at"
 )
+COURSE_SCHEMA = obj("id", "provider_id", "name", id=ROW_ID, provider_id=ROW_ID, external_id=nullable(STR),
+                    name=STR, code=nullable(STR), state=nullable(STR), external_url=nullable(STR),
+                    start_at=nullable(TIME), end_at=nullable(TIME), total_milestones=nullable(INT),
+                    updated_at=nullable(TIME), active_enrollments=INT)
+"""A course as the API shows it (active_enrollments on the single course)."""
+ENROLLMENT_BODY = obj("user_id", user_id=ROW_ID)
+ENROLLMENT_ANSWER = obj("id", "state", "changed", id=ROW_ID, state={"enum": ["active", "dropped"]},
+                        changed={"type": "boolean"})
 
 
 def path_int(request: web.Request, name: str, what: str) -> int:
@@ -42,6 +52,7 @@ def scope_sql(p: Principal) -> tuple[str, list[Any]]:
 
 @routes.get("/api/v1/courses")
 @signed_in
+@spec(query=PAGE_QUERY, response=arr(COURSE_SCHEMA))
 async def list_courses(request: web.Request) -> web.Response:
     """Courses the caller may see (a learner: the ones they are enrolled in)."""
     p = principal(request)
@@ -71,6 +82,7 @@ async def visible_course(request: web.Request, p: Principal) -> sqlite3.Row:
 
 @routes.get("/api/v1/courses/{id}")
 @signed_in
+@spec(response={**COURSE_SCHEMA, "required": [*COURSE_SCHEMA["required"], "active_enrollments"]})
 async def get_course(request: web.Request) -> web.Response:
     """One course with its enrollment count."""
     row = await visible_course(request, principal(request))
@@ -157,6 +169,7 @@ async def change_enrollment(request: web.Request, *, add: bool) -> web.Response:
 
 @routes.post("/api/v1/courses/{id}/enrollments")
 @roles(Role.FACILITY_ADMIN, Role.DEPARTMENT_ADMIN, facility_scoped=True)
+@spec(status=201, body=ENROLLMENT_BODY, response=ENROLLMENT_ANSWER)
 async def add_enrollment(request: web.Request) -> web.Response:
     """Enroll a learner: `{"user_id": N}`; pushed upstream by the sync engine."""
     return await change_enrollment(request, add=True)
@@ -164,6 +177,7 @@ async def add_enrollment(request: web.Request) -> web.Response:
 
 @routes.delete("/api/v1/courses/{id}/enrollments")
 @roles(Role.FACILITY_ADMIN, Role.DEPARTMENT_ADMIN, facility_scoped=True)
+@spec(body=ENROLLMENT_BODY, response=ENROLLMENT_ANSWER)
 async def drop_enrollment(request: web.Request) -> web.Response:
     """Drop a learner: `{"user_id": N}`; pushed upstream by the sync engine."""
     return await change_enrollment(request, add=False)
@@ -184,6 +198,10 @@ async def visible_user(request: web.Request, p: Principal) -> int:
 
 @routes.get("/api/v1/users/{id}/enrollments")
 @signed_in
+@spec(query=PAGE_QUERY, response=arr(obj("id", "course_id", "state", id=ROW_ID, course_id=ROW_ID,
+                                         course_name=nullable(STR), provider_id=ROW_ID, state=STR,
+                                         source=nullable(STR), external_id=nullable(STR),
+                                         created_at=nullable(TIME), updated_at=nullable(TIME))))
 async def user_enrollments(request: web.Request) -> web.Response:
     """A user's enrollments with their courses."""
     user_id = await visible_user(request, principal(request))
@@ -201,6 +219,11 @@ async def user_enrollments(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/users/{id}/progress")
 @signed_in
+@spec(query=PAGE_QUERY, response=arr(obj("course_id", "state", "milestones_done", "total_time_s",
+                                         course_id=ROW_ID, course_name=nullable(STR), state=STR,
+                                         total_milestones=nullable(INT), external_url=nullable(STR),
+                                         milestones_done=INT, submissions=INT, grade=nullable({}),
+                                         total_time_s=NUM)))
 async def user_progress(request: web.Request) -> web.Response:
     """Per course: milestones completed, grade, total time spent."""
     user_id = await visible_user(request, principal(request))

@@ -19,13 +19,27 @@ from appliance.sync.keys import ENGINE, VAULT
 from appliance.sync.model import Job, Trigger
 from appliance.sync.scheduler import enqueue
 from appliance.sync.validate import known_types, provider_fields
-from appliance.web.openapi import spec
+from appliance.web.openapi import BOOL, INT, PAGE_QUERY, STR, TIME, arr, nullable, obj, spec, text
+from appliance.web.openapi import ID as ROW_ID
 from appliance.web.policy import Principal, Role, can_access_facility, principal, require_facility, roles
 from appliance.web.responses import ok, page_params, paginated, read_json
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 ADMINS = (Role.FACILITY_ADMIN, Role.DEPARTMENT_ADMIN)
+
+PROVIDER_SCHEMA = obj(
+    "id", "type", "name", "base_url", "state", "push_roster",
+    id=ROW_ID, type=STR, name=STR, base_url=STR, account_id=nullable(STR), facility_id=nullable(INT), state=STR,
+    push_roster=BOOL, runtime_state=nullable(STR), uplink=nullable(STR), last_error=nullable(STR),
+    last_pull_at=nullable(TIME), last_push_at=nullable(TIME), created_at=TIME, updated_at=nullable(TIME),
+)
+"""A provider as the API shows it (never its credentials)."""
+PROVIDER_FIELDS = {
+    "name": text(100, 1), "base_url": {"type": "string", "maxLength": 500, "pattern": "^https?://[a-z0-9.-]+"},
+    "account_id": text(40), "credentials": {"type": "object", "maxProperties": 4, "additionalProperties": text(200)},
+    "facility_id": nullable(ROW_ID), "state": {"enum": ["enabled", "disabled", "archived"]}, "push_roster": BOOL,
+}
 
 
 def provider_id(request: web.Request) -> int:
@@ -64,7 +78,9 @@ async def check_facility(request: web.Request, p: Principal, facility_id: int | 
 
 @routes.post("/api/v1/providers")
 @roles(Role.SYSTEM_ADMIN)
-@spec(status=201, links={
+@spec(status=201, body=obj("type", "name", "base_url", "credentials", **PROVIDER_FIELDS,
+                           type={"enum": ["canvas", "brightspace", "moodle", "kolibri"]}),
+      response=PROVIDER_SCHEMA, links={
     "GetProvider": ("get", "/api/v1/providers/{id}", "/data/id"),
     "ChangeProvider": ("patch", "/api/v1/providers/{id}", "/data/id"),
     "TestProvider": ("post", "/api/v1/providers/{id}/test", "/data/id"),
@@ -110,6 +126,7 @@ async def create_provider(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/providers")
 @roles(*ADMINS)
+@spec(query=PAGE_QUERY, response=arr(PROVIDER_SCHEMA))
 async def list_providers(request: web.Request) -> web.Response:
     """Providers the caller may see."""
     p = principal(request)
@@ -124,6 +141,7 @@ async def list_providers(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/providers/{id}")
 @roles(*ADMINS)
+@spec(response=PROVIDER_SCHEMA)
 async def get_provider(request: web.Request) -> web.Response:
     """One provider (never its credentials)."""
     return ok(store.provider_view(await visible_provider(request, principal(request))))
@@ -131,6 +149,7 @@ async def get_provider(request: web.Request) -> web.Response:
 
 @routes.patch("/api/v1/providers/{id}")
 @roles(Role.DEPARTMENT_ADMIN)
+@spec(body={**obj(**PROVIDER_FIELDS), "minProperties": 1}, response=PROVIDER_SCHEMA)
 async def patch_provider(request: web.Request) -> web.Response:
     """Change fields; new credentials clear auth_failed (the engine restarts the provider)."""
     p = principal(request)
@@ -195,6 +214,10 @@ def classify_probe(exc: Exception) -> tuple[ProbeReason, dict[str, Any]]:
 
 @routes.post("/api/v1/providers/{id}/test")
 @roles(*ADMINS)
+@spec(body=obj(), response=obj("reachable", "credentials_valid", "permitted", "reason", "error",
+                               reachable=BOOL, credentials_valid=nullable(BOOL), permitted=nullable(BOOL),
+                               reason=nullable({"enum": [r.value for r in ProbeReason]}),
+                               error=nullable(STR)))
 async def test_provider(request: web.Request) -> web.Response:
     """Probe reachability and credentials now and say, as a classified reason, which one failed."""
     row = await visible_provider(request, principal(request))
@@ -221,6 +244,8 @@ async def test_provider(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/providers/{id}/sync")
 @roles(*ADMINS)
+@spec(status=202, body=obj(job={"enum": ["pull", "report"]}),
+      response=obj("run_id", "state", run_id=ROW_ID, state={"const": "queued"}))
 async def sync_now(request: web.Request) -> web.Response:
     """Queue a pull now (or `{"job": "report"}`)."""
     row = await visible_provider(request, principal(request))
@@ -236,6 +261,9 @@ async def sync_now(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/providers/{id}/unmatched-users")
 @roles(*ADMINS)
+@spec(query=PAGE_QUERY, response=arr(obj("external_user_id", external_user_id=STR, external_sis_id=nullable(STR),
+                                         external_login_id=nullable(STR), external_name=nullable(STR),
+                                         external_email=nullable(STR), updated_at=nullable(TIME))))
 async def unmatched_users(request: web.Request) -> web.Response:
     """Upstream users not linked to a local one (never merged silently)."""
     row = await visible_provider(request, principal(request))
@@ -254,6 +282,9 @@ async def unmatched_users(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/providers/{id}/unmatched-users/{external_id}/link")
 @roles(*ADMINS, facility_scoped=True)
+@spec(body=obj("user_id", user_id=ROW_ID),
+      response=obj("external_user_id", "user_id", "matched_by", external_user_id=STR, user_id=ROW_ID,
+                   matched_by={"const": "admin"}))
 async def link_user(request: web.Request) -> web.Response:
     """Link an upstream user to a local one: `{"user_id": N}`."""
     p = principal(request)

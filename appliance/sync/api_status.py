@@ -12,6 +12,8 @@ from aiohttp import web
 from appliance.core.errors import bad_request, conflict, not_found
 from appliance.keys import CLOCK, DB
 from appliance.sync import store
+from appliance.web.openapi import ANY, INT, NUM, PAGE_QUERY, STR, TIME, arr, nullable, obj, spec
+from appliance.web.openapi import ID as ROW_ID
 from appliance.web.policy import Principal, Role, can_access_facility, principal, roles
 from appliance.web.responses import ok, page_params, paginated
 
@@ -33,6 +35,12 @@ def age_seconds(now: datetime, stamp: str | None) -> float | None:
 
 @routes.get("/api/v1/sync/status")
 @roles(*ADMINS)
+@spec(response=arr(obj("provider_id", "name", "type", "state", "queue_depth", "dead_letters", "last_run",
+                       provider_id=ROW_ID, name=STR, type=STR, state=STR, runtime_state=nullable(STR),
+                       uplink=nullable(STR), last_error=nullable(STR), last_pull_at=nullable(TIME),
+                       last_push_at=nullable(TIME), queue_depth=INT, oldest_pending_age_s=nullable(NUM),
+                       dead_letters=INT, last_run=nullable(obj("id", "job", "state", id=ROW_ID, job=STR,
+                                                               state=STR)))))
 async def status(request: web.Request) -> web.Response:
     """Per provider: state, uplink, last pull/push, queue depth, oldest pending age, dead letters."""
     out, unpublished = await provider_status(request.app, principal(request))
@@ -80,6 +88,10 @@ async def provider_status(app: web.Application, p: Principal) -> tuple[list[dict
 
 @routes.get("/api/v1/sync/dead-letters")
 @roles(*ADMINS)
+@spec(query={**PAGE_QUERY, "state": {"enum": ["open", "retrying", "resolved", "all"]}},
+      response=arr(obj("id", "provider_id", "topic", "state", id=ROW_ID, provider_id=ROW_ID, outbox_id=INT,
+                       topic=STR, status_code=nullable(INT), error=nullable(STR), error_body=ANY, state=STR,
+                       retries=INT, created_at=TIME, updated_at=nullable(TIME), aggregate_id=ANY)))
 async def dead_letters(request: web.Request) -> web.Response:
     """Records an upstream rejected, with its error body (`?state=open|retrying|resolved`)."""
     page = page_params(request)
@@ -112,6 +124,7 @@ async def dead_letter_items(app: web.Application, p: Principal, state: str) -> l
 
 @routes.post("/api/v1/sync/dead-letters/{id}/retry")
 @roles(*ADMINS)
+@spec(status=202, body=obj(), response=obj("id", "state", id=ROW_ID, state={"const": "retrying"}))
 async def retry_dead_letter(request: web.Request) -> web.Response:
     """Queue a dead letter for another push (the engine picks it up while the uplink is up)."""
     raw = request.match_info["id"]
@@ -142,6 +155,13 @@ async def retry_dead_letter_row(app: web.Application, p: Principal, letter_id: i
 
 @routes.get("/api/v1/sync/runs")
 @roles(*ADMINS)
+@spec(query=PAGE_QUERY, response=arr(obj("id", "provider_id", "job", "state", "counts", "errors", id=ROW_ID,
+                                         provider_id=ROW_ID, job={"enum": ["pull", "report"]}, trigger=STR,
+                                         window_id=nullable(STR),
+                                         state={"enum": ["queued", "running", "succeeded", "failed"]},
+                                         stage=STR, counts={"type": "object"}, errors=arr(ANY),
+                                         created_at=TIME, started_at=nullable(TIME),
+                                         finished_at=nullable(TIME))))
 async def runs(request: web.Request) -> web.Response:
     """Recent pull/report runs with their stage, counts and errors."""
     page = page_params(request)

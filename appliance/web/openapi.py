@@ -46,17 +46,62 @@ PAGE_QUERY: dict[str, dict[str, Any]] = {
 }
 
 
+# Small builders for the schemas the @spec declarations use (JSON Schema 2020-12, as OpenAPI 3.1 reads it).
+INT: dict[str, Any] = {"type": "integer"}
+ID: dict[str, Any] = {"type": "integer", "minimum": 1}
+STR: dict[str, Any] = {"type": "string"}
+NUM: dict[str, Any] = {"type": "number"}
+BOOL: dict[str, Any] = {"type": "boolean"}
+ANY: dict[str, Any] = {}
+TIME: dict[str, Any] = {"type": "string", "minLength": 1}
+"""A time as the API writes it (ISO 8601 text)."""
+
+
+def nullable(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The schema, or null."""
+    return {"anyOf": [dict(schema), {"type": "null"}]}
+
+
+def obj(*required: str, **properties: Mapping[str, Any]) -> dict[str, Any]:
+    """An object with these properties, the named ones required (others may appear)."""
+    out: dict[str, Any] = {"type": "object", "properties": {k: dict(v) for k, v in properties.items()}}
+    if required:
+        out["required"] = list(required)
+    return out
+
+
+def arr(items: Mapping[str, Any]) -> dict[str, Any]:
+    """An array of items of this schema."""
+    return {"type": "array", "items": dict(items)}
+
+
+def text(max_length: int | None = None, min_length: int = 0) -> dict[str, Any]:
+    """A string, bounded."""
+    out: dict[str, Any] = {"type": "string"}
+    if min_length:
+        out["minLength"] = min_length
+    if max_length is not None:
+        out["maxLength"] = max_length
+    return out
+
+
+ID_QUERY: dict[str, Any] = {"type": "string", "pattern": "^[0-9]{1,12}$"}
+"""A query parameter that names a row by its integer id."""
+
+
 def spec(*, query: Mapping[str, Mapping[str, Any]] | None = None, body: Mapping[str, Any] | None = None,
          body_type: str = JSON, response: Mapping[str, Any] | None = None, status: int = 200,
-         content_type: str = JSON, envelope: bool = True, tags: tuple[str, ...] = (),
-         links: Mapping[str, tuple[str, str, str]] | None = None) -> Callable[[H], H]:
+         content_type: str | None = JSON, envelope: bool = True, tags: tuple[str, ...] = (),
+         links: Mapping[str, tuple[str, str, str]] | None = None,
+         alternatives: Mapping[str, Mapping[str, Any]] | None = None) -> Callable[[H], H]:
     """Declare what the OpenAPI document says of a handler: query parameters (name → JSON schema), the body
-    schema and its media type, the success status, its media type and the schema of `data` in it
-    (or, with envelope=False, of the whole answer). `links` names follow-up operations for stateful
-    testing: {name: (method, path template, JSON pointer of the id in this answer's body)}."""
+    schema and its media type, the success status, its media type (None: no body) and the schema of `data`
+    in it (or, with envelope=False, of the whole answer). `links` names follow-up operations for stateful
+    testing: {name: (method, path template, JSON pointer of the id in this answer's body)}. `alternatives`
+    are other media types the same success may come in (a CSV export beside JSON): {media type: schema}."""
     declared = {"query": dict(query or {}), "body": body, "body_type": body_type, "response": response,
                 "status": status, "content_type": content_type, "envelope": envelope, "tags": tags,
-                "links": dict(links or {})}
+                "links": dict(links or {}), "alternatives": dict(alternatives or {})}
 
     def decorate(handler: H) -> H:
         setattr(handler, SPEC_ATTR, declared)
@@ -121,22 +166,27 @@ def _operation(method: str, path: str, handler: Any, params: list[dict[str, Any]
              for name, schema in declared.get("query", {}).items()]
     if params or query:
         op["parameters"] = [*params, *query]
-    if method in ("post", "put", "patch"):
+    if method in ("post", "put", "patch") or declared.get("body") is not None:  # a DELETE may take a body too
         body_type = declared.get("body_type", JSON)
         body = declared.get("body") or ({"type": "object"} if body_type == JSON else {"type": "string"})
         op["requestBody"] = {"required": method != "post" or declared.get("body") is not None,
                              "content": {body_type: {"schema": body}}}
     status = str(declared.get("status", 200))
     content_type = declared.get("content_type", JSON)
-    if content_type == JSON and not declared.get("envelope", True):
+    success_content: dict[str, Any]
+    if content_type is None:
+        success_content = {}
+    elif content_type == JSON and not declared.get("envelope", True):
         success_content = {JSON: {"schema": declared.get("response") or {"type": "object"}}}
     elif content_type == JSON:
         success = {**ENVELOPE, "properties": {**ENVELOPE["properties"], "data": declared.get("response") or {}}}
         success_content = {JSON: {"schema": success}}
     else:
         success_content = {content_type: {"schema": {}}}
+    for media_type, schema in declared.get("alternatives", {}).items():
+        success_content[media_type] = {"schema": dict(schema)}
     op["responses"] = {
-        status: {"description": "success", "content": success_content},
+        status: {"description": "success", **({"content": success_content} if success_content else {})},
         "default": {"description": "an error, in the error envelope", "content": {JSON: {"schema": ERROR}}},
     }
     if content_type == JSON and declared.get("envelope", True) and status != "2XX":
