@@ -19,6 +19,9 @@ from appliance.web.responses import ok
 
 ATOM_TYPE = "application/atom+xml"
 FILTERS = ("lang", "category", "tag", "notag", "q", "name", "maxsize")
+ENTRIES_QUERY = {**{name: text(200) for name in FILTERS},
+                 "start": {"type": "integer", "minimum": 0, "maximum": 10_000_000},
+                 "count": {"type": "integer", "minimum": -1, "maximum": 10_000}}
 routes = web.RouteTableDef()
 
 
@@ -62,6 +65,7 @@ def _int(request: web.Request, name: str, default: int, low: int, high: int) -> 
 
 @routes.get("/catalog/v2/root.xml")
 @public
+@spec(content_type=ATOM_TYPE)
 async def root(request: web.Request) -> web.Response:
     """Navigation root."""
     books = await _books(request, request.app[CONTENT])
@@ -83,6 +87,7 @@ async def _entries(request: web.Request, partial: bool) -> web.Response:
 
 @routes.get("/catalog/v2/entries")
 @public
+@spec(query=ENTRIES_QUERY, content_type=ATOM_TYPE)
 async def entries(request: web.Request) -> web.Response:
     """Filtered, paginated acquisition feed."""
     return await _entries(request, partial=False)
@@ -90,6 +95,7 @@ async def entries(request: web.Request) -> web.Response:
 
 @routes.get("/catalog/v2/partial_entries")
 @public
+@spec(query=ENTRIES_QUERY, content_type=ATOM_TYPE)
 async def partial_entries(request: web.Request) -> web.Response:
     """Same, with short entries."""
     return await _entries(request, partial=True)
@@ -97,6 +103,7 @@ async def partial_entries(request: web.Request) -> web.Response:
 
 @routes.get("/catalog/v2/entry/{uuid}")
 @public
+@spec(content_type=ATOM_TYPE)
 async def entry(request: web.Request) -> web.Response:
     """One book."""
     for book in await _books(request, request.app[CONTENT]):
@@ -109,6 +116,7 @@ async def entry(request: web.Request) -> web.Response:
 @routes.get("/catalog/v2/illustration/{uuid}")
 @routes.get("/catalog/v2/illustration/{uuid}/")
 @public
+@spec(query={"size": {"type": "string", "maxLength": 10}}, content_type="image/png")
 async def illustration(request: web.Request) -> web.Response:
     """The 48x48 PNG icon (the only size stored; others are 404 as in Kiwix)."""
     if request.query.get("size", "48") != "48":
@@ -135,6 +143,7 @@ async def _facet(request: web.Request, kind: str) -> web.Response:
 
 @routes.get("/catalog/v2/languages")
 @public
+@spec(content_type=ATOM_TYPE)
 async def languages(request: web.Request) -> web.Response:
     """Languages with book counts."""
     return await _facet(request, "languages")
@@ -142,6 +151,7 @@ async def languages(request: web.Request) -> web.Response:
 
 @routes.get("/catalog/v2/categories")
 @public
+@spec(content_type=ATOM_TYPE)
 async def categories(request: web.Request) -> web.Response:
     """Categories with book counts."""
     return await _facet(request, "categories")
@@ -149,6 +159,7 @@ async def categories(request: web.Request) -> web.Response:
 
 @routes.get("/catalog/v2/searchdescription.xml")
 @public
+@spec(content_type="application/opensearchdescription+xml")
 async def search_description(request: web.Request) -> web.Response:
     """OpenSearch description of the catalog."""
     return web.Response(body=opds.search_description(), content_type="application/opensearchdescription+xml")

@@ -26,6 +26,7 @@ from appliance.content.tracking import View
 from appliance.core.blocking import run_blocking
 from appliance.core.errors import ApiError, bad_request, forbidden, not_found
 from appliance.keys import CLOCK, TASKS
+from appliance.web.openapi import spec
 from appliance.web.policy import public
 
 MAX_PATH_BYTES = 4096
@@ -197,6 +198,7 @@ async def random_article(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/catalog/v2/download/{uuid}/{name}")
 @public
+@spec(content_type="application/x-zim")
 async def download(request: web.Request) -> web.StreamResponse:
     """The .zim file itself (Range-capable) so another appliance or a Kiwix app can mirror it."""
     service = request.app[CONTENT]

@@ -3,9 +3,26 @@ staff route."""
 
 from __future__ import annotations
 
+import ast
+import threading
 from typing import Any
 
 import schemathesis
+
+# CPython 3.11's ast.parse is not thread-safe: two threads parsing at once can fail with "SystemError: AST
+# constructor recursion depth mismatch" (python/cpython gh-106905, fixed in later releases). Hypothesis
+# parses lambda sources to describe strategies, and schemathesis runs two workers, so the fuzzing phase
+# crashed now and then on 3.11. Parsing one at a time costs nothing measurable here.
+_PARSE = ast.parse
+_PARSE_LOCK = threading.Lock()
+
+
+def _parse_one_at_a_time(*args: Any, **kwargs: Any) -> Any:
+    with _PARSE_LOCK:
+        return _PARSE(*args, **kwargs)
+
+
+ast.parse = _parse_one_at_a_time  # type: ignore[assignment]
 
 # What the middleware answers before a route's handler runs: policy refusals, unmatched paths or methods,
 # oversized requests. Any other status means the handler ran.

@@ -134,7 +134,7 @@ def _run(tmp_path: Path, catalog: str, role: str, *, examples: int, phases: str)
     args = [str(SCHEMATHESIS), "run", str(schema), "--url", target.daemon.url,
             "-H", f"Authorization: Bearer {target.tokens[role]}",
             "--checks", CHECKS + (",learner_stays_out_of_staff_routes" if role == "learner" else ""),
-            "--include-path-regex", "^/api/", "--phases", phases, "-n", str(examples), "--seed", "20261206",
+            "--include-path-regex", "^/(api|catalog)/", "--phases", phases, "-n", str(examples), "--seed", "20261206",
             "--no-shrink", "--workers", "2", "--request-timeout", "20", "--warnings", "off",
             "--report", "ndjson", "--report-dir", str(report)]
     for path in EXCLUDED:
