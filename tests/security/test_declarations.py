@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import tempfile
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -42,16 +43,13 @@ FUZZED = ("/api/", "/catalog/")  # what tests/security/test_fuzz.py runs schemat
 
 
 def _app() -> web.Application:
-    return create_app(_config(), ProcessRole.PRIMARY)
-
-
-def _config() -> Any:
-    import tempfile
-
-    tmp = Path(tempfile.mkdtemp(prefix="declarations-"))
-    (tmp / "appliance.toml").write_text("")
-    return load_config(tmp / "appliance.toml", env={}, cwd=tmp, overrides={
-        "paths": {"data_dir": str(tmp / "var"), "content_root": str(tmp / "content")}})
+    """The full app's routes (never started: nothing is written to the temporary folder's paths)."""
+    with tempfile.TemporaryDirectory(prefix="declarations-") as folder:
+        tmp = Path(folder)
+        (tmp / "appliance.toml").write_text("")
+        config = load_config(tmp / "appliance.toml", env={}, cwd=tmp, overrides={
+            "paths": {"data_dir": str(tmp / "var"), "content_root": str(tmp / "content")}})
+        return create_app(config, ProcessRole.PRIMARY)
 
 
 def _unwrap(handler: Any) -> Callable[..., Any]:
