@@ -50,28 +50,33 @@ def provider_id(request: web.Request) -> int:
     return int(raw)
 
 
-async def visible_provider(request: web.Request, p: Principal) -> sqlite3.Row:
-    """The provider in the path if the caller may see it (global providers are visible to every admin)."""
-    row = await store.provider_row(request.app[DB], provider_id(request))
+async def provider_for(app: web.Application, p: Principal, pid: int) -> sqlite3.Row:
+    """Provider `pid` if the caller may see it (global providers are visible to every admin)."""
+    row = await store.provider_row(app[DB], pid)
     if row is None or (row["facility_id"] is not None and not can_access_facility(p, row["facility_id"])):
         raise not_found("no such provider")
     return row
 
 
-def poke(request: web.Request) -> None:
+async def visible_provider(request: web.Request, p: Principal) -> sqlite3.Row:
+    """The provider in the path if the caller may see it."""
+    return await provider_for(request.app, p, provider_id(request))
+
+
+def poke(app: web.Application) -> None:
     """Tell this process's engine (if it is the primary) to look at providers now."""
-    engine = request.app.get(ENGINE)
+    engine = app.get(ENGINE)
     if engine is not None:
         engine.poke.set()
 
 
-async def check_facility(request: web.Request, p: Principal, facility_id: int | None) -> None:
+async def check_facility(app: web.Application, p: Principal, facility_id: int | None) -> None:
     """A provider serving every facility needs a system admin; a facility one needs access to it."""
     if facility_id is None:
         if p.role is not Role.SYSTEM_ADMIN:
             raise ApiError(403, "forbidden", "only a system admin manages providers for every facility")
         return
-    if await request.app[DB].fetchval("SELECT 1 FROM facilities WHERE id = ?", (facility_id,)) is None:
+    if await app[DB].fetchval("SELECT 1 FROM facilities WHERE id = ?", (facility_id,)) is None:
         raise bad_request("invalid_field", "facility_id: no such facility", {"field": "facility_id"})
     require_facility(p, facility_id)
 
@@ -88,11 +93,17 @@ async def check_facility(request: web.Request, p: Principal, facility_id: int | 
 async def create_provider(request: web.Request) -> web.Response:
     """Create a provider (system admins only: a base_url decides where the daemon connects and sends tokens);
     credentials are encrypted before they touch the database."""
-    p = principal(request)
-    fields = provider_fields(await read_json(request), partial=False)
-    await check_facility(request, p, fields.get("facility_id"))
-    db = request.app[DB]
-    sealed = request.app[VAULT].seal(fields.pop("credentials"))
+    return ok(await add_provider(request.app, principal(request), await read_json(request)), status=201)
+
+
+async def add_provider(app: web.Application, p: Principal, body: dict[str, Any]) -> dict[str, Any]:
+    """Validate and store a new provider (the caller is a system admin); its view."""
+    if p.role is not Role.SYSTEM_ADMIN:
+        raise ApiError(403, "forbidden", "only a system admin adds a provider")
+    fields = provider_fields(body, partial=False)
+    await check_facility(app, p, fields.get("facility_id"))
+    db = app[DB]
+    sealed = app[VAULT].seal(fields.pop("credentials"))
     try:
         async with db.transaction() as tx:
             # Records queued before the provider existed are not its business (its floor).
@@ -118,10 +129,10 @@ async def create_provider(request: web.Request) -> web.Response:
     except sqlite3.IntegrityError:
         raise conflict("a provider with this name exists") from None
     assert new_id is not None
-    poke(request)
+    poke(app)
     row = await store.provider_row(db, new_id)
     assert row is not None
-    return ok(store.provider_view(row), status=201)
+    return store.provider_view(row)
 
 
 @routes.get("/api/v1/providers")
@@ -154,28 +165,35 @@ async def patch_provider(request: web.Request) -> web.Response:
     """Change fields; new credentials clear auth_failed (the engine restarts the provider)."""
     p = principal(request)
     row = await visible_provider(request, p)
-    fields = provider_fields(await read_json(request), partial=True, current_type=row["type"])
+    return ok(await change_provider(request.app, p, row, await read_json(request)))
+
+
+async def change_provider(app: web.Application, p: Principal, row: sqlite3.Row, body: dict[str, Any]) -> dict[str, Any]:
+    """Apply a validated change to a provider the caller may see (a department admin at least); its view."""
+    if p.role not in (Role.DEPARTMENT_ADMIN, Role.SYSTEM_ADMIN):
+        raise ApiError(403, "forbidden", "only a department or system admin changes a provider")
+    fields = provider_fields(body, partial=True, current_type=row["type"])
     if not fields:
         raise bad_request("invalid_body", "nothing to change")
     if "base_url" in fields and fields["base_url"] != row["base_url"] and p.role is not Role.SYSTEM_ADMIN:
         # where the daemon connects, with the provider's token, is the system admin's decision
         raise ApiError(403, "forbidden", "only a system admin changes a provider's base_url")
-    await check_facility(request, p, fields.get("facility_id", row["facility_id"]))
+    await check_facility(app, p, fields.get("facility_id", row["facility_id"]))
     if "credentials" in fields:
-        fields["credentials"] = request.app[VAULT].seal(fields["credentials"])
+        fields["credentials"] = app[VAULT].seal(fields["credentials"])
         fields["runtime_state"] = "ready"
     sets = ", ".join(f"{k} = ?" for k in fields)
     try:
-        await request.app[DB].execute(
+        await app[DB].execute(
             f"UPDATE providers SET {sets}, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?",
             (*fields.values(), row["id"]),
         )
     except sqlite3.IntegrityError:
         raise conflict("a provider with this name exists") from None
-    poke(request)
-    updated = await store.provider_row(request.app[DB], row["id"])
+    poke(app)
+    updated = await store.provider_row(app[DB], row["id"])
     assert updated is not None
-    return ok(store.provider_view(updated))
+    return store.provider_view(updated)
 
 
 class ProbeReason(StrEnum):
@@ -220,26 +238,30 @@ def classify_probe(exc: Exception) -> tuple[ProbeReason, dict[str, Any]]:
                                error=nullable(STR)))
 async def test_provider(request: web.Request) -> web.Response:
     """Probe reachability and credentials now and say, as a classified reason, which one failed."""
-    row = await visible_provider(request, principal(request))
+    return ok(await probe_provider(request.app, await visible_provider(request, principal(request))))
+
+
+async def probe_provider(app: web.Application, row: sqlite3.Row) -> dict[str, Any]:
+    """Probe a provider the caller may see: the flags and, on failure, the classified reason."""
     # A probe may rotate an OAuth refresh token: store it like the engine would (its worker restarts),
     # but only over the credentials read here (read first: a rotation landing meanwhile makes it refuse).
-    loaded = await request.app[DB].fetchval("SELECT credentials FROM providers WHERE id = ?", (row["id"],))
-    provider = await store.load_provider(request.app[DB], request.app[VAULT], row["id"])
+    loaded = await app[DB].fetchval("SELECT credentials FROM providers WHERE id = ?", (row["id"],))
+    provider = await store.load_provider(app[DB], app[VAULT], row["id"])
     assert provider is not None
-    save = credentials_saver(request.app[DB], request.app[VAULT], provider.id, loaded)
-    opened = open_connector(provider, request.app[HTTP_CLIENT], request.app[CONFIG].sync, save)
+    save = credentials_saver(app[DB], app[VAULT], provider.id, loaded)
+    opened = open_connector(provider, app[HTTP_CLIENT], app[CONFIG].sync, save)
     if opened is None:
         raise bad_request("unsupported", f"no connector for {provider.type} in this version")
     connector = opened.connector
     result: dict[str, Any] = {"reachable": True, "credentials_valid": True, "permitted": True, "reason": None,
                               "error": None}
     try:
-        await connector.probe(request.app[CONFIG].sync.probe_timeout_s)
+        await connector.probe(app[CONFIG].sync.probe_timeout_s)
     except Exception as exc:  # noqa: BLE001 - any failure is classified, none is echoed
         reason, flags = classify_probe(exc)
         result.update(flags, reason=reason.value, error=PROBE_MESSAGES[reason])
         log.info("provider %d test failed: %s (%s)", row["id"], reason.value, type(exc).__name__)
-    return ok(result)
+    return result
 
 
 @routes.post("/api/v1/providers/{id}/sync")
@@ -250,13 +272,16 @@ async def sync_now(request: web.Request) -> web.Response:
     """Queue a pull now (or `{"job": "report"}`)."""
     row = await visible_provider(request, principal(request))
     body = await read_json(request) if request.can_read_body else {}
-    job = body.get("job", "pull")
+    return ok({"run_id": await queue_run(request.app, row, body.get("job", "pull")), "state": "queued"}, status=202)
+
+
+async def queue_run(app: web.Application, row: sqlite3.Row, job: Any) -> int | None:
+    """Queue a manual pull or report run of an enabled provider; the run's id."""
     if job not in ("pull", "report"):
         raise bad_request("invalid_field", "job: must be pull or report", {"field": "job"})
     if row["state"] != "enabled":
         raise conflict("the provider is not enabled")
-    run_id = await enqueue(request.app[DB], row["id"], Job(job), Trigger.MANUAL, None)
-    return ok({"run_id": run_id, "state": "queued"}, status=202)
+    return await enqueue(app[DB], row["id"], Job(job), Trigger.MANUAL, None)
 
 
 @routes.get("/api/v1/providers/{id}/unmatched-users")
@@ -268,16 +293,23 @@ async def unmatched_users(request: web.Request) -> web.Response:
     """Upstream users not linked to a local one (never merged silently)."""
     row = await visible_provider(request, principal(request))
     page = page_params(request)
-    db = request.app[DB]
+    rows, total = await unmatched_rows(request.app, row, page.limit, page.offset)
+    return paginated(rows, page, total)
+
+
+async def unmatched_rows(app: web.Application, row: sqlite3.Row, limit: int,
+                         offset: int) -> tuple[list[dict[str, Any]], int]:
+    """A page of a provider's upstream users linked to nobody, and how many there are."""
+    db = app[DB]
     total = await db.fetchval(
         "SELECT COUNT(*) FROM provider_user_mappings WHERE provider_id = ? AND user_id IS NULL", (row["id"],)
     )
     rows = await db.fetchall(
         "SELECT external_user_id, external_sis_id, external_login_id, external_name, external_email, updated_at"
         " FROM provider_user_mappings WHERE provider_id = ? AND user_id IS NULL ORDER BY id LIMIT ? OFFSET ?",
-        (row["id"], page.limit, page.offset),
+        (row["id"], limit, offset),
     )
-    return paginated([dict(r) for r in rows], page, int(total or 0))
+    return [dict(r) for r in rows], int(total or 0)
 
 
 @routes.post("/api/v1/providers/{id}/unmatched-users/{external_id}/link")
@@ -290,15 +322,19 @@ async def link_user(request: web.Request) -> web.Response:
     p = principal(request)
     row = await visible_provider(request, p)
     body = await read_json(request)
-    user_id = body.get("user_id")
+    return ok(await link_external_user(request.app, p, row, request.match_info["external_id"], body.get("user_id")))
+
+
+async def link_external_user(app: web.Application, p: Principal, row: sqlite3.Row, external: str,
+                             user_id: Any) -> dict[str, Any]:
+    """Link an unmatched upstream user of a visible provider to a local account the caller manages."""
     if isinstance(user_id, bool) or not isinstance(user_id, int):
         raise bad_request("invalid_field", "user_id: must be an integer", {"field": "user_id"})
-    db = request.app[DB]
+    db = app[DB]
     user = await db.fetchone("SELECT id, facility_id FROM users WHERE id = ?", (user_id,))
     if user is None:
         raise bad_request("invalid_field", "user_id: no such user", {"field": "user_id"})
     require_facility(p, user["facility_id"])
-    external = request.match_info["external_id"]
     async with db.transaction() as tx:
         cur = await tx.execute(
             "SELECT user_id FROM provider_user_mappings WHERE provider_id = ? AND external_user_id = ?",
@@ -320,7 +356,7 @@ async def link_user(request: web.Request) -> web.Response:
             " AND external_user_id = ?",
             (user_id, row["id"], external),
         )
-    return ok({"external_user_id": external, "user_id": user_id, "matched_by": "admin"})
+    return {"external_user_id": external, "user_id": user_id, "matched_by": "admin"}
 
 
 def provider_types() -> list[str]:
