@@ -4,32 +4,25 @@ The book list and search results are server-rendered in appliance.content.pages.
 """
 
 from pathlib import Path
+from urllib.parse import quote
 
 from aiohttp import web
 
 from appliance.content.keys import CONTENT
 from appliance.content.origin import content_origin
-from appliance.core.blocking import run_blocking
 from appliance.core.errors import unauthorized
+from appliance.web import templating
 from appliance.web.policy import maybe_principal, public
 
 PAGES = Path(__file__).resolve().parent.parent / "web" / "learner"
 STATIC = PAGES / "static"
 routes = web.RouteTableDef()
-_cache: dict[str, bytes] = {}
 HEADERS = {"Cache-Control": "no-cache", "X-Frame-Options": "SAMEORIGIN",
            "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
                                       "script-src 'self'; frame-ancestors 'self'"}
 
 
-async def _page(name: str) -> bytes:
-    """A page's bytes (read once per process, off the event loop; they ship with the code)."""
-    if name not in _cache:
-        _cache[name] = await run_blocking("io", (PAGES / name).read_bytes)
-    return _cache[name]
-
-
-async def _serve(request: web.Request, name: str, headers: dict[str, str] = HEADERS) -> web.Response:
+async def _may_read(request: web.Request) -> None:
     """Signed-in users, or anyone where the facility allows anonymous browsing."""
     service = request.app[CONTENT]
     await service.refresh()
@@ -37,7 +30,6 @@ async def _serve(request: web.Request, name: str, headers: dict[str, str] = HEAD
         raise unauthorized()
     # A learner is here: start this worker's search processes now, so the first search does not wait.
     service.pools.warm()
-    return web.Response(body=await _page(name), content_type="text/html", charset="utf-8", headers=headers)
 
 
 @routes.get("/library/read/{book}/{path:.*}")
@@ -46,7 +38,10 @@ async def reader_page(request: web.Request) -> web.Response:
     """The reader wrapper; the article loads in its frame from the content origin, the only origin it may frame."""
     headers = dict(HEADERS)
     headers["Content-Security-Policy"] += f"; frame-src {content_origin(request)}"
-    return await _serve(request, "reader.html", headers)
+    await _may_read(request)
+    book = request.match_info["book"]
+    return templating.render(request, "content/reader.html",
+                             {"book": book, "book_home": f"/library/read/{quote(book, safe='')}/"}, headers=headers)
 
 
 def add_static(app: web.Application) -> None:

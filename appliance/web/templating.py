@@ -19,7 +19,7 @@ import jinja2
 import markupsafe
 from aiohttp import web
 
-from appliance.web import i18n
+from appliance.web import i18n, scriptstrings
 from appliance.web.i18n import N_
 from appliance.web.policy import ADMIN_ROLES, Principal, maybe_principal
 
@@ -156,6 +156,7 @@ def base_context(request: web.Request) -> dict[str, Any]:
         "flash": "",
         "flash_kind": "",
         "admin_pages": sorted(admin_pages),
+        "script_strings": scriptstrings.translated,
     }
     sources: list[ContextSource] = request.app[PAGE_CONTEXT]
     for source in sources:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from urllib.parse import unquote
 
 import pytest
 from playwright.sync_api import Browser, expect
@@ -190,5 +191,89 @@ def test_spanish(site: Site, browser: Browser) -> None:
     page.get_by_label("Language of the pages").select_option("")
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Tu cuenta")
+    assert watch.external == [] and watch.errors == []
+    context.close()
+
+
+def test_reader_toolbar(site: Site, browser: Browser) -> None:
+    """Suggestions open the article (one entry each, the match marked) or search; random stays in the reader."""
+    context, watch = open_context(browser, site.url)
+    page = context.new_page()
+    sign_in(page, site.url, "learner1", next_path="/library/read/testbook/")
+    article = page.frame_locator("#page").frame_locator("#article")
+    article.get_by_role("heading", name="Home").wait_for()
+    expect(page.get_by_role("heading", level=1)).to_have_count(1)
+
+    box = page.get_by_role("combobox", name="Search this book")
+    listbox = page.get_by_role("listbox")
+    box.fill("phot")
+    expect(listbox).to_be_visible()
+    options = listbox.get_by_role("option")
+    expect(options.last).to_have_text("Search for “phot”")
+    # the redirect "a/Photo" and the article share a title: one entry, with the typed part marked
+    expect(options.filter(has_text=re.compile("^Photosynthesis$"))).to_have_count(1)
+    expect(options.first.locator("mark")).to_have_text("Phot")
+    texts = options.all_text_contents()
+    assert len(texts) == len(set(texts)), texts
+    assert box.get_attribute("aria-expanded") == "true"
+
+    # keyboard: arrows move the active option (announced through aria-activedescendant), Enter opens it
+    box.press("ArrowDown")
+    first_id = options.first.get_attribute("id")
+    assert box.get_attribute("aria-activedescendant") == first_id
+    expect(options.first).to_have_attribute("aria-selected", "true")
+    box.press("Enter")
+    page.wait_for_url(f"{site.url}/library/read/testbook/a/photosynthesis")
+    article.get_by_role("heading", name="Photosynthesis").wait_for()
+    expect(listbox).to_be_hidden()
+
+    # Escape closes the list; the last entry searches the text instead
+    box.fill("alge")
+    expect(listbox).to_be_visible()
+    box.press("Escape")
+    expect(listbox).to_be_hidden()
+    assert box.get_attribute("aria-expanded") == "false"
+    box.fill("wate")
+    expect(options.last).to_have_text("Search for “wate”")
+    box.press("ArrowUp")  # from nowhere, up goes to the last entry
+    box.press("Enter")
+    page.wait_for_url(re.compile(r"/library/search\?q=wate&books=testbook$"))
+
+    # a mouse click on a suggestion opens it too
+    page.goto(f"{site.url}/library/read/testbook/")
+    article.get_by_role("heading", name="Home").wait_for()
+    box.fill("algeb")
+    options.filter(has_text="Algebra").click()
+    page.wait_for_url(f"{site.url}/library/read/testbook/a/algebra")
+    article.get_by_role("heading", name="Algebra").wait_for()
+
+    # random: the reader's address names the article shown, and it is still the reader, not the content origin
+    reader_article = re.compile(re.escape(site.url) + r"/library/read/testbook/(?!a/algebra$).+")
+    for _ in range(5):  # a random pick may land on the article already open: try a few times
+        page.get_by_role("link", name="Random article").click()
+        try:
+            page.wait_for_url(reader_article, timeout=3000)
+            break
+        except Exception:  # noqa: BLE001 - the same article again
+            continue
+    expect(page).to_have_url(reader_article)
+    shown = page.url.split("/library/read/testbook/", 1)[1]
+    frame_url = page.frame_locator("#page").locator("#article").evaluate("f => f.contentWindow.location.pathname")
+    assert unquote(frame_url) == f"/content/testbook/{unquote(shown)}"
+    assert page.evaluate("() => window.top === window && location.pathname.startsWith('/library/read/')")
+    # an article whose path holds "?", "&" and "#" keeps them in the reader's address (escaped), and a reload
+    # opens the same article
+    page.goto(f"{site.url}/library/read/testbook/a/q%3Fx%26y%23z")
+    article.get_by_role("heading", name="Odd Path").wait_for()
+    page.reload()
+    article.get_by_role("heading", name="Odd Path").wait_for()
+    assert page.url.endswith("/library/read/testbook/a/q%3Fx%26y%23z"), page.url
+    # the no-JavaScript link form of random (?random) opens the reader on a random article as well
+    page.goto(f"{site.url}/library/read/testbook/?random")
+    page.wait_for_url(re.compile(re.escape(site.url) + r"/library/read/testbook/[^?]+$"))
+    for size in (PHONE, DESKTOP):
+        page.set_viewport_size(size)
+        assert no_overflow(page)
+    shoot(page, "learner-reader-desktop")
     assert watch.external == [] and watch.errors == []
     context.close()

@@ -1,5 +1,6 @@
 "use strict";
-// Shared helpers for the library pages: JSON calls with the session's CSRF token.
+// Shared helpers for the library pages: JSON calls with the session's CSRF token, and the page's translated
+// sentences (the server renders them as the JSON block #ui-strings; no script carries its own English).
 var Lib = (function () {
   var csrf = null;
   function api(url, options) {
@@ -22,5 +23,15 @@ var Lib = (function () {
     if (content !== undefined) el.textContent = content;
     return el;
   }
-  return {api: api, loadCsrf: loadCsrf, text: text, make: make};
+  var strings = null;
+  function t(key, values) {
+    if (strings === null) {
+      var block = document.getElementById("ui-strings");
+      try { strings = block ? JSON.parse(block.textContent) : {}; } catch (e) { strings = {}; }
+    }
+    var out = typeof strings[key] === "string" ? strings[key] : key;
+    Object.keys(values || {}).forEach(function (k) { out = out.split("{" + k + "}").join(String(values[k])); });
+    return out;
+  }
+  return {api: api, loadCsrf: loadCsrf, text: text, make: make, t: t};
 })();

@@ -11,9 +11,6 @@
   var contentOrigin = null;
   var start = window.location.search.indexOf("random") >= 0 ? "/random?content=" + encodeURIComponent(book)
                                                           : contentPrefix + rest;
-  document.getElementById("home").href = "/library/read/" + encodeURIComponent(book) + "/";
-  document.getElementById("random").href = "/library/read/" + encodeURIComponent(book) + "/?random";
-  document.querySelector("#search input[name=books]").value = book;
 
   function navigate(url) {
     if (contentOrigin) frame.contentWindow.postMessage({type: "appliance:navigate", url: url}, contentOrigin);
@@ -50,7 +47,9 @@
     }
     if (p !== current) { flush(); current = p; }
     if (p !== null) {
-      history.replaceState(null, "", "/library/read/" + encodeURIComponent(book) + "/" + encodeURI(p));
+      // each segment escaped whole: a path holding "?" or "#" must stay the path (encodeURI kept them raw)
+      history.replaceState(null, "", "/library/read/" + encodeURIComponent(book) + "/" +
+                                     p.split("/").map(encodeURIComponent).join("/"));
       if (typeof data.title === "string" && data.title) document.title = data.title.slice(0, 200);
     }
   });
@@ -61,25 +60,83 @@
   document.addEventListener("visibilitychange", function () { if (document.visibilityState === "hidden") flush(); });
   window.addEventListener("pagehide", flush);
 
-  var input = document.querySelector("#search input[name=q]");
+  // Title suggestions: a listbox under the search box (combobox pattern). Choosing one OPENS that article in
+  // the frame; the last entry searches the book's text instead. Built from DOM nodes, never HTML from data.
+  var form = document.getElementById("search");
+  var input = form.querySelector("input[name=q]");
   var list = document.getElementById("suggestions");
-  var timer = null, inflight = null;
+  var timer = null, inflight = null, options = [], active = -1;
+  function close() {
+    list.hidden = true; list.textContent = ""; options = []; active = -1;
+    input.setAttribute("aria-expanded", "false"); input.removeAttribute("aria-activedescendant");
+  }
+  function highlight(li, title, q) {
+    var at = title.toLowerCase().indexOf(q.toLowerCase());
+    if (at < 0 || !q) { li.appendChild(document.createTextNode(title)); return; }
+    li.appendChild(document.createTextNode(title.slice(0, at)));
+    li.appendChild(Lib.make("mark", {}, title.slice(at, at + q.length)));
+    li.appendChild(document.createTextNode(title.slice(at + q.length)));
+  }
+  function choose(i) {
+    var o = options[i];
+    if (!o) return;
+    close();
+    if (o.search) { form.submit(); return; }
+    input.value = o.title;
+    navigate(contentPrefix + o.path.split("/").map(encodeURIComponent).join("/"));
+    frame.focus();
+  }
+  function mark(i) {
+    if (active >= 0 && options[active]) options[active].el.setAttribute("aria-selected", "false");
+    active = i;
+    if (i < 0) { input.removeAttribute("aria-activedescendant"); return; }
+    options[i].el.setAttribute("aria-selected", "true");
+    input.setAttribute("aria-activedescendant", options[i].el.id);
+    options[i].el.scrollIntoView({block: "nearest"});
+  }
+  function show(q, found) {
+    close();
+    var seen = {};
+    found.forEach(function (s) {                               // one entry per article and per visible title
+      if (typeof s.path !== "string" || typeof s.title !== "string") return;
+      var key = s.title.trim().toLowerCase();
+      if (seen["p:" + s.path] || seen["t:" + key]) return;
+      seen["p:" + s.path] = seen["t:" + key] = true;
+      options.push({path: s.path, title: s.title || s.path});
+    });
+    options.push({search: true, title: Lib.t("search_for", {query: q})});
+    options.forEach(function (o, i) {
+      var li = Lib.make("li", {id: "suggestion-" + i, role: "option", "aria-selected": "false"});
+      if (o.search) { li.className = "search-entry"; li.textContent = o.title; } else { highlight(li, o.title, q); }
+      li.addEventListener("mousedown", function (e) { e.preventDefault(); choose(i); });
+      o.el = li;
+      list.appendChild(li);
+    });
+    list.hidden = false;
+    input.setAttribute("aria-expanded", "true");
+  }
   input.addEventListener("input", function () {
     clearTimeout(timer);
     timer = setTimeout(function () {                         // debounced: one request per pause, not per key
       var q = input.value.trim();
-      if (q.length < 2) return;
+      if (q.length < 2) { close(); return; }
       if (inflight) inflight.abort();
       inflight = new AbortController();
       Lib.api("/api/v1/suggest?book=" + encodeURIComponent(book) + "&q=" + encodeURIComponent(q),
               {signal: inflight.signal})
         .then(function (r) { return r.ok ? r.json() : {data: []}; })
-        .then(function (body) {
-          list.textContent = "";
-          body.data.forEach(function (s) { list.appendChild(Lib.make("option", {value: s.title})); });
-        }).catch(function () { return null; });
+        .then(function (body) { if (input.value.trim() === q) show(q, body.data || []); })
+        .catch(function () { return null; });
     }, 250);
   });
+  input.addEventListener("keydown", function (e) {
+    if (list.hidden || !options.length) return;
+    if (e.key === "ArrowDown") { e.preventDefault(); mark((active + 1) % options.length); }
+    else if (e.key === "ArrowUp") { e.preventDefault(); mark(active <= 0 ? options.length - 1 : active - 1); }
+    else if (e.key === "Enter" && active >= 0) { e.preventDefault(); choose(active); }
+    else if (e.key === "Escape") { e.preventDefault(); close(); }
+  });
+  input.addEventListener("blur", function () { setTimeout(close, 150); });
   window.readerState = function () { return {book: book, current: current, seconds: seconds, origin: contentOrigin}; };
   Lib.loadCsrf();
 })();
