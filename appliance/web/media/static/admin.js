@@ -1,6 +1,7 @@
 "use strict";
 // The admin video page: list, add URLs, upload, visibility, retry, and live state and progress from the SSE feed.
 (function () {
+  var t = media.t;
   var tbody = document.querySelector("#videos tbody");
   var message = document.getElementById("message");
   var live = document.getElementById("live");
@@ -23,7 +24,7 @@
   }
   function duration(s) {
     s = Math.round(s);
-    return s >= 60 ? Math.floor(s / 60) + " min " + (s % 60) + " s" : s + " s";
+    return s >= 60 ? t("min_s", {min: Math.floor(s / 60), s: s % 60}) : t("s", {s: s});
   }
 
   function row(id) {
@@ -46,15 +47,15 @@
   function renameForm(v) {
     var cell = rows[v.id].children[1], form = document.createElement("form");
     var label = document.createElement("label"), input = document.createElement("input");
-    label.textContent = "New title"; label.htmlFor = "rename-" + v.id;
+    label.textContent = t("new_title"); label.htmlFor = "rename-" + v.id;
     input.id = "rename-" + v.id; input.value = v.title || ""; input.maxLength = 300; input.required = true;
     form.className = "inline";
-    form.append(label, input, button("Save", function () { form.requestSubmit(); }));
+    form.append(label, input, button(t("save"), function () { form.requestSubmit(); }));
     form.addEventListener("submit", function (e) {
       e.preventDefault();
       media.call("PATCH", "/api/v1/videos/" + v.id, {title: input.value}).then(function (r) {
-        if (r.error) { say(r.error.message, "error"); return; }
-        say("Saved.", "ok");
+        if (r.error) { say(media.errorText(r.error), "error"); return; }
+        say(t("saved"), "ok");
         render(Object.assign(v, {title: r.data.title}));
       });
     });
@@ -72,7 +73,7 @@
     tr.dataset.state = v.availability;
     text(c[0], v.id);
     var name = document.createElement("span");
-    name.textContent = v.title || (v.source_kind === "upload" ? "Uploaded video" : "Title not known yet");
+    name.textContent = v.title || (v.source_kind === "upload" ? t("uploaded_video") : t("title_unknown"));
     c[1].replaceChildren(name);
     if (v.source_url) {
       var url = document.createElement("small");
@@ -84,21 +85,21 @@
     renderVisibility(c[5], v);
     var error = v.last_error || "";
     if (error && v.next_attempt_at && v.availability === "pending") {
-      error += " (next attempt " + new Date(v.next_attempt_at).toLocaleTimeString() + ")";
+      error += " " + t("next_attempt", {time: new Date(v.next_attempt_at).toLocaleTimeString()});
     }
     text(c[6], error);
     renderActions(c[7], v);
   }
   function renderLive(v) {
     var c = rows[v.id].children;
-    text(c[2], v.availability);
+    text(c[2], t("state_" + v.availability));
     var td = c[3], p = v.availability === "processing" ? v.progress : null;
     if (!p) { td.replaceChildren(); return; }
     var parts = [];
     if (p.percent !== null && p.percent !== undefined) { parts.push(p.percent.toFixed(1) + "%"); }
     else if (p.downloaded_bytes) { parts.push(bytes(p.downloaded_bytes)); }
     if (p.speed_bps) { parts.push(bytes(p.speed_bps) + "/s"); }
-    if (p.eta_s !== null && p.eta_s !== undefined) { parts.push("ETA " + duration(p.eta_s)); }
+    if (p.eta_s !== null && p.eta_s !== undefined) { parts.push(t("eta", {time: duration(p.eta_s)})); }
     var label = document.createElement("span");
     label.textContent = parts.join(", ");
     if (p.percent !== null && p.percent !== undefined) {
@@ -128,8 +129,8 @@
     var others = v.facility_ids.filter(function (id) { return mine.indexOf(id) < 0; }).length;
     var note = document.createElement("span");
     note.className = "note";
-    note.textContent = v.facility_ids.length === 0 ? "Hidden from learners"
-      : others ? "and " + others + " other facilit" + (others === 1 ? "y" : "ies") : "";
+    note.textContent = v.facility_ids.length === 0 ? t("hidden_from_learners")
+      : others ? t(others === 1 ? "other_facility" : "other_facilities", {num: others}) : "";
     if (note.textContent) { td.appendChild(note); }
   }
   function setVisibility(id, td) {
@@ -137,7 +138,7 @@
     var ids = boxes.filter(function (b) { return b.checked; }).map(function (b) { return Number(b.value); });
     boxes.forEach(function (b) { b.disabled = true; });
     media.call("PUT", "/api/v1/videos/" + id + "/visibility", {facility_ids: ids}).then(function (r) {
-      say(r.error ? r.error.message : "", "error");
+      say(media.errorText(r.error), "error");
       var v = videos[id];
       if (!v) { return; }
       if (r.data) { v.facility_ids = r.data.facility_ids; }
@@ -159,27 +160,27 @@
   function renderActions(td, v) {
     td.replaceChildren();
     if (v.availability === "error" && v.source_kind === "download") {
-      td.appendChild(button("Retry", function (b) {
+      td.appendChild(button(t("retry"), function (b) {
         b.disabled = true;
         media.call("POST", "/api/v1/videos/" + v.id + "/retry").then(function (r) {
-          if (r.error) { say(r.error.message, "error"); }
+          if (r.error) { say(media.errorText(r.error), "error"); }
           fetchVideo(v.id);
         });
       }));
     }
-    td.appendChild(button("Rename", function () { renameForm(v); }, "secondary"));
-    td.appendChild(button("Delete", function (b) {
-      if (!window.confirm("Delete “" + (v.title || "this video") + "” and its files?")) { return; }
+    td.appendChild(button(t("rename"), function () { renameForm(v); }, "secondary"));
+    td.appendChild(button(t("delete"), function (b) {
+      if (!window.confirm(t("confirm_delete", {title: v.title || t("this_video")}))) { return; }
       b.disabled = true;
       media.call("DELETE", "/api/v1/videos/" + v.id).then(function (r) {
-        if (r.error) { b.disabled = false; say(r.error.message, "error"); return; }
+        if (r.error) { b.disabled = false; say(media.errorText(r.error), "error"); return; }
         drop(v.id);
-        say("Deleted.", "ok");
+        say(t("deleted"), "ok");
       });
     }, "danger"));
     if (v.availability === "available") {
       var a = document.createElement("a");
-      a.href = "/videos/" + v.id; a.textContent = "Play";
+      a.href = "/videos/" + v.id; a.textContent = t("play");
       td.appendChild(a);
     }
   }
@@ -202,7 +203,7 @@
     var asked = tick;
     return Promise.all([facilitiesLoaded, media.call("GET", "/api/v1/videos?per_page=100")]).then(function (res) {
       var r = res[1];
-      if (!r.data) { say(r.error ? r.error.message : "Could not load the videos.", "error"); return; }
+      if (!r.data) { say(r.error ? media.errorText(r.error) : t("videos_not_loaded"), "error"); return; }
       var listed = {};
       r.data.forEach(function (v) { listed[v.id] = true; apply(v, asked); });
       if (r.meta && !r.meta.has_next) {  // the whole list: rows it lacks were deleted meanwhile
@@ -219,11 +220,11 @@
     media.call("POST", "/api/v1/videos", {urls: urls}).then(function (r) {
       if (r.error) {
         var why = ((r.error.details && r.error.details.urls) || []).map(function (u) { return u.url + ": " + u.reason; });
-        say(r.error.message + (why.length ? " — " + why.join("; ") : ""), "error");
+        say(media.errorText(r.error) + (why.length ? " — " + why.join("; ") : ""), "error");
         return;
       }
       var known = r.data.filter(function (v) { return !v.created; }).length;
-      say("Queued " + (r.data.length - known) + " video(s)." + (known ? " " + known + " already known." : ""), "ok");
+      say(t("queued_videos", {num: r.data.length - known}) + (known ? " " + t("already_known", {num: known}) : ""), "ok");
       field.value = "";
       load();
     });
@@ -232,31 +233,31 @@
     e.preventDefault();
     var form = new FormData();
     form.append("file", document.getElementById("file").files[0]);
-    say("Uploading…", "ok");
+    say(t("uploading"), "ok");
     media.call("POST", "/api/v1/videos/upload", form).then(function (r) {
-      if (r.error) { say(r.error.message, "error"); } else { say("Uploaded: " + r.data.title, "ok"); }
+      if (r.error) { say(media.errorText(r.error), "error"); } else { say(t("uploaded", {title: r.data.title}), "ok"); }
       load();
     });
   });
 
   function setLive(state, words) {
     live.dataset.state = state;
-    live.textContent = "Live updates: " + words;
+    live.textContent = t("live_updates", {state: words});
   }
   var opened = false;
   function connect() {
     var source = new EventSource("/api/v1/videos/events");
     source.addEventListener("open", function () {
-      setLive("live", "on");
+      setLive("live", t("live_on"));
       if (opened) { load(); }  // back after a break: catch up on what the stream missed
       opened = true;
     });
     source.addEventListener("error", function () {
       if (source.readyState === EventSource.CLOSED) {  // refused (signed out, a proxy error): the browser gave up
-        setLive("off", "off, trying again shortly…");
+        setLive("off", t("live_off"));
         setTimeout(connect, 10000);
       } else {
-        setLive("reconnecting", "reconnecting…");  // the browser retries after the server's `retry:`
+        setLive("reconnecting", t("live_reconnecting"));  // the browser retries after the server's `retry:`
       }
     });
     source.addEventListener("state", function (e) {

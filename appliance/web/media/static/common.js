@@ -1,5 +1,6 @@
 "use strict";
-// Shared by the media pages: JSON calls with the session's CSRF token (from /api/v1/auth/me).
+// Shared by the media pages: JSON calls with the session's CSRF token (from /api/v1/auth/me), and the page's
+// translated sentences (the JSON block #ui-strings the server renders; no script carries its own English).
 var media = (function () {
   var csrf = null;
   function token() {
@@ -17,9 +18,24 @@ var media = (function () {
       return fetch(url, opts).then(function (r) {
         return r.json().catch(function () { return {}; }).then(function (j) { j.status = r.status; return j; });
       }, function () {  // no answer at all (server restarting, Wi-Fi gone): an error the page can show
-        return {status: 0, error: {code: "network", message: "The appliance did not answer; try again."}};
+        return {status: 0, error: {code: "network", message: t("no_answer")}};
       });
     });
   }
-  return {call: call};
+  var strings = null;
+  function t(key, values) {
+    if (strings === null) {
+      var block = document.getElementById("ui-strings");
+      try { strings = block ? JSON.parse(block.textContent) : {}; } catch (e) { strings = {}; }
+    }
+    var out = typeof strings[key] === "string" ? strings[key] : key;
+    Object.keys(values || {}).forEach(function (k) { out = out.split("{" + k + "}").join(String(values[k])); });
+    return out;
+  }
+  function errorText(error) {  // the API's error as the sentence pages use for its code, else its own message
+    if (!error) { return ""; }
+    var said = t("error:" + error.code);
+    return said !== "error:" + error.code ? said : error.message;
+  }
+  return {call: call, t: t, errorText: errorText};
 })();

@@ -28,7 +28,8 @@
       var seek = function () {
         video.currentTime = pos;
         var note = document.getElementById("resume-note");
-        note.textContent = "Resuming at " + Math.floor(pos / 60) + ":" + String(Math.floor(pos % 60)).padStart(2, "0");
+        note.textContent = media.t("resuming_at",
+          {time: Math.floor(pos / 60) + ":" + String(Math.floor(pos % 60)).padStart(2, "0")});
         note.hidden = false;
       };
       if (video.readyState >= 1) { seek(); } else { video.addEventListener("loadedmetadata", seek, {once: true}); }
