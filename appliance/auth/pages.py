@@ -13,20 +13,17 @@ from typing import Any
 from aiohttp import web
 
 from appliance.auth import admin_console, admin_pages
-from appliance.auth.authn import SESSION_KEY, cookie_value
+from appliance.auth.authn import SESSION_KEY
 from appliance.auth.guards import csrf_exempt
-from appliance.auth.keys import IDENTITY
 from appliance.auth.opaque import same
 from appliance.auth.passwords import MIN_PASSWORD_LENGTH
-from appliance.auth.routes_session import change_own_password, check_sign_in, start_session
-from appliance.auth.sessions import SessionState
-from appliance.auth.signin import audit_sign_out
-from appliance.auth.webutil import addr_of, clear_session_cookie, set_session_cookie
+from appliance.auth.routes_session import change_own_password, check_sign_in, end_current_session, start_session
+from appliance.auth.webutil import set_session_cookie
 from appliance.core.errors import ApiError
-from appliance.keys import CLOCK, DB
+from appliance.keys import DB
 from appliance.web import i18n, templating
 from appliance.web.messages import sentence
-from appliance.web.policy import AuthVia, maybe_principal, principal, public, signed_in
+from appliance.web.policy import maybe_principal, principal, public, signed_in
 from appliance.web.shell.pages import safe_next
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -99,16 +96,7 @@ async def login_submit(request: web.Request) -> web.Response:
 @signed_in
 async def logout_submit(request: web.Request) -> web.Response:
     """End this session (the CSRF guard checked the form's token) and go to the sign-in page."""
-    p = principal(request)
-    app = request.app
-    state = app[IDENTITY]
-    if p.via is AuthVia.SESSION:
-        cookie = cookie_value(request.headers.get("Cookie"), state.auth.cookie_name) or ""
-        await state.sessions.end(cookie, SessionState.LOGGED_OUT)
-    await audit_sign_out(app[DB], app[CLOCK], p.user_id, p.username, p.facility_id, addr_of(request))
-    response = web.Response(status=303, headers={"Location": "/login"})
-    clear_session_cookie(request, response)
-    return response
+    return await end_current_session(request, web.Response(status=303, headers={"Location": "/login"}))
 
 
 @routes.get("/account")

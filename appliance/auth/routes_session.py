@@ -109,6 +109,12 @@ async def start_session(
 @spec(body=obj(), response=obj("signed_out", signed_out={"const": True}))
 async def logout(request: web.Request) -> web.Response:
     """End the current session and clear the cookie."""
+    return await end_current_session(request, ok({"signed_out": True}))
+
+
+async def end_current_session(request: web.Request, response: web.Response) -> web.Response:
+    """Sign the caller out (the API and the page form share it): end this session if the caller came with
+    one, audit the sign-out, and clear the cookie on `response`."""
     p = principal(request)
     app = request.app
     state = app[IDENTITY]
@@ -116,7 +122,6 @@ async def logout(request: web.Request) -> web.Response:
         cookie = cookie_value(request.headers.get("Cookie"), state.auth.cookie_name) or ""
         await state.sessions.end(cookie, SessionState.LOGGED_OUT)
     await audit_sign_out(app[DB], app[CLOCK], p.user_id, p.username, p.facility_id, addr_of(request))
-    response = ok({"signed_out": True})
     clear_session_cookie(request, response)
     return response
 

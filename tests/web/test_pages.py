@@ -173,3 +173,22 @@ async def test_providers_page_retries_a_refused_delivery(client: TestClient, mak
     resp = await client.post("/admin/providers/dead-letters/5/retry", data={"csrf_token": token}, headers=HTML)
     assert resp.status == 409  # already retrying: said on the page, styled as an error
     assert 'class="flash error"' in await resp.text()
+
+
+def test_every_feature_wires_itself_in_once() -> None:
+    """Each route, template folder, home or dashboard section and console page is registered exactly once."""
+    from collections import Counter
+
+    from appliance.app import create_app
+    from appliance.config import load_config
+    from appliance.web import templating
+
+    app = create_app(load_config(None))
+    routes = Counter((r.method, r.resource.canonical) for r in app.router.routes() if r.resource is not None)
+    assert [k for k, n in routes.items() if n > 1] == []
+    folders = Counter(tuple(loader.searchpath) for loader in app[templating.LOADERS])  # type: ignore[attr-defined]
+    assert [k for k, n in folders.items() if n > 1] == []
+    for key in (templating.HOME_SECTIONS, templating.DASHBOARD_SECTIONS, templating.ADMIN_PAGES, templating.NAV):
+        entries = Counter(repr(e) for e in app[key])
+        assert [k for k, n in entries.items() if n > 1] == [], key
+    assert ("GET", "/admin/links") in routes and ("GET", "/api/v1/links") in routes
