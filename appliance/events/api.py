@@ -55,17 +55,20 @@ def _path_id(request: web.Request, name: str, what: str) -> int:
     return int(raw)
 
 
-async def _webhook(request: web.Request) -> sqlite3.Row:
-    row = await request.app[DB].fetchone(
-        f"SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ?", (_path_id(request, "id", "webhook"),)
-    )
+async def webhook_row(app: web.Application, webhook_id: int) -> sqlite3.Row:
+    """The webhook (its stored columns), or a 404."""
+    row = await app[DB].fetchone(f"SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ?", (webhook_id,))
     if row is None:
         raise not_found("no such webhook")
     return row
 
 
-def _poke(request: web.Request) -> None:
-    dispatcher = request.app.get(DISPATCHER)
+async def _webhook(request: web.Request) -> sqlite3.Row:
+    return await webhook_row(request.app, _path_id(request, "id", "webhook"))
+
+
+def _poke(app: web.Application) -> None:
+    dispatcher = app.get(DISPATCHER)
     if dispatcher is not None:
         dispatcher.invalidate()
 
@@ -93,12 +96,17 @@ async def list_webhooks(request: web.Request) -> web.Response:
              "Deliveries": ("get", "/api/v1/webhooks/{id}/deliveries", "/data/id")})
 async def create_webhook(request: web.Request) -> web.Response:
     """Create a webhook; the answer carries its signing secret, the only time it is shown."""
-    fields = webhook_fields(await read_json(request), partial=False)
-    db = request.app[DB]
-    limit = request.app[CONFIG].webhooks.max_webhooks
+    return ok(await add_webhook(request.app, principal(request).user_id, await read_json(request)), status=201)
+
+
+async def add_webhook(app: web.Application, user_id: int, body: dict[str, Any]) -> dict[str, Any]:
+    """Validate and store a webhook; its view with the signing secret (the only time it is shown)."""
+    fields = webhook_fields(body, partial=False)
+    db = app[DB]
+    limit = app[CONFIG].webhooks.max_webhooks
     secret = new_secret()
-    sealed = seal_secrets(request.app[SECRETS], secret)
-    now = request.app[CLOCK].iso_now()
+    sealed = seal_secrets(app[SECRETS], secret)
+    now = app[CLOCK].iso_now()
     async with db.transaction() as tx:
         cur = await tx.execute("SELECT COUNT(*) FROM webhooks")
         count = await cur.fetchone()
@@ -109,12 +117,12 @@ async def create_webhook(request: web.Request) -> web.Response:
             " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (fields["url"], fields.get("description", ""), json.dumps(fields.get("events", ["*"])),
              json.dumps(fields.get("headers", {})), int(fields.get("enabled", True)), sealed,
-             principal(request).user_id, now, now),
+             user_id, now, now),
         )
         new_id = cur.lastrowid
     row = await db.fetchone(f"SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ?", (new_id,))
     assert row is not None
-    return ok({**webhook_view(row), "secret": secret}, status=201)
+    return {**webhook_view(row), "secret": secret}
 
 
 @routes.get("/api/v1/webhooks/{id}")
@@ -130,8 +138,12 @@ async def get_webhook(request: web.Request) -> web.Response:
 @spec(body={**obj(**WEBHOOK_FIELDS), "minProperties": 1}, response=WEBHOOK_SCHEMA)
 async def patch_webhook(request: web.Request) -> web.Response:
     """Change fields; enabling a webhook again clears its failure streak."""
-    row = await _webhook(request)
-    fields = webhook_fields(await read_json(request), partial=True)
+    return ok(await change_webhook(request.app, await _webhook(request), await read_json(request)))
+
+
+async def change_webhook(app: web.Application, row: sqlite3.Row, body: dict[str, Any]) -> dict[str, Any]:
+    """Apply a validated change; enabling a webhook again clears its failure streak. Its new view."""
+    fields = webhook_fields(body, partial=True)
     sets: dict[str, Any] = {}
     for name in ("url", "description"):
         if name in fields:
@@ -143,13 +155,12 @@ async def patch_webhook(request: web.Request) -> web.Response:
         sets["enabled"] = int(fields["enabled"])
         if fields["enabled"] and not row["enabled"]:
             sets.update(failure_count=0, failing_since=None, disabled_reason=None)
-    sets["updated_at"] = request.app[CLOCK].iso_now()
+    sets["updated_at"] = app[CLOCK].iso_now()
     assignments = ", ".join(f"{k} = ?" for k in sets)
-    await request.app[DB].execute(f"UPDATE webhooks SET {assignments} WHERE id = ?",  # noqa: S608 - fixed keys
-                                  (*sets.values(), row["id"]))
-    _poke(request)
-    updated = await _webhook(request)
-    return ok(webhook_view(updated))
+    await app[DB].execute(f"UPDATE webhooks SET {assignments} WHERE id = ?",  # noqa: S608 - fixed keys
+                          (*sets.values(), row["id"]))
+    _poke(app)
+    return webhook_view(await webhook_row(app, row["id"]))
 
 
 @routes.delete("/api/v1/webhooks/{id}")
@@ -157,9 +168,13 @@ async def patch_webhook(request: web.Request) -> web.Response:
 @spec(status=204, content_type=None)
 async def delete_webhook(request: web.Request) -> web.Response:
     """Delete a webhook with its deliveries and their log."""
-    row = await _webhook(request)
-    await request.app[DB].execute("DELETE FROM webhooks WHERE id = ?", (row["id"],))
+    await remove_webhook(request.app, await _webhook(request))
     return web.Response(status=204)
+
+
+async def remove_webhook(app: web.Application, row: sqlite3.Row) -> None:
+    """Delete a webhook with its deliveries and their log."""
+    await app[DB].execute("DELETE FROM webhooks WHERE id = ?", (row["id"],))
 
 
 @routes.post("/api/v1/webhooks/{id}/rotate-secret")
@@ -191,7 +206,13 @@ async def list_deliveries(request: web.Request) -> web.Response:
     """The delivery log, newest first, each delivery with its attempts; `?state=` filters."""
     row = await _webhook(request)
     page = page_params(request)
-    state = request.query.get("state")
+    found, total = await deliveries(request.app, row, page.limit, page.offset, request.query.get("state"))
+    return paginated(found, page, total)
+
+
+async def deliveries(app: web.Application, row: sqlite3.Row, limit: int, offset: int,
+                     state: str | None = None) -> tuple[list[dict[str, Any]], int]:
+    """A page of a webhook's deliveries, newest first, each with its attempts; and how many there are."""
     if state is not None and state not in DELIVERY_STATES:
         raise bad_request("invalid_parameter", f"state must be one of {', '.join(DELIVERY_STATES)}",
                           {"parameter": "state"})
@@ -199,12 +220,12 @@ async def list_deliveries(request: web.Request) -> web.Response:
     if state:
         where += " AND d.state = ?"
         params.append(state)
-    db = request.app[DB]
+    db = app[DB]
     total = await db.fetchval(f"SELECT COUNT(*) FROM webhook_deliveries d WHERE {where}", params)  # noqa: S608
     rows = await db.fetchall(
         f"SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN events e ON e.seq = d.event_seq"  # noqa: S608
         f" WHERE {where} ORDER BY d.id DESC LIMIT ? OFFSET ?",
-        (*params, page.limit, page.offset),
+        (*params, limit, offset),
     )
     attempts: dict[int, list[sqlite3.Row]] = {r["id"]: [] for r in rows}
     if rows:
@@ -214,7 +235,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
             list(attempts),
         ):
             attempts[a["delivery_id"]].append(a)
-    return paginated([_delivery_view(r, attempts[r["id"]]) for r in rows], page, int(total))
+    return [_delivery_view(r, attempts[r["id"]]) for r in rows], int(total)
 
 
 @routes.post("/api/v1/webhooks/{id}/deliveries/{delivery}/redeliver")
@@ -235,7 +256,7 @@ async def redeliver(request: web.Request) -> web.Response:
     )
     if result.rowcount == 0:
         raise not_found("no such delivery")
-    _poke(request)
+    _poke(request.app)
     return ok({"id": delivery_id, "state": "pending", "next_attempt_at": iso(now)}, status=202)
 
 
@@ -245,11 +266,15 @@ async def redeliver(request: web.Request) -> web.Response:
                                           enabled=BOOL))
 async def ping(request: web.Request) -> web.Response:
     """Queue a `webhook.ping` event for this webhook only (a disabled webhook gets it once enabled again)."""
-    row = await _webhook(request)
-    clock = request.app[CLOCK]
+    return ok(await ping_webhook(request.app, await _webhook(request)), status=202)
+
+
+async def ping_webhook(app: web.Application, row: sqlite3.Row) -> dict[str, Any]:
+    """Queue a `webhook.ping` delivery for this webhook only."""
+    clock = app[CLOCK]
     now = clock.now()
-    expires = iso(now + timedelta(seconds=request.app[CONFIG].webhooks.retry_window_s))
-    async with request.app[DB].transaction() as tx:
+    expires = iso(now + timedelta(seconds=app[CONFIG].webhooks.retry_window_s))
+    async with app[DB].transaction() as tx:
         event_id = await add_event(tx, EventType.WEBHOOK_PING, {"webhook": {"id": row["id"], "url": row["url"]}})
         # Not a domain event: marked published so the relay leaves it alone; the fan-out skips its type.
         cur = await tx.execute("UPDATE events SET published_at = ? WHERE id = ? RETURNING seq", (iso(now), event_id))
@@ -260,5 +285,5 @@ async def ping(request: web.Request) -> web.Response:
             (row["id"], seq_row[0], iso(now), expires),
         )
         delivery_id = cur.lastrowid
-    _poke(request)
-    return ok({"event_id": event_id, "delivery_id": delivery_id, "enabled": bool(row["enabled"])}, status=202)
+    _poke(app)
+    return {"event_id": event_id, "delivery_id": delivery_id, "enabled": bool(row["enabled"])}

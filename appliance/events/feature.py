@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from appliance.core.process import ProcessRole
-from appliance.events import api, streams
+from appliance.events import api, pages, streams
 from appliance.events.keys import DISPATCHER, SECRETS
 from appliance.events.store import PURPOSE
 from appliance.keys import BUS, CLOCK, CONFIG, DB, HTTP_CLIENT, ROLE, TASKS, VAULT
@@ -61,5 +61,6 @@ def setup(app: web.Application) -> None:
     """Register the events feature on the application."""
     streams.register(app[CONFIG].events)
     app.add_routes(api.routes)
+    pages.setup(app)
     app.cleanup_ctx.append(secrets_ctx)
     app.cleanup_ctx.append(delivery_ctx)
