@@ -51,9 +51,10 @@ STRINGS = {
 }
 
 
-def translated() -> dict[str, str]:
-    """The script strings in the active language (called while a page renders), and the API's error codes as
-    sentences (`error:<code>`), so a script shows a person the same sentence a page would."""
+def translated(errors: bool = False) -> dict[str, str]:
+    """The script strings in the active language (called while a page renders); with `errors`, also the API's
+    error codes as sentences (`error:<code>`), for pages whose scripts show a person an API error."""
     out = {key: gettext(message) for key, message in STRINGS.items()}
-    out.update({f"error:{code}": gettext(message) for code, message in SENTENCES.items()})
+    if errors:
+        out.update({f"error:{code}": gettext(message) for code, message in SENTENCES.items()})
     return out

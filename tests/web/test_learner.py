@@ -299,7 +299,8 @@ def test_script_sentences_are_translated(site: Site, browser: Browser) -> None:
         assert set(english) <= set(given), path
         untranslated = sorted(k for k, v in english.items() if given[k] == v and k not in same_in_both)
         assert untranslated == [], (path, untranslated)
-        assert given["error:forbidden"] == "No tienes permiso para ver esta página."
+        if path.startswith("/videos/"):  # the media scripts show API errors: their sentences come too
+            assert given["error:forbidden"] == "No tienes permiso para ver esta página."
     # what a script builds, a learner reads in Spanish: the reader's last suggestion and its toolbar
     box = page.get_by_role("combobox", name="Buscar en este libro")
     box.fill("phot")
