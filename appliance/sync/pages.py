@@ -61,6 +61,8 @@ KINDS = (
     Kind("moodle", "moodle", N_("Moodle"), (("token", N_("Web service token")),), secret=frozenset({"token"})),
 )
 KIND_BY_KEY = {k.key: k for k in KINDS}
+TYPE_LABELS = {"canvas_oss": N_("Canvas (self-hosted)"), "canvas_cloud": N_("Canvas (Instructure cloud)"),
+               "kolibri": N_("Kolibri"), "brightspace": N_("Brightspace"), "moodle": N_("Moodle")}
 
 # What a failed connection test means, for a person (the API's classified reasons).
 PROBE_SENTENCES = {
@@ -128,7 +130,7 @@ async def _providers(request: web.Request, *, error: str = "", status: int = 200
     return templating.render(request, "sync/admin_providers.html", {
         "providers": providers, "unpublished": unpublished, "letters": letters[:100], "letter_count": len(letters),
         "runs": runs, "error": error, "flash_kind": "ok", "flash": flash, "tested": tested,
-        "kinds": KINDS, "facilities": facilities, "form": {**dict.fromkeys(FORM_FIELDS, ""), **(form or {})},
+        "kinds": KINDS, "type_labels": TYPE_LABELS, "facilities": facilities, "form": {**dict.fromkeys(FORM_FIELDS, ""), **(form or {})},
         "may_add": p.role is Role.SYSTEM_ADMIN,
         "may_change": p.role in (Role.DEPARTMENT_ADMIN, Role.SYSTEM_ADMIN)}, status=status)
 
