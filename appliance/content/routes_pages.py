@@ -40,8 +40,11 @@ async def reader_page(request: web.Request) -> web.Response:
     headers["Content-Security-Policy"] += f"; frame-src {content_origin(request)}"
     await _may_read(request)
     book = request.match_info["book"]
-    return templating.render(request, "content/reader.html",
-                             {"book": book, "book_home": f"/library/read/{quote(book, safe='')}/"}, headers=headers)
+    # the toolbar names the book (a book the caller may not see gets its slug only; the frame says why)
+    shown = {lib.slug: lib for lib in request.app[CONTENT].directory.visible(maybe_principal(request))}
+    title = (shown[book].title or book) if book in shown else book
+    return templating.render(request, "content/reader.html", {
+        "book": book, "book_title": title, "book_home": f"/library/read/{quote(book, safe='')}/"}, headers=headers)
 
 
 def add_static(app: web.Application) -> None:

@@ -130,7 +130,8 @@ async def _providers(request: web.Request, *, error: str = "", status: int = 200
     return templating.render(request, "sync/admin_providers.html", {
         "providers": providers, "unpublished": unpublished, "letters": letters[:100], "letter_count": len(letters),
         "runs": runs, "error": error, "flash_kind": "ok", "flash": flash, "tested": tested,
-        "kinds": KINDS, "type_labels": TYPE_LABELS, "facilities": facilities, "form": {**dict.fromkeys(FORM_FIELDS, ""), **(form or {})},
+        "kinds": KINDS, "type_labels": TYPE_LABELS, "facilities": facilities,
+        "form": {**dict.fromkeys(FORM_FIELDS, ""), **(form or {})},
         "may_add": p.role is Role.SYSTEM_ADMIN,
         "may_change": p.role in (Role.DEPARTMENT_ADMIN, Role.SYSTEM_ADMIN)}, status=status)
 

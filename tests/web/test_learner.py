@@ -207,6 +207,7 @@ def test_reader_toolbar(site: Site, browser: Browser) -> None:
     article = page.frame_locator("#page").frame_locator("#article")
     article.get_by_role("heading", name="Home").wait_for()
     expect(page.get_by_role("heading", level=1)).to_have_count(1)
+    expect(page.locator("#book-title")).to_have_text("Test Book")  # the toolbar names the book
 
     box = page.get_by_role("combobox", name="Search this book")
     listbox = page.get_by_role("listbox")
