@@ -105,6 +105,41 @@ def test_every_main_page_has_aa_contrast(site: Site, browser: Browser) -> None:
     assert found == [], "\n".join(found)
 
 
+def test_states_drawn_later_have_aa_contrast(site: Site, browser: Browser) -> None:
+    """What scripts and answers draw: the open suggestion list with an active entry, a test result, an error."""
+    found: list[str] = []
+    context, _watch = open_context(browser, site.url)
+    page = context.new_page()
+    sign_in(page, site.url, "learner1", next_path="/library/read/testbook/")
+    page.frame_locator("#page").frame_locator("#article").get_by_role("heading", name="Home").wait_for()
+    box = page.get_by_role("combobox")
+    box.fill("phot")
+    page.get_by_role("listbox").get_by_role("option").last.wait_for()
+    box.press("ArrowDown")
+    result = page.evaluate(CONTRAST)
+    found += result["failures"]
+    context.close()
+    context, _watch = open_context(browser, site.url)
+    page = context.new_page()
+    sign_in(page, site.url, "admin1", next_path="/admin/providers")
+    form = page.locator("#add-provider")
+    tested = 0
+    for _ in range(2):  # the second time the name is taken: an error
+        form.get_by_label("Name", exact=True).fill("Far away")
+        form.get_by_label("Address (base URL)").fill("http://192.0.2.10")
+        form.locator("fieldset[data-kind='canvas_oss']").get_by_label("API access token").fill("t")
+        form.get_by_role("button", name="Add and test the connection").click()
+        page.wait_for_load_state()
+        if page.locator("#test-result").count():
+            tested += 1
+            found += page.evaluate(CONTRAST)["failures"]
+    assert tested == 1
+    page.get_by_role("alert").wait_for()
+    found += page.evaluate(CONTRAST)["failures"]
+    context.close()
+    assert found == [], "\n".join(found)
+
+
 def test_the_check_can_fail(site: Site, browser: Browser) -> None:
     """Grey on white, as a page could get it wrong, is caught (the measurement is not vacuous)."""
     context, _watch = open_context(browser, site.url)
