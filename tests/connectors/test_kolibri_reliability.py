@@ -176,6 +176,14 @@ def query(db_path: Path, sql: str, params: tuple = ()) -> list[tuple]:
         conn.close()
 
 
+async def wait_running(db_path: Path, job: str | None, timeout: float = 60.0) -> None:
+    """Until a run (of this job, if named) is running."""
+    sql = "SELECT COUNT(*) FROM sync_runs WHERE state = 'running'" + (" AND job = ?" if job else "")
+    async with asyncio.timeout(timeout):
+        while not (await asyncio.to_thread(query, db_path, sql, (job,) if job else ()))[0][0]:
+            await asyncio.sleep(0.05)
+
+
 async def test_kill_dash_nine_during_pulls_and_reports_counts_progress_exactly_once(tmp_path, real_kolibri):
     sfx = uuid.uuid4().hex[:6]
     names = [f"kp_{sfx}_{i}" for i in range(PROGRESS_LEARNERS)]
@@ -214,7 +222,10 @@ async def test_kill_dash_nine_during_pulls_and_reports_counts_progress_exactly_o
         await asyncio.to_thread(queue_runs, db_path, pid)
         daemon = await asyncio.to_thread(start_ready, tmp_path, config)
         try:
-            await asyncio.sleep(rng.uniform(0.3, 5.0))
+            # Kill inside a run, not at a random moment that may fall between runs: wait until one is running
+            # (a report every other life, the long one), then let it get a random way in.
+            await wait_running(db_path, "report" if life % 2 else None)
+            await asyncio.sleep(rng.uniform(0.0, 0.4))
         finally:
             await asyncio.to_thread(kill_tree, daemon)  # SIGKILL: no clean shutdown
         running = await asyncio.to_thread(query, db_path, "SELECT job, stage FROM sync_runs WHERE state = 'running'")
