@@ -1,6 +1,7 @@
 """HTTP caching, Range and gzip decisions for archive entries (pure functions plus a byte-bounded LRU)."""
 
 import enum
+import functools
 import gzip
 import re
 from collections import OrderedDict
@@ -83,6 +84,15 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
     """Whether the client accepts gzip (q=0 means refused)."""
     if not accept_encoding:
         return False
+    return _accepts_gzip(accept_encoding) if len(accept_encoding) <= 200 else _parse_gzip(accept_encoding)
+
+
+@functools.lru_cache(maxsize=64)  # browsers send one of a handful of values: parse each once
+def _accepts_gzip(accept_encoding: str) -> bool:
+    return _parse_gzip(accept_encoding)
+
+
+def _parse_gzip(accept_encoding: str) -> bool:
     for part in accept_encoding.lower().split(","):
         name, _, params = part.strip().partition(";")
         if name.strip() in ("gzip", "*"):

@@ -8,6 +8,9 @@ CLUSTER_CACHE_USED = Gauge("appliance_content_cluster_cache_bytes",
                            "libzim cluster cache in use, summed over live processes", multiprocess_mode="livesum")
 GZIP_CACHE_USED = Gauge("appliance_content_gzip_cache_bytes", "Compressed bodies cached, summed over processes",
                         multiprocess_mode="livesum")
+HOT_CACHE_USED = Gauge("appliance_content_hot_cache_bytes",
+                       "Hot entries (bodies, gzip bodies, headers) cached, summed over live processes",
+                       multiprocess_mode="livesum")
 LIBRARIES = Gauge("appliance_content_libraries", "Libraries by state", ["state"], multiprocess_mode="max")
 ENTRIES_SERVED = Counter("appliance_content_entries_served_total", "Entries served by outcome", ["outcome"])
 QUERY_REJECTED = Counter("appliance_content_query_rejected_total",

@@ -9,18 +9,19 @@ from urllib.parse import quote
 from aiohttp import web
 
 from appliance.content import metrics
+from appliance.content.directory import Library
+from appliance.content.hotcache import HTML_CACHE, PRIVATE_IMMUTABLE, HotEntry
 from appliance.content.httpcache import (
     IMMUTABLE,
     RangeKind,
     accepts_gzip,
     compress,
-    compressible,
     etag,
     not_modified,
     parse_range,
 )
 from appliance.content.keys import CONTENT
-from appliance.content.reader import Outcome, is_html, main_path, random_path, resolve
+from appliance.content.reader import Outcome, main_path, random_path, resolve
 from appliance.content.service import ContentService
 from appliance.content.tracking import View
 from appliance.core.blocking import run_blocking
@@ -30,9 +31,8 @@ from appliance.web.openapi import spec
 from appliance.web.policy import public
 
 MAX_PATH_BYTES = 4096
-HTML_CACHE = "private, no-cache"  # revalidate (cheap 304) so block lists apply and re-reads are counted
-# Assets of a signed-in reader may be of a library anonymous readers can't see: no shared cache keeps them.
-PRIVATE_IMMUTABLE = "private, max-age=31536000, immutable"
+_OK = metrics.ENTRIES_SERVED.labels("ok")
+_BLOCKED = metrics.ENTRIES_SERVED.labels("blocked")
 routes = web.RouteTableDef()  # the app origin
 site_routes = web.RouteTableDef()  # the content origin
 
@@ -99,14 +99,45 @@ async def main_page(request: web.Request) -> web.StreamResponse:
 @site_routes.get("/content/{book}/{path:.+}")
 @public
 async def entry(request: web.Request) -> web.StreamResponse:
-    """The bytes of one entry with caching, Range and gzip; ZIM redirects become HTTP redirects."""
+    """The bytes of one entry with caching, Range and gzip; ZIM redirects become HTTP redirects.
+
+    Access is checked first on every request; then a hot entry is answered from this process's memory
+    (no thread hop, headers and gzip body made once), and only a miss reads the archive in the zim pool.
+    """
     service = request.app[CONTENT]
     path = request.match_info["path"]
     _check_path(path)
     p, lib = await service.readable(request, request.match_info["book"])
-    if lib.blocklist.blocks(path):
-        metrics.ENTRIES_SERVED.labels("blocked").inc()
+    blocklist = lib.blocklist
+    if blocklist.blocks(path):
+        _BLOCKED.inc()
         raise forbidden("this article is blocked")
+    hot = service.hot.get(lib.uuid, path)
+    if hot is None:
+        hot = await _load(service, lib, path)
+    if hot.path != path and blocklist.blocks(hot.path):
+        raise forbidden("this article is blocked")
+    headers = request.headers
+    ranged = "Range" in headers
+    if hot.html and not ranged and request.method == "GET":
+        _record(request, service, p, lib.id, hot.path, hot.title)
+    packed = None
+    if hot.zippable and not ranged and accepts_gzip(headers.get("Accept-Encoding")):
+        packed = hot.packed or service.gzip.lookup(lib.uuid, hot.index)
+        if packed is None:
+            # zlib releases the GIL, so compressing in a thread really runs beside the event loop.
+            packed = await run_blocking("gzip", compress, hot.body)
+            if not service.hot.attach_gzip(path, hot, packed):
+                service.gzip.store(lib.uuid, hot.index, packed)
+    if not ranged and "If-None-Match" not in headers:
+        _OK.inc()  # the common case: headers made once per entry
+        return web.Response(body=packed if packed is not None else hot.body,
+                            headers=hot.response_headers(packed is not None, p is not None))
+    return _respond(request, hot, packed, p is not None)
+
+
+async def _load(service: ContentService, lib: Library, path: str) -> HotEntry:
+    """Read an entry from the archive (zim pool) and keep it hot; misses and redirects raise."""
     archive = service.directory.cached_archive(lib)
     if archive is None:
         archive = await service.directory.archive(lib)
@@ -117,20 +148,9 @@ async def entry(request: web.Request) -> web.StreamResponse:
     if found.outcome is Outcome.REDIRECT:
         metrics.ENTRIES_SERVED.labels("redirect").inc()
         raise web.HTTPFound(content_url(lib.slug, found.path))
-    if found.path != path and lib.blocklist.blocks(found.path):
-        raise forbidden("this article is blocked")
-    html = is_html(found.mimetype)
-    if html and request.method == "GET" and "Range" not in request.headers:
-        _record(request, service, p, lib.id, found.path, found.title)
-    packed = None
-    if (compressible(found.mimetype, len(found.content)) and "Range" not in request.headers
-            and accepts_gzip(request.headers.get("Accept-Encoding"))):
-        packed = service.gzip.lookup(lib.uuid, found.index)
-        if packed is None:
-            # zlib releases the GIL, so compressing in a thread really runs beside the event loop.
-            packed = await run_blocking("gzip", compress, found.content)
-            service.gzip.store(lib.uuid, found.index, packed)
-    return _respond(request, lib.uuid, found.index, found.mimetype, found.content, html, packed, p is not None)
+    hot = HotEntry.make(lib.uuid, found.index, found.path, found.title, found.mimetype, found.content)
+    service.hot.put(path, hot)
+    return hot
 
 
 def _record(request: web.Request, service: ContentService, p: object, library_id: int, path: str,
@@ -145,13 +165,12 @@ def _record(request: web.Request, service: ContentService, p: object, library_id
             tasks.spawn("content-views-now", service.recorder.flush, restart=False)
 
 
-def _respond(request: web.Request, uuid: str, index: int, mimetype: str, body: bytes, html: bool,
-             packed: bytes | None, signed_in: bool) -> web.Response:
+def _respond(request: web.Request, hot: HotEntry, packed: bytes | None, signed_in: bool) -> web.Response:
     """304, 206, 416 or 200 (gzipped when worthwhile and accepted)."""
-    cache = HTML_CACHE if html else PRIVATE_IMMUTABLE if signed_in else IMMUTABLE
+    uuid, index, body = hot.uuid, hot.index, hot.body
+    cache = HTML_CACHE if hot.html else PRIVATE_IMMUTABLE if signed_in else IMMUTABLE
     headers = {"Cache-Control": cache, "Accept-Ranges": "bytes"}  # nosniff and CSP: origin._content_headers
-    zippable = compressible(mimetype, len(body))
-    if zippable:
+    if hot.zippable:
         headers["Vary"] = "Accept-Encoding"
     if not_modified(request.headers.get("If-None-Match"), uuid, index):
         headers["ETag"] = etag(uuid, index)
@@ -166,17 +185,10 @@ def _respond(request: web.Request, uuid: str, index: int, mimetype: str, body: b
         headers["Content-Range"] = f"bytes {rng.start}-{rng.end}/{len(body)}"
         metrics.ENTRIES_SERVED.labels("partial").inc()
         return web.Response(status=206, body=body[rng.start:rng.end + 1], headers=headers,
-                            content_type=mimetype.split(";")[0])
-    if packed is not None:
-        headers["ETag"] = etag(uuid, index, True)
-        headers["Content-Encoding"] = "gzip"
-        body = packed
-    else:
-        headers["ETag"] = etag(uuid, index)
-    metrics.ENTRIES_SERVED.labels("ok").inc()
-    resp = web.Response(status=200, body=body, headers=headers)
-    resp.content_type = mimetype.split(";")[0].strip() or "application/octet-stream"
-    return resp
+                            content_type=hot.content_type)
+    _OK.inc()
+    return web.Response(body=packed if packed is not None else body,
+                        headers=hot.response_headers(packed is not None, signed_in))
 
 
 @site_routes.get("/random")

@@ -13,6 +13,7 @@ from libzim.reader import get_cluster_cache_current_size, set_cluster_cache_max_
 from appliance.bus.subjects import content_rescan
 from appliance.content import metrics
 from appliance.content.directory import Directory, Library, can_see
+from appliance.content.hotcache import HotCache
 from appliance.content.httpcache import GzipCache
 from appliance.content.keys import CONTENT, CONTENT_SITE
 from appliance.content.passes import PassSigner, load_or_create_key
@@ -40,6 +41,7 @@ class ContentService:
     directory: Directory
     pools: SearchPools
     gzip: GzipCache
+    hot: HotCache
     recorder: ViewRecorder
     zim_root: object
     scan_lock: asyncio.Lock
@@ -68,6 +70,7 @@ class ContentService:
             metrics.LIBRARIES.labels(state).set(n)
         metrics.CLUSTER_CACHE_USED.set(get_cluster_cache_current_size())
         metrics.GZIP_CACHE_USED.set(self.gzip.used)
+        metrics.HOT_CACHE_USED.set(self.hot.used)
 
     async def readable(self, request: web.Request, slug: str) -> tuple[Principal | None, Library]:
         """The library a caller asks for, if they may read it (404 hides what they may not see)."""
@@ -99,7 +102,7 @@ async def content_ctx(app: web.Application) -> AsyncIterator[None]:
     service = ContentService(
         settings=settings, db=db,
         directory=Directory(settings.anonymous_facility_id, settings.refresh_interval_s),
-        pools=pools, gzip=GzipCache(settings.gzip_cache_bytes),
+        pools=pools, gzip=GzipCache(settings.gzip_cache_bytes), hot=HotCache(settings.hot_cache_bytes),
         recorder=ViewRecorder(db, settings.view_batch_max),
         zim_root=config.paths.content_root / "zim", scan_lock=asyncio.Lock(),
         search_cache=SearchCache(settings.search_cache_entries, settings.search_cache_ttl_s),

@@ -14,8 +14,12 @@ class ContentSettings:
     cluster_cache_bytes: int = setting(
         128 * MIB, help="libzim cluster cache per process, in bytes (decompressed clusters kept for reuse)",
         min=0, max=64 * 1024 * MIB)
+    hot_cache_bytes: int = setting(
+        64 * MIB, help="recently served entries kept per process, resolved with their headers and gzip body, "
+        "answered without reading the archive (0 = off); one entry takes at most 1/16 of it", min=0)
     gzip_cache_bytes: int = setting(
-        16 * MIB, help="compressed article bodies kept per process so popular pages are gzipped once", min=0)
+        16 * MIB, help="compressed bodies of entries too big for the hot cache, kept per process so they are "
+        "gzipped once", min=0)
     search_processes: int = setting(1, help="full-text search processes per HTTP worker", min=1, max=16)
     suggest_processes: int = setting(1, help="title-suggestion processes per HTTP worker", min=1, max=16)
     search_niceness: int = setting(
