@@ -55,8 +55,9 @@ async def identity_ctx(app: web.Application) -> AsyncIterator[None]:
         state.saml = await run_blocking("io", SamlServiceProvider, config.saml)
     app[IDENTITY] = state
     # Lets the content origin, which never sees the session cookie, check that a reader's session still holds.
-    app[SESSION_PRINCIPAL] = SessionById(
-        state.sessions, lambda db, user, sid: build_principal(db, user, AuthVia.SESSION, sid))
+    by_id = SessionById(state.sessions, lambda db, user, sid: build_principal(db, user, AuthVia.SESSION, sid))
+    app[SESSION_PRINCIPAL] = by_id
+    app[TASKS].spawn("auth.session-revalidate", by_id.revalidate_loop)  # keeps reading off SQLite
     if app[ROLE] is ProcessRole.PRIMARY and config.dev:
         password = await devadmin.ensure_dev_admin(app[DB])
         if password:

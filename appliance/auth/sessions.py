@@ -1,5 +1,6 @@
 """Server-side sessions: opaque random cookie values stored hashed, with idle and absolute expiry."""
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -21,6 +22,10 @@ MAX_COOKIE_LENGTH = 200
 # process's cache at once; other HTTP processes see the end within this many seconds.
 CACHE_TTL_S = 2.0
 CACHE_MAX_ENTRIES = 10_000
+# SessionById (the content origin's check) re-reads its sessions together this often, off the request path.
+REVALIDATE_S = 1.0
+REVALIDATE_BATCH = 500  # ids per query (SQLite allows 32,766 variables; smaller keeps each read short)
+FORGET_AFTER_S = 120.0  # a session no content request used for this long leaves SessionById's cache
 
 
 class SessionState(StrEnum):
@@ -223,37 +228,72 @@ _BY_ID = (
     " u.id, u.uuid, u.username, u.role, u.facility_id, u.must_change_password, u.deactivated_at"
     " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ? AND s.state = 'active'"
 )
+_BY_IDS = _BY_ID.replace("s.id = ?", "s.id IN ({marks})")
 
 
 class SessionById:
-    """Is session N still live, and whose is it? Answers from a cache at most CACHE_TTL_S old.
+    """Is session N still live, and whose is it? Answers from memory, checked at most CACHE_TTL_S ago.
 
     The content origin never sees the session cookie; its own cookie names the session it was issued for,
     and this is how it learns that session ended (sign-out, deactivation, password reset, expiry): within
     CACHE_TTL_S in every process. It only reads; the session's own cookie path touches and ends sessions.
+
+    Reading must not wait for SQLite: `revalidate_loop` re-reads every session used lately in one query per
+    REVALIDATE_S (off the request path), so a reader's requests find a fresh answer in memory. Only a
+    session seen for the first time, or one not re-checked for CACHE_TTL_S (the loop stalled), is read on
+    the request, and sessions unused for FORGET_AFTER_S leave the cache.
     """
 
     def __init__(self, sessions: Sessions, build: Any) -> None:
         self._sessions = sessions
         self._build = build  # (db, user row, session id) -> principal
-        self._cache: dict[int, tuple[float, Any]] = {}
+        self._cache: dict[int, _Checked] = {}
         self._refills: SingleFlight[Any] = SingleFlight()
 
     async def __call__(self, session_id: int) -> Any:
         """The principal of a live session, or None."""
-        clock = self._sessions.clock
+        now = self._sessions.clock.monotonic()
         hit = self._cache.get(session_id)
-        if hit is not None and clock.monotonic() - hit[0] < CACHE_TTL_S:
-            return hit[1]
+        if hit is not None and now - hit.checked_at < CACHE_TTL_S:
+            hit.used_at = now
+            return hit.principal
         found = await self._refills.run(str(session_id), lambda: self._load(session_id))
         if len(self._cache) >= CACHE_MAX_ENTRIES:
             self._cache.clear()
-        self._cache[session_id] = (clock.monotonic(), found)
+        self._cache[session_id] = _Checked(now, found, now)
         return found
 
+    async def revalidate(self) -> None:
+        """Re-check every cached session used in the last FORGET_AFTER_S together; forget the others."""
+        clock = self._sessions.clock
+        started = clock.monotonic()
+        live = []
+        for sid, entry in list(self._cache.items()):
+            if started - entry.used_at > FORGET_AFTER_S:
+                del self._cache[sid]
+            elif entry.principal is not None:  # an ended session never comes back: nothing to re-check
+                live.append(sid)
+        for i in range(0, len(live), REVALIDATE_BATCH):
+            chunk = live[i:i + REVALIDATE_BATCH]
+            rows = await self._sessions.db.fetchall(_BY_IDS.format(marks=",".join("?" * len(chunk))), chunk)
+            found = {row["sid"]: row for row in rows}
+            for sid in chunk:
+                principal = await self._principal(found.get(sid))
+                entry = self._cache.get(sid)
+                if entry is not None and entry.checked_at < started:
+                    entry.checked_at, entry.principal = started, principal
+
+    async def revalidate_loop(self) -> None:
+        """Run revalidate every REVALIDATE_S (a task of each HTTP process)."""
+        while True:
+            await asyncio.sleep(REVALIDATE_S)
+            await self.revalidate()
+
     async def _load(self, session_id: int) -> Any:
+        return await self._principal(await self._sessions.db.fetchone(_BY_ID, (session_id,)))
+
+    async def _principal(self, row: Any) -> Any:
         sessions = self._sessions
-        row = await sessions.db.fetchone(_BY_ID, (session_id,))
         if row is None or row["deactivated_at"] is not None:
             return None
         now = sessions.clock.now()
@@ -263,3 +303,12 @@ class SessionById:
             return None
         user = {k: row[k] for k in ("id", "uuid", "username", "role", "facility_id", "must_change_password")}
         return await self._build(sessions.db, user, row["sid"])
+
+
+@dataclass
+class _Checked:
+    """A session's answer, when it was last read from the database, and when a request last used it."""
+
+    checked_at: float
+    principal: Any
+    used_at: float

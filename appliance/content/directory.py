@@ -54,9 +54,13 @@ class Directory:
         self._checked_at = float("-inf")
         self._archives: dict[int, tuple[str, Archive]] = {}
 
+    def due(self, now: float) -> bool:
+        """Whether the next refresh would read the database (checked without a coroutine on the hot path)."""
+        return now - self._checked_at >= self.refresh_interval_s
+
     async def refresh(self, db: Database, now: float, *, force: bool = False) -> None:
         """Reload if due and the generation moved (one cheap read per interval)."""
-        if not force and now - self._checked_at < self.refresh_interval_s:
+        if not force and not self.due(now):
             return
         self._checked_at = now
         generation = await db.fetchval("SELECT generation FROM library_generation WHERE id = 1")

@@ -31,7 +31,7 @@ from appliance.web.openapi import spec
 from appliance.web.policy import public
 
 MAX_PATH_BYTES = 4096
-_OK = metrics.ENTRIES_SERVED.labels("ok")
+_OK = metrics.SERVED_OK
 _BLOCKED = metrics.ENTRIES_SERVED.labels("blocked")
 routes = web.RouteTableDef()  # the app origin
 site_routes = web.RouteTableDef()  # the content origin
@@ -130,7 +130,7 @@ async def entry(request: web.Request) -> web.StreamResponse:
             if not service.hot.attach_gzip(path, hot, packed):
                 service.gzip.store(lib.uuid, hot.index, packed)
     if not ranged and "If-None-Match" not in headers:
-        _OK.inc()  # the common case: headers made once per entry
+        _OK.count += 1  # the common case: headers made once per entry
         return web.Response(body=packed if packed is not None else hot.body,
                             headers=hot.response_headers(packed is not None, p is not None))
     return _respond(request, hot, packed, p is not None)
@@ -158,7 +158,7 @@ def _record(request: web.Request, service: ContentService, p: object, library_id
     """Queue a view; a full batch is flushed by a one-off task, never on this request."""
     user_id = getattr(p, "user_id", None)
     facility_id = getattr(p, "facility_id", None) if p is not None else service.directory.anonymous_facility()
-    view = View(user_id, facility_id, library_id, path, title, request.app[CLOCK].iso_now())
+    view = View(user_id, facility_id, library_id, path, title, request.app[CLOCK].now())
     if service.recorder.add_view(view):
         tasks = request.app[TASKS]
         if "content-views-now" not in tasks.names():
@@ -186,7 +186,7 @@ def _respond(request: web.Request, hot: HotEntry, packed: bytes | None, signed_i
         metrics.ENTRIES_SERVED.labels("partial").inc()
         return web.Response(status=206, body=body[rng.start:rng.end + 1], headers=headers,
                             content_type=hot.content_type)
-    _OK.inc()
+    _OK.count += 1
     return web.Response(body=packed if packed is not None else body,
                         headers=hot.response_headers(packed is not None, signed_in))
 

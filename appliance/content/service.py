@@ -71,10 +71,18 @@ class ContentService:
         metrics.CLUSTER_CACHE_USED.set(get_cluster_cache_current_size())
         metrics.GZIP_CACHE_USED.set(self.gzip.used)
         metrics.HOT_CACHE_USED.set(self.hot.used)
+        metrics.SERVED_OK.publish()
 
     async def readable(self, request: web.Request, slug: str) -> tuple[Principal | None, Library]:
-        """The library a caller asks for, if they may read it (404 hides what they may not see)."""
-        await self.refresh()
+        """The library a caller asks for, if they may read it (404 hides what they may not see).
+
+        In memory: the directory (visibility, block lists) is re-read at most every refresh_interval_s, and
+        only when the database's library generation moved; the principal comes from the authenticator.
+        """
+        directory = self.directory
+        now = asyncio.get_running_loop().time()
+        if directory.due(now):
+            await directory.refresh(self.db, now)
         p = maybe_principal(request)
         if p is None and not self.directory.anonymous_allowed:
             # Only the content origin serves entries, and it has no sign-in page to send anyone to.

@@ -120,9 +120,9 @@ def start_hello(port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("hello-world did not start")
 
 
-def daemon(tmp: Path, extra_toml: str = "", *, workers: int = 1) -> Daemon:
-    """The appliance daemon for a benchmark (info logs off, access log off)."""
-    toml = "[logging]\nlevel = \"warning\"\naccess_log = false\n" + extra_toml
+def daemon(tmp: Path, extra_toml: str = "", *, workers: int = 1, default_logging: bool = False) -> Daemon:
+    """The appliance daemon for a benchmark (info logs and the access log off unless default_logging)."""
+    toml = extra_toml if default_logging else "[logging]\nlevel = \"warning\"\naccess_log = false\n" + extra_toml
     return start_daemon(tmp, "", workers=workers, config=_config(tmp, toml))
 
 
@@ -130,6 +130,43 @@ def _config(tmp: Path, extra: str) -> Path:
     from tests.daemon import write_config
 
     path = write_config(tmp, "")
-    text = path.read_text().replace('[logging]\nlevel = "info"\nformat = "json"\n', "")
+    text = path.read_text()
+    if "[logging]" in extra:  # else the test config's logging stays (json, info, access log on)
+        text = text.replace('[logging]\nlevel = "info"\nformat = "json"\n', "")
     path.write_text(text + "\n" + extra)
     return path
+
+
+def _role(proc: psutil.Process) -> str:
+    """A short name for one process of a server tree (which part of the appliance it is)."""
+    try:
+        cmd = " ".join(proc.cmdline())
+        name = proc.name()
+    except psutil.Error:
+        return "?"
+    if name.startswith("nats-server"):
+        return "nats-server"
+    if "appliance.worker" in cmd:
+        return "HTTP worker"
+    if "appliance serve" in cmd or " serve --config" in cmd:
+        return "primary (HTTP + supervisors)"
+    if "multiprocessing" in cmd or "spawn_main" in cmd or "forkserver" in cmd:
+        return "search/suggest process"
+    return name
+
+
+def process_rss(pid: int) -> list[tuple[str, int]]:
+    """(role, RSS bytes) of every process of the tree rooted at pid, then the total."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+    out = []
+    for proc in procs:
+        try:
+            out.append((f"{_role(proc)} [{proc.pid}]", proc.memory_info().rss))
+        except psutil.Error:
+            continue
+    out.append(("total", sum(rss for _, rss in out)))
+    return out
