@@ -55,7 +55,7 @@ class Directory:
         self._archives: dict[int, tuple[str, Archive]] = {}
 
     def due(self, now: float) -> bool:
-        """Whether the next refresh would read the database (checked without a coroutine on the hot path)."""
+        """Whether the next refresh would read the database."""
         return now - self._checked_at >= self.refresh_interval_s
 
     async def refresh(self, db: Database, now: float, *, force: bool = False) -> None:

@@ -76,13 +76,9 @@ class ContentService:
     async def readable(self, request: web.Request, slug: str) -> tuple[Principal | None, Library]:
         """The library a caller asks for, if they may read it (404 hides what they may not see).
 
-        In memory: the directory (visibility, block lists) is re-read at most every refresh_interval_s, and
-        only when the database's library generation moved; the principal comes from the authenticator.
+        No database read: the directory (visibility, block lists) is kept current by the content-directory
+        task every refresh_interval_s, and the principal comes from the authenticator's in-memory cache.
         """
-        directory = self.directory
-        now = asyncio.get_running_loop().time()
-        if directory.due(now):
-            await directory.refresh(self.db, now)
         p = maybe_principal(request)
         if p is None and not self.directory.anonymous_allowed:
             # Only the content origin serves entries, and it has no sign-in page to send anyone to.
@@ -136,6 +132,7 @@ async def content_ctx(app: web.Application) -> AsyncIterator[None]:
         await service.refresh(force=True)
         app[RELOAD_HOOKS].append(_reload_hook(service))
     tasks.spawn("content-views", _flush_loop(service, settings.view_flush_interval_s))
+    tasks.spawn("content-directory", _directory_loop(service, settings.refresh_interval_s))
     yield
     if subscription is not None:
         with contextlib.suppress(Exception):
@@ -176,6 +173,16 @@ def _periodic_scan(service: ContentService, interval: float):  # type: ignore[no
         while True:
             await asyncio.sleep(interval)
             await service.rescan()
+    return loop
+
+
+def _directory_loop(service: ContentService, interval: float):  # type: ignore[no-untyped-def]
+    # Library changes (visibility, block lists, hidden or replaced archives) reach the reading path within
+    # `interval` (plus one cheap read) without any reading request waiting for the database.
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await service.refresh()
     return loop
 
 
