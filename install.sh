@@ -72,7 +72,7 @@ say() { printf '==> %s\n' "$*"; }
 # Debian packages: runtime needs for a device; tests and benchmarks add real peers to test against.
 # procps gives /bin/kill, which the unit's ExecReload uses (minbase systems lack it).
 runtime_pkgs=(python3 python3-venv ca-certificates ffmpeg xmlsec1 sqlite3 procps)
-dev_pkgs=(slapd ldap-utils kiwix-tools wrk nginx-light chromium python3.11-doc git
+dev_pkgs=(slapd ldap-utils kiwix-tools wrk nginx-light chromium python3.11-doc postgresql-doc-15 git
   debootstrap systemd-container qemu-system-x86 qemu-utils grub-pc-bin grub2-common parted fdisk)
 
 missing_pkgs() {

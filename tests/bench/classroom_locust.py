@@ -1,0 +1,262 @@
+"""Locust file of the classroom load test (run by tests/bench/classroom.py, which sets CLASSROOM to its JSON).
+
+Each simulated learner signs in once (appliance), then at human pace (think time 2-8 s, mean 5) reads
+articles of the small-page archive with their assets (one after another, as a conservative browser would),
+follows links, and on the mixed load also opens the library list, searches, types into the suggestion box,
+and, for a fraction of learners, plays a video with range requests at its bitrate. A page view (HTML plus
+its assets) is reported as one "page view" event whose time is the sum of its requests.
+
+With `cache` on, every learner keeps a browser-like cache: a response whose Cache-Control allows reuse
+(max-age, not no-cache) is not fetched again while fresh, and one with an ETag is revalidated with
+If-None-Match. With it off (the conservative figure) every asset is fetched every time.
+
+The master steps the number of learners; at each step, once every learner has arrived and settled, it
+resets the statistics, holds, and writes one JSON line: page views/s, page-view p50/p95, errors, the
+server's CPU (cores, and ms per page view) and RSS, and the generator's own CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import time
+from typing import Any
+
+import gevent
+import psutil
+from locust import FastHttpUser, LoadTestShape, events, task
+from locust.runners import MasterRunner
+
+CFG: dict[str, Any] = json.loads(os.environ.get("CLASSROOM", "{}") or "{}")
+PAGES: list[dict[str, Any]] = json.loads(open(CFG["pages"]).read()) if CFG.get("pages") else []  # noqa: SIM115
+QUERIES: list[str] = CFG.get("queries", ["select"])
+_MAX_AGE = re.compile(r"max-age=(\d+)")
+VIDEO_CHUNK = 512 * 1024
+STATE: dict[str, Any] = {"target": 0, "done": False}
+
+
+class Learner(FastHttpUser):
+    """One learner of the class."""
+
+    connection_timeout = 30.0
+    network_timeout = 30.0
+
+    def wait_time(self) -> float:
+        """Human pace: 2 to 8 seconds, mean 5."""
+        return random.triangular(2, 8, 5)
+
+    def on_start(self) -> None:
+        self.browser_cache: dict[str, tuple[str | None, float]] = {}  # url -> (ETag, fresh until)
+        self.page = random.choice(PAGES)
+        self.watcher = CFG["mix"] == "mixed" and random.random() < CFG.get("video_fraction", 0.05)
+        if CFG["target"] == "appliance":
+            self.sign_in()
+
+    def sign_in(self) -> None:
+        """Sign in once, then take the content pass as the reader page does."""
+        user = f"learner{random.randrange(CFG['users'])}"
+        with self.client.post("/api/v1/auth/login", json={"username": user, "password": CFG["password"]},
+                              name="sign in", catch_response=True) as resp:
+            if resp.status_code != 200:
+                resp.failure(f"sign in: {resp.status_code}")
+                raise RuntimeError("sign-in failed")  # locust counts it and the learner starts over
+        with self.client.get("/api/v1/library/pass", name="content pass", catch_response=True) as resp:
+            if resp.status_code != 200:
+                resp.failure(f"pass: {resp.status_code}")
+                raise RuntimeError("no content pass")
+            url = resp.json()["data"]["url"]
+        with self.client.get(url, name="content pass exchange", allow_redirects=False, catch_response=True) as resp:
+            if resp.status_code != 303:
+                resp.failure(f"pass exchange: {resp.status_code}")
+            else:
+                resp.success()
+
+    # ------------------------------------------------------------------ what a learner does
+
+    @task
+    def act(self) -> None:
+        if self.watcher:
+            self.watch_video()
+            self.watcher = random.random() < 0.5  # watches on, now and then reads instead
+            return
+        roll = random.random()
+        if CFG["mix"] == "mixed" and roll < 0.08:
+            self.get(CFG["app"] + "/library", "library list")
+        elif CFG["mix"] == "mixed" and roll < 0.16:
+            self.get(CFG["app"] + "/api/v1/search?books=" + CFG["book"] + "&per_page=25&q="
+                     + random.choice(QUERIES), "search")
+        elif CFG["mix"] == "mixed" and roll < 0.22:
+            word = random.choice(QUERIES)
+            for n in range(1, min(4, len(word)) + 1):  # a few keystrokes, each a request
+                self.get(CFG["app"] + "/api/v1/suggest?book=" + CFG["book"] + "&q=" + word[:n], "suggest")
+                gevent.sleep(0.15)
+        else:
+            links = self.page.get("links") or ()
+            self.page = PAGES_BY_PATH.get(random.choice(links)) if links and roll < 0.85 else None
+            self.page = self.page or random.choice(PAGES)
+            self.page_view(self.page)
+
+    def page_view(self, page: dict[str, Any]) -> None:
+        """The article and its assets, one after another; reported as one page view."""
+        started = time.perf_counter()
+        ok = True
+        for i, path in enumerate([page["path"], *page["assets"]]):
+            ok = self.get(CFG["content"] + CFG["prefix"] + path, "article" if i == 0 else "asset") and ok
+        events.request.fire(request_type="PAGE", name="page view", response_time=(time.perf_counter() - started) * 1000,
+                            response_length=0, exception=None if ok else RuntimeError("page view failed"),
+                            context={}, url=page["path"])
+
+    def get(self, url: str, name: str) -> bool:
+        """One GET as a browser with (or without) a cache would make it; False on an error status."""
+        headers = {"Accept-Encoding": "gzip, deflate"}
+        if CFG["cache"]:
+            held = self.browser_cache.get(url)
+            if held is not None:
+                if held[1] > time.monotonic():
+                    return True  # fresh in the cache: the browser does not ask
+                if held[0]:
+                    headers["If-None-Match"] = held[0]
+        with self.client.get(url, name=name, headers=headers, catch_response=True) as resp:
+            if resp.status_code not in (200, 304):
+                resp.failure(f"{resp.status_code}")
+                return False
+            resp.success()
+            if CFG["cache"]:
+                control = resp.headers.get("Cache-Control") or ""
+                age = _MAX_AGE.search(control)
+                fresh = time.monotonic() + int(age.group(1)) if age and "no-cache" not in control else 0.0
+                etag = resp.headers.get("ETag")
+                if fresh or etag:
+                    self.browser_cache[url] = (etag, fresh)
+        return True
+
+    def watch_video(self) -> None:
+        """About 30 s of a video at its bitrate: a 512 KB range, then the time it takes to play it."""
+        size, bitrate = CFG["video_size"], CFG["video_bytes_per_s"]
+        offset = 0
+        until = time.monotonic() + 30
+        while time.monotonic() < until:
+            end = min(size, offset + VIDEO_CHUNK) - 1
+            with self.client.get(CFG["video"], name="video range", headers={"Range": f"bytes={offset}-{end}"},
+                                 catch_response=True) as resp:
+                if resp.status_code != 206:
+                    resp.failure(f"{resp.status_code}")
+                    return
+                resp.success()
+            offset = 0 if end + 1 >= size else end + 1
+            gevent.sleep(VIDEO_CHUNK / bitrate)
+
+
+PAGES_BY_PATH = {p["path"]: p for p in PAGES}
+
+
+# ---------------------------------------------------------------------------------------------- steps
+
+class Steps(LoadTestShape):
+    """Learners wanted now: set by the master's step loop; sign-ins arrive at CFG['rate'] a second."""
+
+    def tick(self) -> tuple[int, float] | None:
+        if STATE["done"]:
+            return None
+        return int(STATE["target"]), float(CFG.get("rate", 20))
+
+
+def _cpu(procs: list[psutil.Process]) -> float:
+    total = 0.0
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            continue
+    return total
+
+
+def _tree(pids: list[int]) -> list[psutil.Process]:
+    out: list[psutil.Process] = []
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            out += [root, *root.children(recursive=True)]
+        except psutil.Error:
+            continue
+    return out
+
+
+def _rss(procs: list[psutil.Process]) -> int:
+    total = 0
+    for proc in procs:
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
+            continue
+    return total
+
+
+def _step_loop(runner: MasterRunner) -> None:
+    """Each step: ramp, settle, reset, hold, measure, write a line; stop after a step that did not hold."""
+    out = open(CFG["out"], "a", buffering=1)  # noqa: SIM115 - closed when the run ends
+    servers = _tree(CFG["server_pids"])
+    try:
+        for users in CFG["steps"]:
+            STATE["target"] = users
+            ramp_started = time.monotonic()
+            while runner.user_count < users and time.monotonic() - ramp_started < users / CFG["rate"] * 3 + 60:
+                gevent.sleep(1)
+            ramp_s = time.monotonic() - ramp_started
+            gevent.sleep(CFG["settle_s"])
+            generators = _tree([os.getpid(), *_generator_pids()])
+            runner.stats.reset_all()
+            cpu0, gen0 = _cpu(servers), {p.pid: _cpu([p]) for p in generators}
+            t0 = time.monotonic()
+            gevent.sleep(CFG["hold_s"])
+            seconds = time.monotonic() - t0
+            cpu1 = _cpu(servers)
+            gen = {p.pid: (_cpu([p]) - gen0.get(p.pid, 0.0)) / seconds for p in generators}
+            page = runner.stats.get("page view", "PAGE")
+            total = runner.stats.total
+            views = page.num_requests
+            line = {
+                "users": users, "arrived": runner.user_count, "ramp_s": round(ramp_s, 1), "hold_s": round(seconds, 1),
+                "page_views_per_s": views / seconds, "page_views": views,
+                "p50_ms": page.get_response_time_percentile(0.5) if views else None,
+                "p95_ms": page.get_response_time_percentile(0.95) if views else None,
+                "requests": total.num_requests - views, "failures": total.num_failures - page.num_failures,
+                "errors_by_name": {f"{e.method} {e.name}": e.occurrences for e in runner.stats.errors.values()},
+                "server_cores": (cpu1 - cpu0) / seconds,
+                "server_cpu_ms_per_view": (cpu1 - cpu0) * 1000 / views if views else None,
+                "server_rss_mib": _rss(servers) / 2**20,
+                "generator_cores": sum(gen.values()), "generator_max_process_cores": max(gen.values(), default=0),
+                "load_average": os.getloadavg()[0],
+                "by_name": {f"{s.method} {s.name}": {"n": s.num_requests, "fail": s.num_failures,
+                                                     "p95_ms": s.get_response_time_percentile(0.95)}
+                            for s in runner.stats.entries.values() if s.num_requests},
+            }
+            out.write(json.dumps(line) + "\n")
+            requests = max(1, line["requests"])
+            if (line["p95_ms"] or 1e9) >= 200 or line["failures"] / requests >= 0.001:
+                break  # this step did not hold: no point in a bigger one
+    finally:
+        out.close()
+        STATE["done"] = True
+
+
+def _generator_pids() -> list[int]:
+    try:
+        return [int(x) for x in open(CFG["generator_pids"]).read().split()]  # noqa: SIM115
+    except (OSError, ValueError):
+        return []
+
+
+@events.init.add_listener
+def _on_init(environment: Any, **_kw: Any) -> None:
+    if isinstance(environment.runner, MasterRunner):
+        gevent.spawn(_wait_then_step, environment.runner)
+
+
+def _wait_then_step(runner: MasterRunner) -> None:
+    while runner.worker_count < CFG.get("workers", 1):
+        gevent.sleep(0.5)
+    _step_loop(runner)
