@@ -12,6 +12,7 @@ from appliance.auth.sessions import CACHE_TTL_S
 from appliance.content.hotcache import HotCache, HotEntry
 from appliance.content.origin import PASS_COOKIE
 from appliance.db import Database
+from appliance.keys import DB
 from tests.content.conftest import Library
 
 # What a reading request runs (a session first seen is loaded by SessionById._load in a task of its own).
@@ -113,3 +114,39 @@ def test_hot_cache_is_bounded() -> None:
     assert held is not None and cache.attach_gzip("p99", held, b"z" * 5000)
     assert cache.used <= cache.max_bytes
     assert not cache.attach_gzip("big", big, b"z")  # not held: the caller keeps the gzip elsewhere
+
+
+async def _until_refused(get: Any, url: str, headers: dict[str, str], bound_s: float) -> float:
+    """Seconds until url stops answering 200 (fails past bound_s)."""
+    started = time.monotonic()
+    while (await get(url, headers=headers)).status == 200:
+        assert time.monotonic() - started < bound_s, f"{url} was still served {bound_s} s after the change"
+        await asyncio.sleep(0.02)
+    return time.monotonic() - started
+
+
+async def test_hiding_a_library_in_another_process_stops_reading(library: Library) -> None:
+    """A change written by another process (here: straight to the database) reaches the hot path in time."""
+    await library.show("testbook")
+    h = _pass_only(await library.user())
+    url = "/content/testbook/a/algebra"
+    for _ in range(3):
+        assert (await library.content.get(url, headers=h)).status == 200
+    await library.client.app[DB].execute("DELETE FROM library_visibility WHERE library_id = ?",
+                                         (await library.lib_id("testbook"),))
+    bound = library.service.settings.refresh_interval_s + 1.0
+    await _until_refused(library.content.get, url, h, bound)
+    assert (await library.content.get(url, headers=h)).status == 404
+
+
+async def test_a_session_ended_in_another_process_stops_reading(library: Library) -> None:
+    """Sign-out written by another process: the pass stops reading within CACHE_TTL_S (no request waits)."""
+    await library.show("testbook")
+    full = await library.user()
+    h = _pass_only(full)
+    url = "/content/testbook/a/algebra"
+    for _ in range(3):
+        assert (await library.content.get(url, headers=h)).status == 200
+    uid = library.user_ids[full["Cookie"]]
+    await library.client.app[DB].execute("UPDATE sessions SET state = 'logged_out' WHERE user_id = ?", (uid,))
+    await _until_refused(library.content.get, url, h, CACHE_TTL_S + 1.0)
