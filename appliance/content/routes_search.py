@@ -91,15 +91,21 @@ async def run_search(request: web.Request, service: ContentService, books: list[
     key = service.search_cache.key(books, q, page.offset, page.per_page)
     out = service.search_cache.get(key)
     if out is None:
-        try:
-            out = await service.pools.search.run(
+        async def load() -> searchworker.SearchOutcome:
+            found = await service.pools.search.run(
                 searchworker.search, books, q, page.offset, page.per_page,
                 service.settings.snippet_budget_ms / 1000, service.settings.max_snippets)
+            if not found.snippets_truncated:
+                # A page cut short by the snippet budget is not cached: the next ask gets another chance.
+                service.search_cache.put(key, found, request.query_string)
+            return found
+
+        try:
+            # The same search asked again while it runs (a class typing what the teacher said) waits for
+            # that one instead of taking another place in the pool.
+            out = await service.search_flight.run(key, load)
         except (Saturated, QueryTimeout) as exc:
             raise _busy(exc, "search") from None
-        if not out.snippets_truncated:
-            # A page cut short by the snippet budget is not cached: the next ask gets another chance.
-            service.search_cache.put(key, out, request.query_string)
     metrics.QUERY_LATENCY.labels("search").observe(time.perf_counter() - started)
     return out
 

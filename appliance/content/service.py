@@ -6,6 +6,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 from libzim.reader import get_cluster_cache_current_size, set_cluster_cache_max_size
@@ -25,6 +26,7 @@ from appliance.content.tracking import ReadingClock, ViewRecorder
 from appliance.core.blocking import register_pool, run_blocking
 from appliance.core.errors import ApiError, not_found
 from appliance.core.process import ProcessRole
+from appliance.core.singleflight import SingleFlight
 from appliance.db import Database
 from appliance.keys import BUS, CONFIG, DB, RELOAD_HOOKS, ROLE, TASKS
 from appliance.web.policy import Principal, maybe_principal
@@ -48,6 +50,7 @@ class ContentService:
     search_cache: SearchCache
     passes: PassSigner
     reading_clock: ReadingClock = field(default_factory=ReadingClock)
+    search_flight: SingleFlight[Any] = field(default_factory=SingleFlight)
 
     async def refresh(self, *, force: bool = False) -> None:
         """Pick up library changes made by any process."""
