@@ -203,7 +203,7 @@ def main() -> int:
                        "users": max(steps) + 100, "password": PASSWORD, "server_pids": pids,
                        "video": f"{base}/videos/1/stream", "video_size": video.stat().st_size if video else 0,
                        "video_bytes_per_s": VIDEO_BITRATE_BYTES, "video_fraction": 0.05}
-                budget = sum(s / args.rate * 3 + 60 + args.hold + 15 for s in steps) + 120
+                budget = sum(s / args.rate * 1.5 + 30 + args.hold + 15 for s in steps) + 120
                 server = ("appliance (2 HTTP processes, defaults)" if target == "appliance"
                           else "kiwix-serve (4 threads)")
                 learners = ("WITH a browser-like cache (Cache-Control/ETag honoured)" if cache

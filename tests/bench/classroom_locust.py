@@ -203,7 +203,7 @@ def _step_loop(runner: MasterRunner) -> None:
         for users in CFG["steps"]:
             STATE["target"] = users
             ramp_started = time.monotonic()
-            while runner.user_count < users and time.monotonic() - ramp_started < users / CFG["rate"] * 3 + 60:
+            while runner.user_count < users and time.monotonic() - ramp_started < users / CFG["rate"] * 1.5 + 30:
                 gevent.sleep(1)
             ramp_s = time.monotonic() - ramp_started
             gevent.sleep(CFG["settle_s"])
