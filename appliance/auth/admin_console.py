@@ -18,20 +18,13 @@ from appliance.core.errors import ApiError
 from appliance.keys import DB
 from appliance.web import i18n, templating
 from appliance.web.i18n import N_
-from appliance.web.messages import sentence
+from appliance.web.messages import error_sentence
 from appliance.web.policy import Role, principal, roles
 from appliance.web.responses import page_meta, page_params
 
 ADMINS = (Role.FACILITY_ADMIN, Role.DEPARTMENT_ADMIN)
 routes = web.RouteTableDef()
 
-
-def _say(request: web.Request, exc: ApiError) -> str:
-    token = i18n.activate(i18n.locale_of(request))
-    try:
-        return sentence(exc.code, exc.message)
-    finally:
-        i18n._current.reset(token)
 
 
 @routes.get("/admin/audit")
@@ -45,7 +38,7 @@ async def audit_page(request: web.Request) -> web.Response:
     try:
         rows, total = await query_audit(request.app[DB], p, query, page)
     except ApiError as exc:
-        rows, total, error = [], 0, _say(request, exc)
+        rows, total, error = [], 0, error_sentence(request, exc)
     meta = page_meta(page, total)
     base = {k: v for k, v in query.items() if v}
     entries = [{**dict(r), "details": json.loads(r["details"])} for r in rows]
@@ -83,7 +76,7 @@ async def facility_create(request: web.Request) -> web.Response:
         await create_facility_row(request, principal(request), str(form.get("name", "")),
                                   str(form.get("timezone", "UTC")))
     except ApiError as exc:
-        return await _facilities_page(request, error=_say(request, exc), status=exc.status)
+        return await _facilities_page(request, error=error_sentence(request, exc), status=exc.status)
     return web.Response(status=303, headers={"Location": "/admin/facilities?saved=1"})
 
 
@@ -97,7 +90,7 @@ async def facility_update(request: web.Request) -> web.Response:
     try:
         await update_facility_row(request, principal(request), path_id(request), data)
     except ApiError as exc:
-        return await _facilities_page(request, error=_say(request, exc), status=exc.status)
+        return await _facilities_page(request, error=error_sentence(request, exc), status=exc.status)
     return web.Response(status=303, headers={"Location": "/admin/facilities?saved=1"})
 
 

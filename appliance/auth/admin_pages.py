@@ -25,7 +25,7 @@ from appliance.core.errors import ApiError
 from appliance.keys import DB
 from appliance.web import i18n, templating
 from appliance.web.i18n import N_
-from appliance.web.messages import sentence
+from appliance.web.messages import error_sentence
 from appliance.web.policy import Principal, Role, can_access_facility, principal, roles
 from appliance.web.responses import page_meta, page_params
 
@@ -38,13 +38,6 @@ SAVED = {"updated": N_("Changes saved."), "deactivated": N_("The account is deac
 FIELDS = ("username", "first_name", "last_name", "email", "doc_id")
 routes = web.RouteTableDef()
 
-
-def _say(request: web.Request, exc: ApiError) -> str:
-    token = i18n.activate(i18n.locale_of(request))
-    try:
-        return sentence(exc.code, exc.message)
-    finally:
-        i18n._current.reset(token)
 
 
 async def _facilities(request: web.Request, p: Principal) -> list[dict[str, Any]]:
@@ -91,7 +84,7 @@ async def users_page(request: web.Request) -> web.Response:
         rows, total = await query_users(request.app[DB], p, query, page)
     except ApiError as exc:
         rows, total = [], 0
-        query["error"] = _say(request, exc)
+        query["error"] = error_sentence(request, exc)
     meta = page_meta(page, total)
     base = {k: v for k, v in query.items() if v and k != "error"}
     facilities = {f["id"]: f["name"] for f in await _facilities(request, p)}
@@ -122,7 +115,7 @@ async def create_user_submit(request: web.Request) -> web.Response:
         row, temporary, _ = await create_account(request, p, dict(data))
     except ApiError as exc:
         return templating.render(request, "auth/admin_user_new.html", {
-            **await _form_values(request, p), "values": data, "error": _say(request, exc)}, status=exc.status)
+            **await _form_values(request, p), "values": data, "error": error_sentence(request, exc)}, status=exc.status)
     return templating.render(request, "auth/admin_password_once.html", {
         "target": dict(row), "temporary": temporary, "created": True})
 
@@ -167,7 +160,7 @@ async def user_submit(request: web.Request) -> web.Response:
     try:
         await update_account(request, p, target, data)
     except ApiError as exc:
-        return await _user_view(request, p, target, error=_say(request, exc), status=exc.status)
+        return await _user_view(request, p, target, error=error_sentence(request, exc), status=exc.status)
     return _back(target, "updated")
 
 
@@ -180,7 +173,7 @@ async def active_submit(request: web.Request) -> web.Response:
     try:
         await update_account(request, p, target, {"active": active})
     except ApiError as exc:
-        return await _user_view(request, p, target, error=_say(request, exc), status=exc.status)
+        return await _user_view(request, p, target, error=error_sentence(request, exc), status=exc.status)
     return _back(target, "reactivated" if active else "deactivated")
 
 
@@ -192,7 +185,7 @@ async def reset_submit(request: web.Request) -> web.Response:
     try:
         temporary = await reset_account_password(request, p, target)
     except ApiError as exc:
-        return await _user_view(request, p, target, error=_say(request, exc), status=exc.status)
+        return await _user_view(request, p, target, error=error_sentence(request, exc), status=exc.status)
     return templating.render(request, "auth/admin_password_once.html", {
         "target": dict(target), "temporary": temporary, "created": False})
 
@@ -227,7 +220,7 @@ async def import_submit(request: web.Request) -> web.Response:
     try:
         report, applied = await run_import(request, p, text.encode("utf-8"), mode)
     except ApiError as exc:
-        values["error"] = _say(request, exc)
+        values["error"] = error_sentence(request, exc)
         return templating.render(request, "auth/admin_import.html", values, status=exc.status)
     values.update({"report": report, "applied": applied, "csv": "" if applied and not report.errors else text})
     return templating.render(request, "auth/admin_import.html", values)

@@ -22,7 +22,7 @@ from appliance.auth.webutil import set_session_cookie
 from appliance.core.errors import ApiError
 from appliance.keys import DB
 from appliance.web import i18n, templating
-from appliance.web.messages import sentence
+from appliance.web.messages import error_sentence
 from appliance.web.policy import maybe_principal, principal, public, signed_in
 from appliance.web.shell.pages import safe_next
 
@@ -35,13 +35,6 @@ def _csrf_context(request: web.Request) -> dict[str, Any]:
     info = request.get(SESSION_KEY)
     return {"csrf_token": info.csrf_token if info is not None else ""}
 
-
-def _message(request: web.Request, exc: ApiError) -> str:
-    token = i18n.activate(i18n.locale_of(request))
-    try:
-        return sentence(exc.code, exc.message)
-    finally:
-        i18n._current.reset(token)
 
 
 def _login_form(request: web.Request, *, username: str = "", error: str = "", status: int = 200,
@@ -75,11 +68,11 @@ async def login_submit(request: web.Request) -> web.Response:
     sent, kept = str(form.get("login_token", "")), request.cookies.get(LOGIN_COOKIE, "")
     if (origin and origin.split("://", 1)[-1] != request.host) or not sent or not kept or not same(sent, kept):
         return _login_form(request, username=username, status=403, next_path=next_path,
-                           error=_message(request, ApiError(403, "csrf_failed", "")))
+                           error=error_sentence(request, ApiError(403, "csrf_failed", "")))
     try:
         flow, user, method = await check_sign_in(request, username, str(form.get("password", "")))
     except ApiError as exc:
-        response = _login_form(request, username=username, error=_message(request, exc),
+        response = _login_form(request, username=username, error=error_sentence(request, exc),
                                status=exc.status, next_path=next_path)
         response.headers.update(exc.headers)
         return response
@@ -151,7 +144,7 @@ async def password_submit(request: web.Request) -> web.Response:
     try:
         token, _ = await change_own_password(request, str(form.get("current_password", "")), new)
     except ApiError as exc:
-        return _password_form(request, status=exc.status, error=_message(request, exc))
+        return _password_form(request, status=exc.status, error=error_sentence(request, exc))
     response = web.Response(status=303, headers={"Location": "/"})
     if token is not None:
         set_session_cookie(request, response, token)

@@ -23,7 +23,7 @@ from appliance.core.errors import ApiError
 from appliance.keys import DB
 from appliance.web import i18n, templating
 from appliance.web.i18n import N_
-from appliance.web.messages import sentence
+from appliance.web.messages import error_sentence
 from appliance.web.policy import Principal, Role, can_access_facility, principal, roles
 
 ADMINS = (Role.FACILITY_ADMIN, Role.DEPARTMENT_ADMIN)
@@ -31,13 +31,6 @@ SAVED = {"visibility": N_("Visibility saved."), "blocklist": N_("Block list save
          "rescan": N_("The content folder was scanned."), "import": N_("The import is queued.")}
 routes = web.RouteTableDef()
 
-
-def _say(request: web.Request, exc: ApiError) -> str:
-    token = i18n.activate(i18n.locale_of(request))
-    try:
-        return sentence(exc.code, exc.message)
-    finally:
-        i18n._current.reset(token)
 
 
 async def _facilities(request: web.Request, p: Principal) -> list[dict[str, Any]]:
@@ -93,7 +86,7 @@ async def library_submit(request: web.Request) -> web.Response:
         await set_visibility(request, p, lib, wanted)
         await set_featured(request, p, lib, form.get("featured") == "1", p.facility_id)
     except ApiError as exc:
-        return await _page(request, error=_say(request, exc), status=exc.status)
+        return await _page(request, error=error_sentence(request, exc), status=exc.status)
     return _done("visibility", f"#library-{lib['id']}")
 
 
@@ -129,7 +122,7 @@ async def blocklist_submit(request: web.Request) -> web.Response:
     try:
         await set_blocklist(request, p, await _visible_library(request, p), patterns)
     except ApiError as exc:
-        return await _blocklist_page(request, text=text, error=_say(request, exc), status=exc.status)
+        return await _blocklist_page(request, text=text, error=error_sentence(request, exc), status=exc.status)
     return _done("blocklist")
 
 
@@ -140,7 +133,7 @@ async def rescan_submit(request: web.Request) -> web.Response:
     try:
         await run_rescan(request)
     except ApiError as exc:
-        return await _page(request, error=_say(request, exc), status=exc.status)
+        return await _page(request, error=error_sentence(request, exc), status=exc.status)
     return _done("rescan")
 
 
@@ -155,7 +148,7 @@ async def import_submit(request: web.Request) -> web.Response:
     try:
         await queue_import(request, p, str(form.get("url", "")).strip(), algo, digest)
     except ApiError as exc:
-        return await _page(request, error=_say(request, exc), status=exc.status)
+        return await _page(request, error=error_sentence(request, exc), status=exc.status)
     return _done("import", "#imports")
 
 
@@ -169,7 +162,7 @@ async def catalog_page(request: web.Request) -> web.Response:
         total, books, base, _ = await browse_upstream(request)
         values.update(total=total, books=[b.as_dict() for b in books], source=base)
     except ApiError as exc:
-        values["error"] = _say(request, exc)
+        values["error"] = error_sentence(request, exc)
     return templating.render(request, "content/admin_catalog.html", values)
 
 

@@ -10,9 +10,9 @@ from aiohttp import web
 
 from appliance.content.routes_reports import REPORTS, usage
 from appliance.core.errors import ApiError
-from appliance.web import i18n, templating
+from appliance.web import templating
 from appliance.web.i18n import N_
-from appliance.web.messages import sentence
+from appliance.web.messages import error_sentence
 from appliance.web.policy import ADMIN_ROLES, roles
 
 routes = web.RouteTableDef()
@@ -42,11 +42,7 @@ async def reports_page(request: web.Request) -> web.Response:
         reports = {name: await usage(request, name) for name in REPORTS}
         error = ""
     except ApiError as exc:
-        token = i18n.activate(i18n.locale_of(request))
-        try:
-            error = sentence(exc.code, exc.message)
-        finally:
-            i18n._current.reset(token)
+        error = error_sentence(request, exc)
         reports = {name: [] for name in REPORTS}
     csv_links = {name: "/api/v1/reports/usage?" + urlencode({**query, "format": "csv", "report": name})
                  for name in REPORTS}

@@ -15,7 +15,7 @@ from appliance.events.store import WEBHOOK_COLUMNS, webhook_view
 from appliance.keys import DB
 from appliance.web import i18n, templating
 from appliance.web.i18n import N_
-from appliance.web.messages import sentence
+from appliance.web.messages import error_sentence
 from appliance.web.policy import principal, roles
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -24,13 +24,6 @@ DELIVERIES_SHOWN = 10
 NOTICES = {"saved": N_("Saved."), "deleted": N_("Deleted."),
            "pinged": N_("A test delivery is queued; its result shows under Recent deliveries.")}
 
-
-def _say(request: web.Request, exc: ApiError) -> str:
-    token = i18n.activate(i18n.locale_of(request))
-    try:
-        return sentence(exc.code, exc.message)
-    finally:
-        i18n._current.reset(token)
 
 
 async def _page(request: web.Request, *, error: str = "", status: int = 200, created: dict[str, Any] | None = None,
@@ -73,7 +66,7 @@ async def create_submit(request: web.Request) -> web.Response:
     try:
         created = await api.add_webhook(request.app, principal(request).user_id, body)
     except ApiError as exc:
-        return await _page(request, error=_say(request, exc), status=exc.status, form=kept)
+        return await _page(request, error=error_sentence(request, exc), status=exc.status, form=kept)
     return await _page(request, created=created)
 
 
@@ -89,7 +82,7 @@ async def state_submit(request: web.Request) -> web.Response:
     try:
         await api.change_webhook(request.app, await _row(request), {"enabled": form.get("enabled") == "1"})
     except ApiError as exc:
-        return await _page(request, error=_say(request, exc), status=exc.status)
+        return await _page(request, error=error_sentence(request, exc), status=exc.status)
     return _done("saved")
 
 
@@ -100,7 +93,7 @@ async def delete_submit(request: web.Request) -> web.Response:
     try:
         await api.remove_webhook(request.app, await _row(request))
     except ApiError as exc:
-        return await _page(request, error=_say(request, exc), status=exc.status)
+        return await _page(request, error=error_sentence(request, exc), status=exc.status)
     return _done("deleted")
 
 
@@ -111,7 +104,7 @@ async def ping_submit(request: web.Request) -> web.Response:
     try:
         await api.ping_webhook(request.app, await _row(request))
     except ApiError as exc:
-        return await _page(request, error=_say(request, exc), status=exc.status)
+        return await _page(request, error=error_sentence(request, exc), status=exc.status)
     return _done("pinged")
 
 

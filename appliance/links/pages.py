@@ -12,7 +12,7 @@ from appliance.keys import DB
 from appliance.links import service
 from appliance.web import i18n, templating
 from appliance.web.i18n import N_
-from appliance.web.messages import sentence
+from appliance.web.messages import error_sentence
 from appliance.web.policy import Principal, Role, can_access_facility, principal, roles
 
 ADMINS = (Role.FACILITY_ADMIN, Role.DEPARTMENT_ADMIN)
@@ -45,13 +45,6 @@ async def _page(request: web.Request, *, error: str = "", status: int = 200) -> 
         "flash": i18n.translate(request, N_("Saved.")) if saved else ""}, status=status)
 
 
-def _say(request: web.Request, exc: ApiError) -> str:
-    token = i18n.activate(i18n.locale_of(request))
-    try:
-        return sentence(exc.code, exc.message)
-    finally:
-        i18n._current.reset(token)
-
 
 def _fields(form: Any) -> dict[str, Any]:
     return {k: str(form.get(k, "")) for k in ("title", "description", "url")}
@@ -83,7 +76,7 @@ async def create_submit(request: web.Request) -> web.Response:
         link_id = await service.create(db, p, service.check_fields(_fields(form), creating=True))
         await service.set_visibility(db, p, link_id, _wanted(form))
     except ApiError as exc:
-        return await _page(request, error=_say(request, exc), status=exc.status)
+        return await _page(request, error=error_sentence(request, exc), status=exc.status)
     return _saved()
 
 
@@ -103,7 +96,7 @@ async def update_submit(request: web.Request) -> web.Response:
             await service.update(db, link_id, service.check_fields(_fields(form), creating=False))
             await service.set_visibility(db, p, link_id, _wanted(form))
     except ApiError as exc:
-        return await _page(request, error=_say(request, exc), status=exc.status)
+        return await _page(request, error=error_sentence(request, exc), status=exc.status)
     return _saved()
 
 

@@ -18,7 +18,7 @@ from appliance.sync.api_courses import progress_rows
 from appliance.sync.api_status import dead_letter_items, provider_status, recent_runs, retry_dead_letter_row
 from appliance.web import i18n, templating
 from appliance.web.i18n import N_
-from appliance.web.messages import sentence
+from appliance.web.messages import error_sentence
 from appliance.web.policy import Principal, Role, can_access_facility, principal, roles
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -101,14 +101,6 @@ async def providers_page(request: web.Request) -> web.Response:
     return await _providers(request)
 
 
-def _say(request: web.Request, exc: ApiError) -> str:
-    """An API error as a sentence in the page's language."""
-    token = i18n.activate(i18n.locale_of(request))
-    try:
-        return sentence(exc.code, exc.message)
-    finally:
-        i18n._current.reset(token)
-
 
 async def _providers(request: web.Request, *, error: str = "", status: int = 200, flash: str = "",
                      tested: dict[str, Any] | None = None, form: dict[str, str] | None = None) -> web.Response:
@@ -179,7 +171,7 @@ async def add_submit(request: web.Request) -> web.Response:
         row = await api_providers.provider_for(request.app, p, int(view["id"]))
         result = await api_providers.probe_provider(request.app, row)
     except ApiError as exc:
-        return await _providers(request, error=_say(request, exc), status=exc.status, form=kept)
+        return await _providers(request, error=error_sentence(request, exc), status=exc.status, form=kept)
     flash = i18n.translate(request, N_("Added “%(name)s”.")) % {"name": view["name"]}
     return await _providers(request, flash=flash, tested=_test_result(request, view["name"], result))
 
@@ -193,7 +185,7 @@ async def test_submit(request: web.Request) -> web.Response:
         row = await api_providers.provider_for(request.app, p, int(request.match_info["id"]))
         result = await api_providers.probe_provider(request.app, row)
     except ApiError as exc:
-        return await _providers(request, error=_say(request, exc), status=exc.status)
+        return await _providers(request, error=error_sentence(request, exc), status=exc.status)
     return await _providers(request, tested=_test_result(request, row["name"], result))
 
 
@@ -207,7 +199,7 @@ async def state_submit(request: web.Request) -> web.Response:
         row = await api_providers.provider_for(request.app, p, int(request.match_info["id"]))
         await api_providers.change_provider(request.app, p, row, {"state": str(form.get("state", ""))})
     except ApiError as exc:
-        return await _providers(request, error=_say(request, exc), status=exc.status)
+        return await _providers(request, error=error_sentence(request, exc), status=exc.status)
     return _done("saved")
 
 
@@ -220,7 +212,7 @@ async def sync_submit(request: web.Request) -> web.Response:
         row = await api_providers.provider_for(request.app, p, int(request.match_info["id"]))
         await api_providers.queue_run(request.app, row, "pull")
     except ApiError as exc:
-        return await _providers(request, error=_say(request, exc), status=exc.status)
+        return await _providers(request, error=error_sentence(request, exc), status=exc.status)
     return _done("queued")
 
 
@@ -239,7 +231,7 @@ async def link_submit(request: web.Request) -> web.Response:
             raise bad_request("invalid_field", "there is no local account with that username", {"field": "username"})
         await api_providers.link_external_user(request.app, p, row, str(form.get("external_id", "")), int(user_id))
     except ApiError as exc:
-        return await _providers(request, error=_say(request, exc), status=exc.status)
+        return await _providers(request, error=error_sentence(request, exc), status=exc.status)
     return _done("linked")
 
 
@@ -250,7 +242,7 @@ async def retry_submit(request: web.Request) -> web.Response:
     try:
         await retry_dead_letter_row(request.app, principal(request), int(request.match_info["id"]))
     except ApiError as exc:
-        return await _providers(request, error=_say(request, exc), status=exc.status)
+        return await _providers(request, error=error_sentence(request, exc), status=exc.status)
     return _done("retried")
 
 

@@ -7,7 +7,9 @@ their `.po` (a test checks they match), so an install needs no build step.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
@@ -72,9 +74,14 @@ def locale_of(request: web.Request) -> str:
     return found
 
 
-def activate(locale: str) -> contextvars.Token[NullTranslations]:
-    """Make `locale` the catalogue of gettext() in this context (rendering is synchronous)."""
-    return _current.set(translations(locale))
+@contextlib.contextmanager
+def active(locale: str) -> Iterator[None]:
+    """Make `locale` the catalogue of gettext() inside the block (rendering is synchronous), then restore."""
+    token = _current.set(translations(locale))
+    try:
+        yield
+    finally:
+        _current.reset(token)
 
 
 def gettext(message: str) -> str:

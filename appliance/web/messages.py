@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from appliance.web import i18n
 from appliance.web.i18n import N_, gettext
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from appliance.core.errors import ApiError
 
 SENTENCES = {
     "invalid_credentials": N_("The username or password is not right. Check them and try again."),
@@ -42,3 +50,9 @@ def sentence(code: str, fallback: str = "") -> str:
         return gettext(found)
     text = fallback or code.replace("_", " ")
     return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
+def error_sentence(request: web.Request, exc: ApiError) -> str:
+    """An API error as a sentence in the request's language (what a page shows instead of the code)."""
+    with i18n.active(i18n.locale_of(request)):
+        return sentence(exc.code, exc.message)

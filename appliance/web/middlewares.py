@@ -60,12 +60,9 @@ def _error_page(request: web.Request, err: ApiError, headers: dict[str, str]) ->
     from appliance.web import templating
     from appliance.web.messages import sentence
 
-    token = i18n.activate(i18n.locale_of(request))
-    try:
+    with i18n.active(i18n.locale_of(request)):
         heading = i18n.gettext(HEADINGS.get(err.status, N_("This did not work")))
         text = sentence(err.code, err.message)
-    finally:
-        i18n._current.reset(token)
     try:
         return templating.render(request, "error.html", {
             "heading": heading, "sentence": text, "status": err.status,

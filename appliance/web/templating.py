@@ -168,11 +168,8 @@ def render(request: web.Request, name: str, values: Mapping[str, Any] | None = N
            headers: Mapping[str, str] | None = None) -> web.Response:
     """Render a page in the request's language with the layout's values and the page security headers."""
     context = {**base_context(request), **(values or {})}
-    token = i18n.activate(context["locale"])
-    try:
+    with i18n.active(context["locale"]):
         response = aiohttp_jinja2.render_template(name, request, context, status=status)
-    finally:
-        i18n._current.reset(token)
     response.headers.update(PAGE_HEADERS)
     if headers:
         response.headers.update(headers)
