@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 from aiohttp import web
@@ -22,7 +22,18 @@ if TYPE_CHECKING:
     from appliance.web.policy import Principal
     from appliance.web.sites import ExtraSite
 
-SessionPrincipal = Callable[[int], Awaitable["Principal | None"]]
+
+
+class SessionPrincipal(Protocol):
+    """The live principal of a session by id: awaited (may read the database), or peeked from memory."""
+
+    def __call__(self, session_id: int) -> Awaitable[Principal | None]: ...
+
+    def cached(self, session_id: int) -> tuple[bool, Principal | None]:
+        """(known, principal) from memory only: known is False when the answer would need a database read."""
+        ...
+
+
 Authenticator = Callable[[web.Request], Awaitable["Principal | None"]]
 
 CONFIG: web.AppKey[Config] = web.AppKey("config")

@@ -10,6 +10,7 @@ import random
 import signal
 import sys
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -21,6 +22,7 @@ from appliance.core.process import ProcessRole
 from appliance.core.sdnotify import notify, watchdog_interval
 from appliance.keys import EXTRA_SITES, NATS_SERVER, RELOAD_HOOKS, STARTUP_NOTICES
 from appliance.observability.metrics import WORKER_RESTARTS, mark_dead
+from appliance.web.sites import Front, FrontedRunner
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +42,11 @@ class ServeOptions:
     argv: list[str] = field(default_factory=list)  # --config/--dev, passed on to workers
 
 
-async def _start_site(app: web.Application, config: Config, host: str, port: int) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=config.http.shutdown_timeout_s,
-                           handle_signals=False)
+async def _start_site(app: web.Application, config: Config, host: str, port: int,
+                      front: Front | None = None) -> tuple[web.AppRunner, int]:
+    options: dict[str, Any] = {"access_log": None, "shutdown_timeout": config.http.shutdown_timeout_s,
+                               "handle_signals": False}
+    runner = FrontedRunner(app, front, **options) if front is not None else web.AppRunner(app, **options)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_port=True, shutdown_timeout=config.http.shutdown_timeout_s)
     await site.start()
@@ -62,7 +66,7 @@ async def start_extra_sites(app: web.Application, config: Config, host: str, mai
     started: list[tuple[web.AppRunner, web.Application]] = []
     for site in app[EXTRA_SITES]:
         wanted = site.port_for(main_port) if ports is None else ports[site.name]
-        runner, bound = await _start_site(site.app, config, host, wanted)
+        runner, bound = await _start_site(site.app, config, host, wanted, site.front)
         site.bound_port = bound
         started.append((runner, site.app))
     return started

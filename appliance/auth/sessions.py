@@ -263,6 +263,17 @@ class SessionById:
         self._cache[session_id] = _Checked(now, found, now)
         return found
 
+    def cached(self, session_id: int) -> tuple[bool, Any]:
+        """(known, principal) from memory, without waiting: known is False when a read is due (first use, stale)."""
+        hit = self._cache.get(session_id)
+        if hit is None:
+            return False, None
+        now = self._sessions.clock.monotonic()
+        if now - hit.checked_at >= CACHE_TTL_S:
+            return False, None
+        hit.used_at = now
+        return True, hit.principal
+
     async def revalidate(self) -> None:
         """Re-check every cached session used in the last FORGET_AFTER_S together; forget the others."""
         clock = self._sessions.clock

@@ -39,6 +39,8 @@ class HotEntry:
     packed: bytes | None = None  # the gzip body, once made
     # (gzipped, signed_in) -> response headers; the content origin adds CSP and nosniff on prepare.
     headers: dict[tuple[bool, bool], dict[str, str]] = field(default_factory=dict)
+    # (status, gzipped, signed_in) -> the response head as sent by the content origin's own connections.
+    wire: dict[tuple[int, bool, bool], bytes] = field(default_factory=dict)
 
     @classmethod
     def make(cls, uuid: str, index: int, path: str, title: str, mimetype: str, body: bytes) -> HotEntry:
@@ -93,6 +95,15 @@ class HotCache:
             return None
         self.hits += 1
         self._items.move_to_end(key)
+        return found
+
+    def peek(self, uuid: str, path: str) -> HotEntry | None:
+        """Like get, but a miss is not counted (the request goes on to the full path, which counts it)."""
+        key = (uuid, path)
+        found = self._items.get(key)
+        if found is not None:
+            self.hits += 1
+            self._items.move_to_end(key)
         return found
 
     def fits(self, size: int) -> bool:

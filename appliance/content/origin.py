@@ -48,6 +48,7 @@ _frame_js: list[bytes] = []
 def build_site(main: web.Application) -> ExtraSite:
     """The content origin's application, sharing the main app's content service, tasks and session lookups."""
     from appliance.content import routes_content
+    from appliance.content.connection import ConnectionFront
 
     config = main[CONFIG]
     site = web.Application(client_max_size=4096, handler_args={"max_field_size": 16384, "max_line_size": 65536})
@@ -65,7 +66,9 @@ def build_site(main: web.Application) -> ExtraSite:
     site.on_response_prepare.append(_content_headers)
     site.router.add_routes(routes)
     site.router.add_routes(routes_content.site_routes)
-    return ExtraSite("content", site, port_after(config.http.content_port, config.http.port))
+    # Plain reads of hot entries are answered by the connections themselves, the rest by this application.
+    front = ConnectionFront(site)
+    return ExtraSite("content", site, port_after(config.http.content_port, config.http.port), front=front)
 
 
 @functools.lru_cache(maxsize=256)
@@ -73,6 +76,11 @@ def _policy(app_origin: str | None, frame_page: bool) -> str:
     """The CSP for a page framed by app_origin (None: by nobody), formatted once per origin."""
     ancestors = f"'self' {app_origin}" if app_origin is not None else "'none'"
     return (_FRAME_CSP if frame_page else _CSP).format(ancestors=ancestors)
+
+
+def page_policy(app_origin: str | None) -> str:
+    """The CSP of an archive page framed by app_origin (None: by nobody)."""
+    return _policy(app_origin, False)
 
 
 async def _content_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -87,7 +95,7 @@ async def _content_headers(request: web.Request, response: web.StreamResponse) -
 
 async def pass_authenticator(request: web.Request) -> Principal | None:
     """The reader behind a cookie pass, while the session it names is live; anonymous otherwise."""
-    token = _cookie(request.headers.get("Cookie"))
+    token = cookie_value(request.headers.get("Cookie"))
     if not token:
         return None
     service = request.app[CONTENT]
@@ -106,7 +114,7 @@ async def pass_authenticator(request: web.Request) -> Principal | None:
     return who  # type: ignore[no-any-return]
 
 
-def _cookie(header: str | None) -> str | None:
+def cookie_value(header: str | None) -> str | None:
     """The pass cookie's value (the last one), without parsing every cookie of the request (a hot path)."""
     if not header or PASS_COOKIE not in header:
         return None

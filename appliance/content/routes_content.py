@@ -120,7 +120,7 @@ async def entry(request: web.Request) -> web.StreamResponse:
     headers = request.headers
     ranged = "Range" in headers
     if hot.html and not ranged and request.method == "GET":
-        _record(request, service, p, lib.id, hot.path, hot.title)
+        record_view(request.app, service, p, lib.id, hot.path, hot.title)
     packed = None
     if hot.zippable and not ranged and accepts_gzip(headers.get("Accept-Encoding")):
         packed = hot.packed or service.gzip.lookup(lib.uuid, hot.index)
@@ -153,14 +153,14 @@ async def _load(service: ContentService, lib: Library, path: str) -> HotEntry:
     return hot
 
 
-def _record(request: web.Request, service: ContentService, p: object, library_id: int, path: str,
-            title: str) -> None:
+def record_view(app: web.Application, service: ContentService, p: object, library_id: int, path: str,
+                title: str) -> None:
     """Queue a view; a full batch is flushed by a one-off task, never on this request."""
     user_id = getattr(p, "user_id", None)
     facility_id = getattr(p, "facility_id", None) if p is not None else service.directory.anonymous_facility()
-    view = View(user_id, facility_id, library_id, path, title, request.app[CLOCK].now())
+    view = View(user_id, facility_id, library_id, path, title, app[CLOCK].now())
     if service.recorder.add_view(view):
-        tasks = request.app[TASKS]
+        tasks = app[TASKS]
         if "content-views-now" not in tasks.names():
             tasks.spawn("content-views-now", service.recorder.flush, restart=False)
 

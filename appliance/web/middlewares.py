@@ -39,6 +39,11 @@ _STATUS_CODES = {
 }
 
 
+def request_id(incoming: str | None = None) -> str:
+    """The id of a request: a sane one the client sent, else a new one."""
+    return incoming if incoming and _SANE_ID.match(incoming) else _ids.next()
+
+
 def streams_body(handler: Handler) -> Handler:
     """Mark a handler that reads a large body itself (uploads), so the generic body limit skips it."""
     setattr(handler, STREAM_BODY_ATTR, True)
@@ -159,8 +164,7 @@ async def core_middleware(request: web.Request, handler: Handler) -> web.StreamR
     - Bodies over http.max_body_bytes get 413 early unless the route streams its own body.
     """
     start = time.perf_counter()
-    incoming = request.headers.get("X-Request-ID")
-    rid = incoming if incoming and _SANE_ID.match(incoming) else _ids.next()
+    rid = request_id(request.headers.get("X-Request-ID"))
     request[REQUEST_ID_KEY] = rid
     token = request_id_var.set(rid)
     config = request.app[CONFIG]

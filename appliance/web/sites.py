@@ -7,10 +7,25 @@ The core knows nothing of what a site serves.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from aiohttp import web
+
+
+class Front(Protocol):
+    """What a site puts in front of aiohttp: it makes each connection's protocol, answering what it can itself
+    and handing aiohttp (through the `web.Server` it is given) whatever it does not."""
+
+    def factory(self, server: web.Server) -> Callable[[], asyncio.BaseProtocol]:
+        """The protocol factory of the listening socket, given aiohttp's own."""
+        ...
+
+    def close_idle(self) -> None:
+        """Close the connections aiohttp does not hold (at shutdown; aiohttp closes its own)."""
+        ...
 
 
 @dataclass
@@ -22,6 +37,32 @@ class ExtraSite:
     # Maps the main site's bound port to the port this site asks for (0 = any free port).
     port_for: Callable[[int], int]
     bound_port: int | None = None
+    # Answers some requests before aiohttp sees them (None: aiohttp answers every request).
+    front: Front | None = None
+
+
+class FrontedRunner(web.AppRunner):
+    """An AppRunner whose listening sockets make the front's protocols instead of aiohttp's.
+
+    Sites (TCPSite, SockSite) ask `runner.server` for their protocol factory; aiohttp's own server stays
+    `_server`, which the front hands requests to and the runner shuts down as usual.
+    """
+
+    def __init__(self, app: web.Application, front: Front, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self._front = front
+        self._factory: Callable[[], asyncio.BaseProtocol] | None = None
+
+    @property
+    def server(self) -> Any:  # the sites only call it
+        if self._factory is None and self._server is not None:
+            self._factory = self._front.factory(self._server)
+        return self._factory
+
+    async def cleanup(self) -> None:
+        """aiohttp's clean-up (its connections drained and closed), then the front's idle connections."""
+        await super().cleanup()
+        self._front.close_idle()
 
 
 def port_after(configured: int, main_configured: int) -> Callable[[int], int]:

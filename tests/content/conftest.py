@@ -40,11 +40,13 @@ def content_root(tmp_path: Path, zim_dir: Path) -> Path:
 from collections.abc import AsyncIterator, Callable  # noqa: E402
 from typing import Any  # noqa: E402
 
+from aiohttp import web  # noqa: E402
 from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
 
 from appliance.content.keys import CONTENT, CONTENT_SITE  # noqa: E402
 from appliance.content.origin import PASS_COOKIE  # noqa: E402
 from appliance.keys import DB  # noqa: E402
+from appliance.web.sites import Front, FrontedRunner  # noqa: E402
 
 
 async def sign_in(client: TestClient, username: str, password: str) -> dict[str, str]:
@@ -58,10 +60,23 @@ async def sign_in(client: TestClient, username: str, password: str) -> dict[str,
     return {"Cookie": f"{morsel.key}={morsel.value}", "X-CSRF-Token": body["data"]["csrf_token"]}
 
 
+class FrontedTestServer(TestServer):
+    """A test server whose connections go through the site's front, as the daemon's listeners do."""
+
+    def __init__(self, app: web.Application, front: Front | None) -> None:
+        super().__init__(app)
+        self._front = front
+
+    async def _make_runner(self, **kwargs: Any) -> web.AppRunner:
+        if self._front is None:
+            return await super()._make_runner(**kwargs)
+        return FrontedRunner(self.app, self._front, **kwargs)
+
+
 async def start_content_site(client: TestClient) -> TestClient:
     """Serve the app's content origin too (the daemon binds it beside the app port); the caller closes it."""
     site = client.app[CONTENT_SITE]
-    content = TestClient(TestServer(site.app))
+    content = TestClient(FrontedTestServer(site.app, site.front))
     await content.start_server()
     site.bound_port = content.port
     return content

@@ -1,0 +1,415 @@
+"""The content origin's connections: plain reads of hot entries answered here, everything else by aiohttp.
+
+A class reading the library sends the content origin thousands of requests a second that all look alike:
+GET /content/{book}/{path} with the same pass cookie, for entries already in memory. Through aiohttp each
+costs about four times the work of answering it, so each connection is this protocol first. It parses a
+request head itself only when the head is plain (HTTP/1.1, keep-alive, no body, no Range, headers well
+formed) and asks the hot lane (`hotlane.py`), which makes the same access decisions and sends the same
+headers as the full path, or declines.
+
+Anything else goes to aiohttp, which stays the authority on HTTP:
+- a plain request the lane declines (a miss, an error, a redirect, the pass exchange, HEAD) is *handed*
+  to aiohttp's own handler for this connection, fed the request's exact bytes; later bytes wait here
+  until aiohttp has written that response, then this protocol reads again (so responses keep their order);
+- anything it does not fully understand (a body, `Connection: close`, HTTP/1.0, an odd header, a head
+  over 64 KiB) gives aiohttp the connection for good, bytes and all, and aiohttp answers as it always did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import re
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple
+
+from aiohttp import web
+
+from appliance.content.hotlane import Answer, HotLane
+from appliance.keys import CONFIG
+from appliance.observability.httpmetrics import BUFFER
+from appliance.observability.logging import ACCESS
+from appliance.web.middlewares import request_id
+
+MAX_HEAD = 64 * 1024  # aiohttp's own line limit; a longer head is aiohttp's to refuse
+MAX_WAITING = 256 * 1024  # bytes held while a response is pending before the client is made to wait
+KEEPALIVE_S = 75.0  # aiohttp's default: an idle (or never finished) connection is closed after this
+ROUTE = "/content/{book}/{path}"  # the route label the full path's metrics use for these requests
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Headers this protocol reads; any of them twice, or with bytes it does not expect, goes to aiohttp.
+_READ = frozenset({b"host", b"cookie", b"accept-encoding", b"if-none-match", b"connection", b"content-length",
+                   b"transfer-encoding", b"range", b"if-range", b"x-request-id", b"expect", b"upgrade"})
+# Any of these makes the request one the lane does not answer (handed to aiohttp, which does).
+_NOT_PLAIN = (b"range", b"if-range", b"x-request-id", b"expect", b"upgrade")
+
+
+class Mode(enum.Enum):
+    """Who reads the connection's bytes."""
+
+    OWN = "own"  # this protocol parses and answers
+    HANDED = "handed"  # aiohttp is answering one request; later bytes wait here
+    AIOHTTP = "aiohttp"  # aiohttp has the connection for good
+
+
+class Head(NamedTuple):
+    """What this protocol needs of a request head."""
+
+    method: bytes
+    target: str
+    fields: dict[bytes, str]
+    keep_alive: bool
+    has_body: bool
+
+
+def read_head(raw: bytes) -> Head | None:
+    """The request head (without its blank line), or None when it is not plain HTTP/1.1 through and through."""
+    line, _, rest = raw.partition(b"\r\n")
+    parts = line.split(b" ")
+    if len(parts) != 3 or parts[2] != b"HTTP/1.1" or not _TOKEN.fullmatch(parts[0]):
+        return None
+    method, target = parts[0], parts[1]
+    if not target.startswith(b"/") or not target.isascii() or any(c < 0x21 or c == 0x7F for c in target):
+        return None
+    fields: dict[bytes, str] = {}
+    if rest:
+        for item in rest.split(b"\r\n"):
+            name, sep, value = item.partition(b":")
+            if not sep or not _TOKEN.fullmatch(name):
+                return None  # obs-fold, space before the colon, a bare line: aiohttp's to judge
+            if b"\r" in value or b"\x00" in value:
+                return None
+            key = name.lower()
+            if key in _READ:
+                if key in fields or not value.isascii():
+                    return None
+                fields[key] = value.strip(b" \t").decode("ascii")
+    connection = fields.get(b"connection")
+    keep_alive = connection is None or all(t.strip().lower() == "keep-alive" for t in connection.split(","))
+    length = fields.get(b"content-length")
+    if length is not None and not length.isdigit():
+        return None
+    has_body = b"transfer-encoding" in fields or (length is not None and int(length) != 0)
+    return Head(method, target.decode("ascii"), fields, keep_alive, has_body)
+
+
+class ContentConnection(asyncio.Protocol):
+    """One connection to the content origin."""
+
+    def __init__(self, front: ConnectionFront, server: web.Server) -> None:
+        self._front = front
+        self._server = server
+        self._loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self._buf = bytearray()
+        self.mode = Mode.OWN
+        self._aiohttp: Any = None  # aiohttp's RequestHandler for this connection, made on first need
+        self._relay: Relay | None = None
+        self._writing_paused = False
+        self._reading_paused = False
+        self._last = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+
+    # ------------------------------------------------------------------ asyncio's side
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            # Each response is one write; don't let Nagle hold it for the previous one's ACK.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._front.connections.add(self)
+        self._last = self._loop.time()
+        self._timer = self._loop.call_later(self._front.keepalive_s, self._check_idle)
+
+    def data_received(self, data: bytes) -> None:
+        if self.mode is Mode.AIOHTTP:
+            self._aiohttp.data_received(data)
+            return
+        self._buf += data
+        if self.mode is Mode.OWN and not self._writing_paused:
+            self._serve()
+        if len(self._buf) > MAX_WAITING and not self._reading_paused and self.transport is not None:
+            self._reading_paused = True  # a client sending faster than it reads waits (pipelining, floods)
+            self.transport.pause_reading()
+
+    def eof_received(self) -> bool | None:
+        if self._aiohttp is not None and self.mode is not Mode.OWN:
+            return self._aiohttp.eof_received()  # type: ignore[no-any-return]
+        return None
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+        if self._aiohttp is not None:
+            self._aiohttp.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        if self._aiohttp is not None:
+            self._aiohttp.resume_writing()
+        if self.mode is Mode.OWN:
+            self._serve()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._front.connections.discard(self)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        handler, self._aiohttp, self._relay = self._aiohttp, None, None
+        if handler is not None:
+            handler.connection_lost(exc)
+        self.transport = None
+
+    # ------------------------------------------------------------------ answering
+
+    def _serve(self) -> None:
+        """Answer every complete request buffered, until one must go to aiohttp or the client stops reading."""
+        buf = self._buf
+        lane = self._front.lane
+        while self.mode is Mode.OWN and not self._writing_paused and self.transport is not None:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buf) > MAX_HEAD:
+                    self._give_up()
+                break
+            started = time.perf_counter()
+            head = read_head(bytes(buf[:end]))
+            if head is None or head.has_body or not head.keep_alive:
+                self._give_up()
+                return
+            answer = None
+            # No Host: aiohttp's 400, as before.
+            if head.method == b"GET" and b"host" in head.fields and not any(k in head.fields for k in _NOT_PLAIN):
+                fields = head.fields
+                answer = lane.answer(head.target, fields.get(b"cookie"), fields.get(b"accept-encoding"),
+                                     fields.get(b"if-none-match"))
+            request = bytes(buf[:end + 4])
+            del buf[:end + 4]
+            if answer is None:
+                self._hand(request)
+                return
+            self._send(answer, started)
+        if self._reading_paused and len(buf) <= MAX_WAITING // 2 and self.transport is not None:
+            self._reading_paused = False
+            self.transport.resume_reading()
+
+    def _send(self, answer: Answer, started: float) -> None:
+        assert self.transport is not None
+        lane = self._front.lane
+        rid = request_id()
+        length = b"Content-Length: %d\r\n" % len(answer.body) if answer.status == 200 else b""
+        self.transport.write(b"".join((answer.head, length, lane.date_line(), b"X-Request-ID: ",
+                                       rid.encode("ascii"), b"\r\n\r\n", answer.body)))
+        self._last = self._loop.time()
+        self._front.answered += 1
+        elapsed = time.perf_counter() - started
+        BUFFER.observe("GET", ROUTE, str(answer.status), elapsed)
+        if self._front.access_log:
+            ACCESS.add("GET", answer.path, answer.status, elapsed, rid)
+
+    # ------------------------------------------------------------------ aiohttp's side
+
+    def _handler(self) -> Any:
+        """aiohttp's handler for this connection, connected through a relay (made on first need)."""
+        if self._aiohttp is None:
+            self._relay = Relay(self)
+            self._aiohttp = self._server()
+            self._aiohttp.connection_made(self._relay)
+        return self._aiohttp
+
+    def _hand(self, request: bytes) -> None:
+        """aiohttp answers this one request; handed_back() gives the connection back when it has."""
+        self.mode = Mode.HANDED
+        self._handler().data_received(request)
+
+    def handed_back(self) -> None:
+        """aiohttp has written its response to a handed request and keeps the connection open."""
+        if self.mode is not Mode.HANDED:
+            return
+        self.mode = Mode.OWN
+        self._last = self._loop.time()
+        if self._buf:
+            self._loop.call_soon(self._serve_if_own)
+
+    def _serve_if_own(self) -> None:
+        if self.mode is Mode.OWN and not self._writing_paused:
+            self._serve()
+
+    def _give_up(self) -> None:
+        """aiohttp takes the connection for good, starting with every byte not answered yet."""
+        self.mode = Mode.AIOHTTP
+        if self._timer is not None:  # aiohttp keeps its own time from here
+            self._timer.cancel()
+            self._timer = None
+        data = bytes(self._buf)
+        self._buf.clear()
+        handler = self._handler()
+        if self._reading_paused and self.transport is not None:
+            self._reading_paused = False
+            self.transport.resume_reading()
+        if data:
+            handler.data_received(data)
+
+    def relay_closed(self, relay: Relay) -> None:
+        """aiohttp closed its transport: close the connection, unless this protocol is serving it again."""
+        if relay is not self._relay or self.transport is None:
+            return
+        if self.mode is Mode.OWN:
+            # aiohttp's keep-alive timer (or its shutdown) gave up on a handler that has been idle while this
+            # protocol answered: drop the handler; the connection's own idle timer decides about the rest.
+            handler, self._aiohttp, self._relay = self._aiohttp, None, None
+            handler.connection_lost(None)
+            return
+        self.transport.close()
+
+    def _check_idle(self) -> None:
+        self._timer = None
+        if self.transport is None or self.mode is Mode.AIOHTTP:
+            return
+        now = self._loop.time()
+        idle_s = self._front.keepalive_s
+        if self.mode is Mode.OWN and now - self._last >= idle_s:
+            self.transport.close()
+            return
+        delay = self._last + idle_s - now if self.mode is Mode.OWN else idle_s
+        self._timer = self._loop.call_later(max(0.05, delay), self._check_idle)
+
+    def close(self) -> None:
+        """Close now (shutdown)."""
+        if self.transport is not None:
+            self.transport.close()
+
+
+class Relay(asyncio.Transport):
+    """The transport aiohttp's handler writes to: the connection's, for as long as the handler is its own."""
+
+    def __init__(self, conn: ContentConnection) -> None:
+        super().__init__()
+        self._conn = conn
+
+    def _real(self) -> asyncio.Transport | None:
+        conn = self._conn
+        return conn.transport if conn._relay is self else None  # noqa: SLF001 - the relay is part of it
+
+    def write(self, data: Any) -> None:
+        real = self._real()
+        if real is not None:
+            real.write(data)
+
+    def writelines(self, list_of_data: Any) -> None:
+        real = self._real()
+        if real is not None:
+            real.writelines(list_of_data)
+
+    def is_closing(self) -> bool:
+        real = self._real()
+        return real is None or real.is_closing()
+
+    def close(self) -> None:
+        self._conn.relay_closed(self)
+
+    def abort(self) -> None:
+        real = self._real()
+        if real is not None:
+            real.abort()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        real = self._real()
+        return real.get_extra_info(name, default) if real is not None else default
+
+    def pause_reading(self) -> None:
+        real = self._real()
+        if real is not None and self._conn.mode is Mode.AIOHTTP:
+            real.pause_reading()
+
+    def resume_reading(self) -> None:
+        real = self._real()
+        if real is not None and self._conn.mode is Mode.AIOHTTP:
+            real.resume_reading()
+
+    def is_reading(self) -> bool:
+        real = self._real()
+        return real is not None and real.is_reading()
+
+    def get_write_buffer_size(self) -> int:
+        real = self._real()
+        return real.get_write_buffer_size() if real is not None else 0
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        real = self._real()
+        return real.get_write_buffer_limits() if real is not None else (0, 0)
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        real = self._real()
+        if real is not None:
+            real.set_write_buffer_limits(high, low)
+
+    def can_write_eof(self) -> bool:
+        real = self._real()
+        return real is not None and real.can_write_eof()
+
+    def write_eof(self) -> None:
+        real = self._real()
+        if real is not None:
+            real.write_eof()
+
+    def get_protocol(self) -> Any:
+        return self._conn._aiohttp  # noqa: SLF001
+
+
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+
+
+def _handing_back(handler: Handler) -> Handler:
+    """aiohttp's request handler, finishing a handed request's response itself so the connection can go back."""
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        relay = request.transport
+        conn = relay._conn if isinstance(relay, Relay) else None  # noqa: SLF001
+        if conn is None or conn.mode is not Mode.HANDED:
+            return await handler(request)
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:  # redirects arrive raised; aiohttp sends them as responses
+            await _finish(request, exc, conn)
+            raise
+        await _finish(request, response, conn)
+        return response
+
+    return handle
+
+
+async def _finish(request: web.BaseRequest, response: web.StreamResponse, conn: ContentConnection) -> None:
+    """Send the whole response now (aiohttp then finds it sent), and give the connection back if it stays open."""
+    await response.prepare(request)
+    await response.write_eof()
+    if response.keep_alive:
+        conn.handed_back()
+
+
+class ConnectionFront:
+    """The content origin's front (see appliance.web.sites.Front): one per content-origin application."""
+
+    def __init__(self, site: web.Application) -> None:
+        self.lane = HotLane(site)
+        self._site = site
+        self.connections: set[ContentConnection] = set()
+        self.keepalive_s = KEEPALIVE_S
+        self.answered = 0  # requests answered by the connections themselves (aiohttp answered the rest)
+
+    @property
+    def access_log(self) -> bool:
+        """Whether access lines are written (the config's switch, as the full path reads it)."""
+        return bool(self._site[CONFIG].logging.access_log)
+
+    def factory(self, server: web.Server) -> Callable[[], asyncio.BaseProtocol]:
+        """Protocols for the listening socket; aiohttp's handlers learn to give handed connections back."""
+        server.request_handler = _handing_back(server.request_handler)
+        return lambda: ContentConnection(self, server)
+
+    def close_idle(self) -> None:
+        """Close every connection still open (aiohttp has finished and closed its own by now)."""
+        for conn in list(self.connections):
+            conn.close()
