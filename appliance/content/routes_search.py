@@ -57,7 +57,7 @@ async def _books(request: web.Request, service: ContentService, names: str) -> l
 def _busy(exc: Saturated | QueryTimeout, kind: str) -> Exception:
     """503 with Retry-After: the teacher sees "busy, try again", and article reads carry on."""
     metrics.QUERY_REJECTED.labels(kind).inc()
-    retry = exc.retry_after if isinstance(exc, Saturated) else 2
+    retry = exc.retry_after if isinstance(exc, Saturated) else 2  # a timed-out query: its process is busy
     return unavailable(f"{kind} is busy right now; try again in a moment", retry, code=f"{kind}_busy")
 
 
@@ -124,24 +124,42 @@ async def suggest(request: web.Request) -> web.Response:
     books = await _books(request, service, slug)
     if not books:
         raise not_found("no such book")
-    started = time.perf_counter()
-    try:
-        got = await service.pools.suggest.run(searchworker.suggest, books[0], q, 10)
-    except (Saturated, QueryTimeout) as exc:
-        raise _busy(exc, "suggest") from None
-    metrics.QUERY_LATENCY.labels("suggest").observe(time.perf_counter() - started)
+    got = await run_suggest(request, service, books[0], q)
     return ok([{**s, "book": books[0].slug, "url": content_url(books[0].slug, s["path"])} for s in got])
 
 
+async def run_suggest(request: web.Request, service: ContentService, book: BookRef, q: str) -> list[dict[str, str]]:
+    """Suggestions from the suggest processes, through their own cache: a class typing the same word asks
+    the same prefixes, so most keystrokes after the first learner's are answered without a process."""
+    started = time.perf_counter()
+    key = service.suggest_cache.suggest_key(book, q, 10)
+    got: list[dict[str, str]] | None = service.suggest_cache.get(key)
+    if got is None:
+        async def load() -> list[dict[str, str]]:
+            found: list[dict[str, str]] = await service.pools.suggest.run(searchworker.suggest, book, q, 10)
+            service.suggest_cache.put(key, found, request.query_string)
+            return found
+
+        try:
+            # The same prefix asked while it runs waits for that run instead of taking a place in the queue.
+            got = await service.suggest_flight.run(key, load)
+        except (Saturated, QueryTimeout) as exc:
+            raise _busy(exc, "suggest") from None
+    metrics.QUERY_LATENCY.labels("suggest").observe(time.perf_counter() - started)
+    return got
+
+
 async def admission_guard(request: web.Request) -> None:
-    """Refuse searches while their pool is full before any session lookup, so a flood costs almost nothing."""
+    """Refuse a flood before any session lookup, so it costs almost nothing: while a class's queue is full
+    (by count or expected wait), only requests its cache will probably answer go on."""
     kind = _GUARDED.get(request.path)
     if kind is not None:
         service = request.app[CONTENT]
-        pool = service.pools.search if kind == "search" else service.pools.suggest
-        if pool.full and not (kind == "search" and request.query_string in service.search_cache.recent):
+        pool, cache = ((service.pools.search, service.search_cache) if kind == "search"
+                       else (service.pools.suggest, service.suggest_cache))
+        if pool.full and request.query_string not in cache.recent:
             pool.rejected += 1
-            raise _busy(Saturated(pool.klass, pool.retry_after), kind)
+            raise _busy(Saturated(pool.klass, pool.retry_after()), kind)
 
 
 _GUARDED = {"/api/v1/search": "search", "/api/v1/suggest": "suggest"}

@@ -1,4 +1,4 @@
-"""A small per-process cache of search pages: a class searching the same assignment term pays once."""
+"""Small per-process caches of search pages and suggestion lists: a class asking the same thing pays once."""
 
 import time
 from collections import OrderedDict
@@ -8,7 +8,8 @@ from appliance.content.searchworker import BookRef
 
 
 class SearchCache:
-    """LRU of search outcomes keyed by the exact books (uuid and block list included), query and page."""
+    """LRU of search outcomes (or suggestion lists) keyed by the exact books (uuid and block list included),
+    the normalized query and the page."""
 
     def __init__(self, max_entries: int, ttl_s: float) -> None:
         self.max_entries = max_entries
@@ -24,6 +25,12 @@ class SearchCache:
     def key(books: list[BookRef], query: str, start: int, count: int) -> tuple[Any, ...]:
         """A replaced archive (new uuid) or a changed block list gives a new key, so nothing stale is served."""
         return (tuple(books), " ".join(query.lower().split()), start, count)
+
+    @staticmethod
+    def suggest_key(book: BookRef, query: str, count: int) -> tuple[Any, ...]:
+        """Like key, for one book's suggestions. Case is kept: an archive without a title index matches
+        title prefixes as typed."""
+        return ("suggest", book, " ".join(query.split()), count)
 
     def get(self, key: tuple[Any, ...]) -> Any | None:
         """The cached outcome, if fresh."""

@@ -51,6 +51,8 @@ class ContentService:
     passes: PassSigner
     reading_clock: ReadingClock = field(default_factory=ReadingClock)
     search_flight: SingleFlight[Any] = field(default_factory=SingleFlight)
+    suggest_cache: SearchCache = field(default_factory=lambda: SearchCache(0, 0))
+    suggest_flight: SingleFlight[Any] = field(default_factory=SingleFlight)
 
     async def refresh(self, *, force: bool = False) -> None:
         """Pick up library changes made by any process."""
@@ -105,7 +107,8 @@ async def content_ctx(app: web.Application) -> AsyncIterator[None]:
     db = app[DB]
     pools = SearchPools(search_processes=settings.search_processes, suggest_processes=settings.suggest_processes,
                         queue_depth=settings.query_queue_depth, cluster_cache_bytes=settings.cluster_cache_bytes,
-                        search_timeout_s=settings.search_timeout_s, niceness=settings.search_niceness)
+                        search_timeout_s=settings.search_timeout_s, wait_s=settings.query_wait_s,
+                        niceness=settings.search_niceness)
     service = ContentService(
         settings=settings, db=db,
         directory=Directory(settings.anonymous_facility_id, settings.refresh_interval_s),
@@ -113,6 +116,7 @@ async def content_ctx(app: web.Application) -> AsyncIterator[None]:
         recorder=ViewRecorder(db, settings.view_batch_max),
         zim_root=config.paths.content_root / "zim", scan_lock=asyncio.Lock(),
         search_cache=SearchCache(settings.search_cache_entries, settings.search_cache_ttl_s),
+        suggest_cache=SearchCache(settings.suggest_cache_entries, settings.search_cache_ttl_s),
         passes=PassSigner(await run_blocking("io", load_or_create_key, config.paths.data_dir)),
     )
     app[CONTENT] = service

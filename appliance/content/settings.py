@@ -26,8 +26,11 @@ class ContentSettings:
         5, help="nice value added to search and suggest processes so article serving keeps the CPU first",
         min=0, max=19)
     query_queue_depth: int = setting(
-        4, help="queries that may wait per class beyond the busy processes; more get 503 + Retry-After at once",
-        min=0, max=1000)
+        32, help="searches (and, separately, suggestions) that may wait in order for a busy process, per HTTP "
+        "worker; more get 503 + Retry-After at once", min=0, max=1000)
+    query_wait_s: float = setting(
+        2.0, help="longest a search or suggestion waits for a process: one expected to wait longer is refused at "
+        "once (503 + Retry-After), one still waiting then is refused", min=0.05, max=300)
     search_timeout_s: float = setting(10.0, help="a search or suggest taking longer answers 503", min=0.1, max=300)
     snippet_budget_ms: int = setting(
         150, help="time a search may spend building snippets for its page; later results come without one",
@@ -36,7 +39,11 @@ class ContentSettings:
     search_cache_entries: int = setting(
         512, help="search result pages cached per HTTP worker (0 = off); keyed by books, block lists and query",
         min=0, max=100000)
-    search_cache_ttl_s: float = setting(300.0, help="how long a cached search result page is reused", min=0)
+    search_cache_ttl_s: float = setting(
+        300.0, help="how long a cached search result page or suggestion list is reused", min=0)
+    suggest_cache_entries: int = setting(
+        2048, help="suggestion lists cached per HTTP worker (0 = off); keyed by book, block list and query",
+        min=0, max=100000)
     max_query_chars: int = setting(200, help="longest search or suggest query accepted (400 beyond)",
                                    min=1, max=10000)
     scan_interval_s: float = setting(
