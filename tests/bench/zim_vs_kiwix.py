@@ -13,6 +13,7 @@ tracking on) are driven by wrk over the same 500 random article URLs per archive
 - RSS of every process after the runs.
 
     .venv/bin/python tests/bench/zim_vs_kiwix.py [--short] [--archives pgdocs,pydocs] [--workers N]
+                                                 [--parts articles,search]
 """
 
 from __future__ import annotations
@@ -226,12 +227,14 @@ def bench_archive(res: ArchiveResult, kbase: str, app: Appliance, args: argparse
     browser_k = {**BROWSER, "Cookie": app.content_cookie}  # kiwix-serve ignores it, but parses it the same
     browser_a = {**BROWSER, "Cookie": app.content_cookie}
     # Alternate the two servers so that load from elsewhere on the machine hits both alike.
-    for _ in range(args.rounds):
+    for _ in range(args.rounds if "articles" in args.parts else 0):
         res.k_plain.append(article_run(kbase, kprefix, paths, args))
         res.a_plain.append(article_run(app.content, aprefix, paths, args, content_h))
-    for _ in range(args.rounds):
+    for _ in range(args.rounds if "articles" in args.parts else 0):
         res.k_browser.append(article_run(kbase, kprefix, paths, args, browser_k))
         res.a_browser.append(article_run(app.content, aprefix, paths, args, browser_a))
+    if "search" not in args.parts:
+        return
     distinct = distinct_queries(res.zim, DISTINCT_QUERIES)
     ksearch, asearch = f"/search?content={book}&pattern=", f"/api/v1/search?books={book}&per_page=25&q="
     warm_search(kbase, ksearch)
@@ -249,6 +252,8 @@ def report(res: ArchiveResult, workers: int) -> list[str]:
     name = res.source.name
     print(f"\n######## {name} ({res.zim.stat().st_size / 1e6:.1f} MB)")
     for kind, ks, as_ in (("plain", res.k_plain, res.a_plain), ("browser-like", res.k_browser, res.a_browser)):
+        if not ks:  # --parts without articles
+            continue
         for i, (k, a) in enumerate(zip(ks, as_, strict=True)):
             print(f"{kind} round {i + 1}: kiwix {k.rps:.0f} req/s, appliance {a.rps:.0f} req/s ({a.rps / k.rps:.2f}x)")
         k, a = max(ks, key=lambda r: r.rps), max(as_, key=lambda r: r.rps)
@@ -289,7 +294,13 @@ def main() -> int:
     parser.add_argument("--urls", type=int, default=500)
     parser.add_argument("--toml", default="", help="extra appliance config (whole sections), e.g. to turn a lever "
                         "off: '[content]\\nhot_cache_bytes = 0'")
+    parser.add_argument("--parts", default="articles,search",
+                        help="comma list of what to measure: articles (plain and browser-like runs), search "
+                        "(30 searchers while articles load); default both")
     args = parser.parse_args()
+    args.parts = {p.strip() for p in args.parts.split(",") if p.strip()}
+    if not args.parts or args.parts - {"articles", "search"}:
+        parser.error("--parts takes a comma list of: articles, search")
     args.duration = 4 if args.short else 10
     args.rounds = 1 if args.short else 3
     results = [ArchiveResult(SOURCES[name], build(SOURCES[name])) for name in args.archives.split(",")]
