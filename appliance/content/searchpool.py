@@ -62,6 +62,7 @@ class BoundedPool:
         self.expired = 0  # refused after waiting the whole wait_s (the estimate was too hopeful)
         self.started = 0  # calls handed to a process
         self.service_s = 0.0  # running estimate of one call's time in a process (0 until one finished)
+        self._unmeasured = processes  # the first call of each process also waits for it to start: not a sample
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._init_args = (cluster_cache_bytes, niceness)
         self._executor_: ProcessPoolExecutor | None = None
@@ -173,7 +174,9 @@ class BoundedPool:
 
     def _release(self, started: float | None) -> None:
         self.running -= 1
-        if started is not None:
+        if started is not None and self._unmeasured > 0:
+            self._unmeasured -= 1
+        elif started is not None:
             took = time.monotonic() - started
             self.service_s = took if not self.service_s else \
                 (1 - _SERVICE_ALPHA) * self.service_s + _SERVICE_ALPHA * took
