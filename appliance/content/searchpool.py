@@ -177,7 +177,9 @@ class BoundedPool:
         if started is not None and self._unmeasured > 0:
             self._unmeasured -= 1
         elif started is not None:
-            took = time.monotonic() - started
+            # Capped at wait_s: one pathological query (a timed-out one takes search_timeout_s) must not by
+            # itself make the pool refuse every waiter until enough others have finished to dilute it.
+            took = min(time.monotonic() - started, self.wait_s)
             self.service_s = took if not self.service_s else \
                 (1 - _SERVICE_ALPHA) * self.service_s + _SERVICE_ALPHA * took
         self._wake_next()

@@ -299,3 +299,14 @@ async def test_identical_concurrent_suggestions_run_once(open_library: Any, app_
     # Without a flight in progress (and the cache off), the next ask runs again.
     assert (await c.get("/api/v1/suggest?q=photo&book=testbook", headers=h)).status == 200
     assert pool.started == before + 2
+
+
+async def test_one_slow_query_does_not_close_the_queue() -> None:
+    pool = _pool(wait_s=0.3)
+    try:
+        assert await pool.run(_sleep, 0) == 0  # starts the process: not a sample
+        assert await pool.run(_sleep, 0.6) == 0.6
+        assert pool.service_s == pytest.approx(0.3)  # capped at wait_s
+        assert pool.expected_wait() == 0 and not pool.full
+    finally:
+        pool.close()
