@@ -28,8 +28,8 @@ class SearchCache:
 
     @staticmethod
     def suggest_key(book: BookRef, query: str, count: int) -> tuple[Any, ...]:
-        """Like key, for one book's suggestions. Case is kept: an archive without a title index matches
-        title prefixes as typed."""
+        """Like key, for one book's suggestions. Case is kept: for an older archive without a title index
+        libzim matches title prefixes as typed."""
         return ("suggest", book, " ".join(query.split()), count)
 
     def get(self, key: tuple[Any, ...]) -> Any | None:
