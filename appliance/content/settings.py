@@ -25,6 +25,11 @@ class ContentSettings:
     search_niceness: int = setting(
         5, help="nice value added to search and suggest processes so article serving keeps the CPU first",
         min=0, max=19)
+    # Defaults by measurement (tests/bench/zim_vs_kiwix.py --parts search): 30 searchers with no pause on 2
+    # HTTP workers put up to ~30 queries on one worker when connections land unevenly, so 32 lets a whole
+    # class wait there with no 503; under a saturating article load a worker answered 22-38 searches a
+    # second, so their p99 stayed near 1.1 s, and 2 s refuses only when the box is really overloaded.
+    # A waiter costs a coroutine and its request; the count bound keeps that small for any client.
     query_queue_depth: int = setting(
         32, help="searches (and, separately, suggestions) that may wait in order for a busy process, per HTTP "
         "worker; more get 503 + Retry-After at once", min=0, max=1000)
