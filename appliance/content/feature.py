@@ -12,6 +12,7 @@ from appliance.content import (
     routes_reports,
     routes_search,
 )
+from appliance.content.connection import ConnectionFront
 from appliance.content.keys import CONTENT_SITE
 from appliance.content.service import content_ctx
 from appliance.keys import EXTRA_SITES
@@ -22,6 +23,8 @@ def setup(app: web.Application) -> None:
     """Register the content feature on the application."""
     # The content origin: a second listener in every HTTP process, serving archive entries only.
     site = origin.build_site(app)
+    # Plain reads of hot entries are answered by the connections themselves, the rest by the site's app.
+    site.front = ConnectionFront(site.app)
     app[CONTENT_SITE] = site
     app[EXTRA_SITES].append(site)
     app.cleanup_ctx.append(content_ctx)

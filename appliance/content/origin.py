@@ -48,7 +48,6 @@ _frame_js: list[bytes] = []
 def build_site(main: web.Application) -> ExtraSite:
     """The content origin's application, sharing the main app's content service, tasks and session lookups."""
     from appliance.content import routes_content
-    from appliance.content.connection import ConnectionFront
 
     config = main[CONFIG]
     site = web.Application(client_max_size=4096, handler_args={"max_field_size": 16384, "max_line_size": 65536})
@@ -66,9 +65,7 @@ def build_site(main: web.Application) -> ExtraSite:
     site.on_response_prepare.append(_content_headers)
     site.router.add_routes(routes)
     site.router.add_routes(routes_content.site_routes)
-    # Plain reads of hot entries are answered by the connections themselves, the rest by this application.
-    front = ConnectionFront(site)
-    return ExtraSite("content", site, port_after(config.http.content_port, config.http.port), front=front)
+    return ExtraSite("content", site, port_after(config.http.content_port, config.http.port))
 
 
 @functools.lru_cache(maxsize=256)

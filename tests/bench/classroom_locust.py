@@ -163,12 +163,13 @@ class Steps(LoadTestShape):
         return int(STATE["target"]), float(CFG.get("rate", 20))
 
 
-def _cpu(procs: list[psutil.Process]) -> float:
+def _cpu(procs: list[psutil.Process], *, system_only: bool = False) -> float:
+    """CPU seconds used by these processes (user + system, or only the system part: the kernel's work)."""
     total = 0.0
     for proc in procs:
         try:
             times = proc.cpu_times()
-            total += times.user + times.system
+            total += times.system if system_only else times.user + times.system
         except psutil.Error:
             continue
     return total
@@ -210,10 +211,12 @@ def _step_loop(runner: MasterRunner) -> None:
             generators = _tree([os.getpid(), *_generator_pids()])
             runner.stats.reset_all()
             cpu0, gen0 = _cpu(servers), {p.pid: _cpu([p]) for p in generators}
+            sys0 = _cpu(servers, system_only=True)
             t0 = time.monotonic()
             gevent.sleep(CFG["hold_s"])
             seconds = time.monotonic() - t0
             cpu1 = _cpu(servers)
+            sys1 = _cpu(servers, system_only=True)
             gen = {p.pid: (_cpu([p]) - gen0.get(p.pid, 0.0)) / seconds for p in generators}
             page = runner.stats.get("page view", "PAGE")
             total = runner.stats.total
@@ -227,6 +230,8 @@ def _step_loop(runner: MasterRunner) -> None:
                 "errors_by_name": {f"{e.method} {e.name}": e.occurrences for e in runner.stats.errors.values()},
                 "server_cores": (cpu1 - cpu0) / seconds,
                 "server_cpu_ms_per_view": (cpu1 - cpu0) * 1000 / views if views else None,
+                # The kernel's part (sockets, scheduling): what no server code can take off a page view.
+                "server_system_share": (sys1 - sys0) / (cpu1 - cpu0) if cpu1 > cpu0 else None,
                 "server_rss_mib": _rss(servers) / 2**20,
                 "generator_cores": sum(gen.values()), "generator_max_process_cores": max(gen.values(), default=0),
                 "load_average": os.getloadavg()[0],
