@@ -20,10 +20,15 @@ class ContentSettings:
     gzip_cache_bytes: int = setting(
         16 * MIB, help="compressed bodies of entries too big for the hot cache, kept per process so they are "
         "gzipped once", min=0)
-    search_processes: int = setting(1, help="full-text search processes per HTTP worker", min=1, max=16)
+    # Two per worker, at the HTTP processes' own priority: with one, or at a lower priority, 30 searchers
+    # without pause beside a saturating article load waited 340-580 ms at p95 (the search processes got too
+    # small a share of the CPU); with two at equal priority p95 was 245-330 ms and article p99 stayed near
+    # the 50 ms goal (tests/bench/zim_vs_kiwix.py --parts search). A process takes memory only as it is used.
+    search_processes: int = setting(2, help="full-text search processes per HTTP worker", min=1, max=16)
     suggest_processes: int = setting(1, help="title-suggestion processes per HTTP worker", min=1, max=16)
     search_niceness: int = setting(
-        5, help="nice value added to search and suggest processes so article serving keeps the CPU first",
+        0, help="nice value added to search and suggest processes (0: the same priority as article serving; "
+        "raise it to favour articles over searches on a busy box)",
         min=0, max=19)
     # Defaults by measurement (tests/bench/zim_vs_kiwix.py --parts search): 30 searchers with no pause on 2
     # HTTP workers put up to ~30 queries on one worker when connections land unevenly, so 32 lets a whole
