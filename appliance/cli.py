@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.config import Config, ConfigError, describe, load_config
+from appliance.core import eventloop
 
 ROLE_ENV = "APPLIANCE_PROCESS_ROLE"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -129,7 +130,7 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
         workers=_default_workers(config, args.workers),
         argv=argv,
     )
-    code = asyncio.run(run_primary(config, options))
+    code = eventloop.run(run_primary(config, options), config.http.event_loop)
     if code:
         exit_now(code)
     return code

@@ -61,6 +61,9 @@ class HttpSettings:
         15.0, help="seconds in-flight requests may take to finish at shutdown", min=0, max=600
     )
     secure_cookies: bool = setting(False, help="mark cookies Secure even when the daemon itself serves plain HTTP")
+    event_loop: str = setting(
+        "uvloop", help="event loop of the daemon's processes: uvloop (libuv, less CPU per request) or asyncio",
+        choices=("uvloop", "asyncio"))
     trusted_proxies: list[str] = setting(
         [], help="CIDRs of reverse proxies whose X-Forwarded-For is believed (empty: none)"
     )

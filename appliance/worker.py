@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from pathlib import Path
@@ -32,11 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"appliance worker: config error: {exc}", file=sys.stderr)
         return 2
+    from appliance.core import eventloop
     from appliance.observability.logging import configure_logging
     from appliance.server import exit_now, run_worker
 
     configure_logging(config.logging.level, config.logging.format, dev=config.dev)
-    code = asyncio.run(run_worker(config, args.host, args.port, args.bus_url, sites))
+    code = eventloop.run(run_worker(config, args.host, args.port, args.bus_url, sites), config.http.event_loop)
     if code:
         exit_now(code)
     return code
