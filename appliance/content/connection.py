@@ -76,7 +76,8 @@ def read_head(raw: bytes) -> Head | None:
     if rest:
         for item in rest.split(b"\r\n"):
             name, sep, value = item.partition(b":")
-            if not sep or not _TOKEN.fullmatch(name):
+            # Nearly every header name is letters, digits and dashes: checked in C; the rest by the pattern.
+            if not sep or not (name.replace(b"-", b"").isalnum() and name.isascii() or _TOKEN.fullmatch(name)):
                 return None  # obs-fold, space before the colon, a bare line: aiohttp's to judge
             if b"\r" in value or b"\x00" in value:
                 return None
@@ -185,11 +186,12 @@ class ContentConnection(asyncio.Protocol):
                 fields = head.fields
                 answer = lane.answer(head.target, fields.get(b"cookie"), fields.get(b"accept-encoding"),
                                      fields.get(b"if-none-match"))
-            request = bytes(buf[:end + 4])
-            del buf[:end + 4]
             if answer is None:
+                request = bytes(buf[:end + 4])
+                del buf[:end + 4]
                 self._hand(request)
                 return
+            del buf[:end + 4]
             self._send(answer, started)
         if self._reading_paused and len(buf) <= MAX_WAITING // 2 and self.transport is not None:
             self._reading_paused = False

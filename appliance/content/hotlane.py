@@ -69,7 +69,10 @@ def entry_path(target: str) -> tuple[str, str] | None:
             slug, path = unquote(slug, errors="strict"), unquote(path, errors="strict")
         except UnicodeDecodeError:
             return None
-    if "/." in "/" + path or "\x00" in path or len(path.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
+    if path.startswith(".") or "/." in path or "\x00" in path:
+        return None
+    # A character takes at most 4 bytes: only a long path needs encoding to be measured.
+    if len(path) > MAX_PATH_BYTES // 4 and len(path.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
         return None
     return slug, path
 

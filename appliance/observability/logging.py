@@ -85,6 +85,13 @@ def configure_logging(level: str, fmt: str, *, dev: bool) -> None:
 LOGGER = "appliance.access"
 
 
+def _json_string(text: str) -> str:
+    """text as a JSON string; most access-log values need no escaping, and json.dumps costs microseconds."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'
+    return json.dumps(text, ensure_ascii=False)
+
+
 class AccessLog:
     """A per-process buffer of access lines."""
 
@@ -118,8 +125,8 @@ class AccessLog:
         msg = f"{method} {path} {status} {elapsed_s * 1000:.1f}ms"
         stamp = self._timestamp(time.time())
         if self.json_lines:
-            rid = f',"request_id":{json.dumps(request_id)}' if request_id else ""
-            text = json.dumps(msg, ensure_ascii=False)
+            rid = f',"request_id":{_json_string(request_id)}' if request_id else ""
+            text = _json_string(msg)
             line = f'{{"ts":"{stamp}","level":"info","logger":"{LOGGER}","msg":{text}{rid}}}'
         else:
             line = f"{stamp} INFO    {LOGGER} [{request_id}] {msg}" if request_id else f"{stamp} INFO    {LOGGER} {msg}"
