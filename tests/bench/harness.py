@@ -93,6 +93,40 @@ def tree_rss(pid: int) -> dict[str, int]:
     return totals
 
 
+def tree_cpu_s(pids: list[int]) -> float:
+    """CPU seconds used so far by these processes and all their descendants."""
+    total = 0.0
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            continue
+        for proc in procs:
+            try:
+                times = proc.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system
+    return total
+
+
+def wait_idle(pids: list[int], *, below_cores: float = 0.1, window_s: float = 0.5, limit_s: float = 30) -> float:
+    """Wait until these process trees use less than `below_cores` over a window; the seconds waited.
+
+    A server can go on working after its load stops (kiwix-serve finishes a backlog of searches for seconds):
+    the next run, of either server, must not start on a machine the previous one still occupies."""
+    start = time.monotonic()
+    last = tree_cpu_s(pids)
+    while time.monotonic() - start < limit_s:
+        time.sleep(window_s)
+        now = tree_cpu_s(pids)
+        if (now - last) / window_s < below_cores:
+            break
+        last = now
+    return time.monotonic() - start
+
+
 HELLO = r"""
 import sys
 from aiohttp import web

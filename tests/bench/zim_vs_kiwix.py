@@ -39,7 +39,7 @@ from urllib.parse import quote
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.bench.archives import SOURCES, Source, article_paths, build, distinct_queries, rotate_lua  # noqa: E402
-from tests.bench.harness import WrkResult, daemon, process_rss, wrk  # noqa: E402
+from tests.bench.harness import WrkResult, daemon, process_rss, wait_idle, wrk  # noqa: E402
 
 BROWSER = {
     "Accept-Encoding": "gzip, deflate",
@@ -154,9 +154,17 @@ def start_appliance(tmp: Path, zims: list[Path], workers: int, extra_toml: str =
     return Appliance(d, d.url, cookie, content, content_cookie)
 
 
+def quiet(args: argparse.Namespace) -> None:
+    """Start a run only once both servers are idle (each is measured on a machine the other has left)."""
+    waited = wait_idle(args.servers)
+    if waited > 1:
+        args.waits.append(waited)
+
+
 def article_run(base: str, prefix: str, paths: list[str], args: argparse.Namespace,
                 headers: dict[str, str] | None = None) -> WrkResult:
     """Warm up, then measure."""
+    quiet(args)
     script = rotate_lua(prefix, paths)
     wrk(base + prefix, duration=2, connections=args.connections, threads=2, script=script, headers=headers)
     return wrk(base + prefix, duration=args.duration, connections=args.connections, threads=2, script=script,
@@ -183,6 +191,7 @@ def mixed_run(base: str, prefix: str, search_path: str, paths: list[str], querie
     """30 searchers (their own wrk) while the article load continues (another wrk), same duration.
 
     Articles may come from another origin than searches (the appliance's content origin)."""
+    quiet(args)
     searches = ",".join(json.dumps(search_path + quote(q)) for q in queries)
     # Searchers behave like the appliance's search page: after a 503 they wait Retry-After seconds.
     search_lua = (f"local urls = {{{searches}}}\nlocal i = 0\nlocal wait = 0\nrequest = function()\n  i = i + 1\n"
@@ -312,6 +321,7 @@ def main() -> int:
     app = None
     try:
         app = start_appliance(tmp, [r.zim for r in results], args.workers, args.toml.replace('\\n', '\n'))
+        args.servers, args.waits = [kiwix.pid, app.daemon.pid], []  # type: ignore[attr-defined]
         for res in results:
             bench_archive(res, kbase, app, args)
         time.sleep(3)  # let the last batch of views reach the database
@@ -332,6 +342,9 @@ def main() -> int:
             app.daemon.stop()  # type: ignore[attr-defined]
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"load average after the runs: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}")
+    if args.waits:
+        print(f"{len(args.waits)} runs waited for the previous server to go idle first (up to "
+              f"{max(args.waits):.1f} s), e.g. kiwix-serve finishing searches queued before its load stopped")
     verdicts = []
     for res in results:
         verdicts += report(res, args.workers)
