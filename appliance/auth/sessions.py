@@ -229,6 +229,7 @@ _BY_ID = (
     " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ? AND s.state = 'active'"
 )
 _BY_IDS = _BY_ID.replace("s.id = ?", "s.id IN ({marks})")
+_EPOCH = "SELECT n FROM session_epoch WHERE id = 1"
 
 
 class SessionById:
@@ -238,10 +239,12 @@ class SessionById:
     and this is how it learns that session ended (sign-out, deactivation, password reset, expiry): within
     CACHE_TTL_S in every process. It only reads; the session's own cookie path touches and ends sessions.
 
-    Reading must not wait for SQLite: `revalidate_loop` re-reads every session used lately in one query per
+    Reading must not wait for SQLite: `revalidate_loop` re-checks every session used lately each
     REVALIDATE_S (off the request path), so a reader's requests find a fresh answer in memory. Only a
     session seen for the first time, or one not re-checked for CACHE_TTL_S (the loop stalled), is read on
-    the request, and sessions unused for FORGET_AFTER_S leave the cache.
+    the request, and sessions unused for FORGET_AFTER_S leave the cache. The re-check reads one row,
+    session_epoch (triggers count every change a principal depends on), and re-reads the sessions
+    themselves only when it moved, or, one by one, those whose cached times say they have expired.
     """
 
     def __init__(self, sessions: Sessions, build: Any) -> None:
@@ -249,6 +252,7 @@ class SessionById:
         self._build = build  # (db, user row, session id) -> principal
         self._cache: dict[int, _Checked] = {}
         self._refills: SingleFlight[Any] = SingleFlight()
+        self._epoch: int | None = None  # session_epoch when every cached session was last read together
 
     async def __call__(self, session_id: int) -> Any:
         """The principal of a live session, or None."""
@@ -257,10 +261,10 @@ class SessionById:
         if hit is not None and now - hit.checked_at < CACHE_TTL_S:
             hit.used_at = now
             return hit.principal
-        found = await self._refills.run(str(session_id), lambda: self._load(session_id))
+        found, times = await self._refills.run(str(session_id), lambda: self._load(session_id))
         if len(self._cache) >= CACHE_MAX_ENTRIES:
             self._cache.clear()
-        self._cache[session_id] = _Checked(now, found, now)
+        self._cache[session_id] = _Checked(now, found, now, *times)
         return found
 
     def cached(self, session_id: int) -> tuple[bool, Any]:
@@ -275,24 +279,42 @@ class SessionById:
         return True, hit.principal
 
     async def revalidate(self) -> None:
-        """Re-check every cached session used in the last FORGET_AFTER_S together; forget the others."""
-        clock = self._sessions.clock
-        started = clock.monotonic()
+        """Re-check every cached session used in the last FORGET_AFTER_S; forget the others."""
+        sessions = self._sessions
+        started = sessions.clock.monotonic()
         live = []
         for sid, entry in list(self._cache.items()):
             if started - entry.used_at > FORGET_AFTER_S:
                 del self._cache[sid]
             elif entry.principal is not None:  # an ended session never comes back: nothing to re-check
                 live.append(sid)
+        # Read before the sessions: a change committed after this read moves it past what is kept below.
+        row = await sessions.db.fetchone(_EPOCH)
+        epoch = row["n"] if row is not None else None
+        if epoch is not None and epoch == self._epoch:
+            # Nothing a principal depends on changed since every session was read: only time can have
+            # ended one. Those whose cached times say so are read again (a touch may have extended them).
+            now = sessions.clock.now()
+            due = []
+            for sid in live:
+                entry = self._cache[sid]
+                if entry.expires_at is None or entry.last_seen_at is None or now >= entry.expires_at \
+                        or now - entry.last_seen_at >= sessions.idle:
+                    due.append(sid)
+                elif entry.checked_at < started:
+                    entry.checked_at = started
+            live = due
         for i in range(0, len(live), REVALIDATE_BATCH):
             chunk = live[i:i + REVALIDATE_BATCH]
-            rows = await self._sessions.db.fetchall(_BY_IDS.format(marks=",".join("?" * len(chunk))), chunk)
+            rows = await sessions.db.fetchall(_BY_IDS.format(marks=",".join("?" * len(chunk))), chunk)
             found = {row["sid"]: row for row in rows}
             for sid in chunk:
                 principal = await self._principal(found.get(sid))
                 entry = self._cache.get(sid)
                 if entry is not None and entry.checked_at < started:
                     entry.checked_at, entry.principal = started, principal
+                    entry.expires_at, entry.last_seen_at = _times(found.get(sid))
+        self._epoch = epoch
 
     async def revalidate_loop(self) -> None:
         """Run revalidate every REVALIDATE_S (a task of each HTTP process)."""
@@ -300,8 +322,9 @@ class SessionById:
             await asyncio.sleep(REVALIDATE_S)
             await self.revalidate()
 
-    async def _load(self, session_id: int) -> Any:
-        return await self._principal(await self._sessions.db.fetchone(_BY_ID, (session_id,)))
+    async def _load(self, session_id: int) -> tuple[Any, tuple[datetime | None, datetime | None]]:
+        row = await self._sessions.db.fetchone(_BY_ID, (session_id,))
+        return await self._principal(row), _times(row)
 
     async def _principal(self, row: Any) -> Any:
         sessions = self._sessions
@@ -323,3 +346,12 @@ class _Checked:
     checked_at: float
     principal: Any
     used_at: float
+    expires_at: datetime | None = None  # the session's, as last read (None: ended, or not known)
+    last_seen_at: datetime | None = None
+
+
+def _times(row: Any) -> tuple[datetime | None, datetime | None]:
+    """A session row's expiry and last use, parsed; (None, None) for no row."""
+    if row is None:
+        return None, None
+    return datetime.fromisoformat(row["expires_at"]), datetime.fromisoformat(row["last_seen_at"])
