@@ -1,5 +1,6 @@
 """Article views and reading time, buffered in memory and written in batches off the request path."""
 
+import asyncio
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -83,6 +84,7 @@ class ViewRecorder:
         self.capacity = batch_max * 20
         self.views: list[View] = []
         self.readings: list[Reading] = []
+        self._writing = asyncio.Lock()
 
     def add_view(self, view: View) -> bool:
         """Queue a view; True when the batch is full and a flush is worth doing now."""
@@ -98,7 +100,20 @@ class ViewRecorder:
             self.readings.append(reading)
 
     async def flush(self) -> int:
-        """Write everything queued; on failure the rows stay queued for the next attempt."""
+        """Write everything queued; on failure the rows stay queued for the next attempt.
+
+        Flushes run one at a time, and a write once started finishes even when its caller is cancelled
+        (the periodic flush at shutdown): otherwise a second flush could find the queue already taken by a
+        write still in progress and return before those rows were committed, or a cancelled write could
+        lose them.
+        """
+        return await asyncio.shield(self._flush_one())
+
+    async def _flush_one(self) -> int:
+        async with self._writing:
+            return await self._write_queued()
+
+    async def _write_queued(self) -> int:
         views, readings = self.views, self.readings
         if not views and not readings:
             return 0
