@@ -107,36 +107,33 @@ class ViewRecorder:
         write still in progress and return before those rows were committed, or a cancelled write could
         lose them.
         """
-        return await asyncio.shield(self._flush_one())
-
-    async def _flush_one(self) -> int:
-        async with self._writing:
-            return await self._write_queued()
+        return await asyncio.shield(self._write_queued())
 
     async def _write_queued(self) -> int:
-        views, readings = self.views, self.readings
-        if not views and not readings:
-            return 0
-        self.views, self.readings = [], []
-        try:
-            async with self.db.transaction() as tx:
-                if views:
-                    await tx.executemany(
-                        "INSERT INTO article_views (user_id, facility_id, library_id, path, title, viewed_at)"
-                        " VALUES (?, ?, ?, ?, ?, ?)",
-                        [(v.user_id, v.facility_id, v.library_id, v.path, v.title, _db_time(v.viewed_at))
-                         for v in views])
-                if readings:
-                    await tx.executemany(
-                        "INSERT INTO reading_time (user_id, facility_id, library_id, path, day, seconds)"
-                        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, library_id, path, day) DO UPDATE"
-                        " SET seconds = seconds + excluded.seconds,"
-                        " updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-                        [(r.user_id, r.facility_id, r.library_id, r.path, r.day, r.seconds) for r in readings])
-        except Exception:
-            log.exception("writing %d article views failed; will retry", len(views))
-            self.views = views + self.views
-            self.readings = readings + self.readings
-            raise
-        VIEWS_WRITTEN.inc(len(views))
-        return len(views)
+        async with self._writing:
+            views, readings = self.views, self.readings
+            if not views and not readings:
+                return 0
+            self.views, self.readings = [], []
+            try:
+                async with self.db.transaction() as tx:
+                    if views:
+                        await tx.executemany(
+                            "INSERT INTO article_views (user_id, facility_id, library_id, path, title, viewed_at)"
+                            " VALUES (?, ?, ?, ?, ?, ?)",
+                            [(v.user_id, v.facility_id, v.library_id, v.path, v.title, _db_time(v.viewed_at))
+                             for v in views])
+                    if readings:
+                        await tx.executemany(
+                            "INSERT INTO reading_time (user_id, facility_id, library_id, path, day, seconds)"
+                            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, library_id, path, day) DO UPDATE"
+                            " SET seconds = seconds + excluded.seconds,"
+                            " updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+                            [(r.user_id, r.facility_id, r.library_id, r.path, r.day, r.seconds) for r in readings])
+            except Exception:
+                log.exception("writing %d article views failed; will retry", len(views))
+                self.views = views + self.views
+                self.readings = readings + self.readings
+                raise
+            VIEWS_WRITTEN.inc(len(views))
+            return len(views)

@@ -107,10 +107,17 @@ async def test_beacon_burst_cannot_inflate_reading_time(library: Library) -> Non
     assert await c.app[DB].fetchval("SELECT SUM(seconds) FROM reading_time") <= FIRST_BEACON_CAP_S + 2
 
 
-async def _until_taken(recorder: ViewRecorder) -> None:
+async def _flush_under_way(library: Library) -> tuple[ViewRecorder, asyncio.Future[int]]:
+    """One view queued, and a flush that has taken it and waits for the database thread."""
+    await library.show("testbook")
+    reader = await library.user(username="reader")
+    assert (await library.content.get("/content/testbook/a/algebra", headers=reader)).status == 200
+    recorder = library.service.recorder
+    assert recorder.views
+    flushing = asyncio.ensure_future(recorder.flush())
     for _ in range(20):  # a few loop turns: flush starts its write as a task of its own
         if not recorder.views:
-            return
+            return recorder, flushing
         await asyncio.sleep(0)
     raise AssertionError("the flush did not take the queue")
 
@@ -119,13 +126,7 @@ async def test_a_flush_waits_for_the_write_in_progress(library: Library) -> None
     # The periodic flush may have taken the queue and be writing it when another flush (shutdown, a test)
     # runs: that one must return only once those rows are committed, not find an empty queue and return.
     c = library.client
-    await library.show("testbook")
-    reader = await library.user(username="reader")
-    assert (await library.content.get("/content/testbook/a/algebra", headers=reader)).status == 200
-    recorder = library.service.recorder
-    assert recorder.views
-    in_progress = asyncio.ensure_future(recorder.flush())
-    await _until_taken(recorder)  # the first flush has the queue and waits for the database thread
+    recorder, in_progress = await _flush_under_way(library)
     await recorder.flush()
     assert await c.app[DB].fetchval("SELECT COUNT(*) FROM article_views") == 1
     assert await in_progress == 1
@@ -133,12 +134,7 @@ async def test_a_flush_waits_for_the_write_in_progress(library: Library) -> None
 
 async def test_a_cancelled_flush_still_writes_what_it_took(library: Library) -> None:
     c = library.client
-    await library.show("testbook")
-    reader = await library.user(username="reader")
-    assert (await library.content.get("/content/testbook/a/algebra", headers=reader)).status == 200
-    recorder = library.service.recorder
-    flushing = asyncio.ensure_future(recorder.flush())
-    await _until_taken(recorder)
+    recorder, flushing = await _flush_under_way(library)
     flushing.cancel()
     await recorder.flush()  # waits for the write the cancelled caller started
     assert await c.app[DB].fetchval("SELECT COUNT(*) FROM article_views") == 1
