@@ -227,3 +227,42 @@ async def test_housekeeping_expires_and_forgets_sessions(
     clock.advance(2 * 86400)
     await housekeeping_once(client.app)
     assert await db.fetchval("SELECT count(*) FROM sessions") == 0
+
+
+async def test_passwords_are_verified_on_niced_threads(
+    app_client: AppClientFactory,
+    config_factory,  # type: ignore[no-untyped-def]
+    make_user: MakeUser,
+    browsers: Browsers,
+    monkeypatch,  # type: ignore[no-untyped-def]
+) -> None:
+    """A class signing in takes the CPU readers leave: sign-in's argon2 runs at auth.password_niceness."""
+    import os
+    import threading
+
+    from appliance.auth import signin
+    from appliance.core import blocking
+
+    seen: list[int] = []
+    real_verify = signin.verify_password
+
+    def verify(stored: str, password: str) -> bool:
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return real_verify(stored, password)
+
+    monkeypatch.setattr(signin, "verify_password", verify)
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    old = blocking._pools.pop("auth", None)  # noqa: SLF001 - pools are per process; this app must make its own
+    if old is not None:
+        old.shutdown(wait=True)
+    try:
+        client = await app_client(config_factory(auth={"password_niceness": min(19, base + 13)}))
+        user = await make_user(client)
+        await browsers(client).login(user["username"], user["password"])
+        await browsers(client).login(user["username"], "wrong password", expect=401)
+    finally:
+        pool = blocking._pools.pop("auth", None)  # noqa: SLF001 - later tests get a pool of their own config
+        if pool is not None:
+            pool.shutdown(wait=True)
+    assert seen and set(seen) == {min(19, base + 13)}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base

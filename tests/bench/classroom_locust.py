@@ -229,20 +229,61 @@ def _passive_opens() -> int:
     return int(rows[1][rows[0].index("PassiveOpens")])
 
 
+def _signed_in(runner: MasterRunner) -> int:
+    """Learners whose sign-in finished since the last statistics reset (the pass exchange is its last step)."""
+    done = runner.stats.get("content pass exchange", "GET")
+    return done.num_requests - done.num_failures
+
+
+def _arrival(runner: MasterRunner, users: int, since_last_arrival_s: float) -> dict[str, Any]:
+    """What the class's arrival cost: sign-in latency and the errors of the ramp, before they are reset."""
+    sign_in = runner.stats.get("sign in", "POST")
+    page = runner.stats.get("page view", "PAGE")
+    return {
+        "sign_ins": sign_in.num_requests, "sign_in_failures": sign_in.num_failures,
+        "sign_in_p50_ms": sign_in.get_response_time_percentile(0.5) if sign_in.num_requests else None,
+        "sign_in_p95_ms": sign_in.get_response_time_percentile(0.95) if sign_in.num_requests else None,
+        "sign_in_max_ms": sign_in.max_response_time if sign_in.num_requests else None,
+        "failures": runner.stats.total.num_failures - page.num_failures,
+        "errors_by_name": {f"{e.method} {e.name}": e.occurrences for e in runner.stats.errors.values()},
+        # Seconds from the last learner's arrival until every learner had signed in: the sign-in backlog.
+        "all_signed_in_after_s": round(since_last_arrival_s, 1), "learners": users,
+    }
+
+
 def _step_loop(runner: MasterRunner) -> None:
-    """Each step: ramp, settle, reset, hold, measure, write a line; stop after a step that did not hold."""
+    """Each step: ramp, wait for every sign-in, settle, reset, hold, measure, write a line; stop after a
+    step that did not hold.
+
+    The hold measures the learners present, not their arrival: it starts once every learner has signed
+    in (a sign-in backlog, when the box is busy, would otherwise spill into it). The arrival is measured
+    too (sign-in latency, errors) and a step with arrival errors does not hold either.
+    """
     out = open(CFG["out"], "a", buffering=1)  # noqa: SIM115 - closed when the run ends
     servers = _tree(CFG["server_pids"])
+    signed_in = 0  # cumulative over the statistics resets
     try:
         for users in CFG["steps"]:
+            signed_in += _signed_in(runner)
+            runner.stats.reset_all()  # the arrival's statistics start here
             STATE["target"] = users
             ramp_started = time.monotonic()
-            while runner.user_count < users and time.monotonic() - ramp_started < users / CFG["rate"] * 1.5 + 30:
+            budget = users / CFG["rate"] * 1.5 + 30
+            while runner.user_count < users and time.monotonic() - ramp_started < budget:
                 gevent.sleep(1)
             ramp_s = time.monotonic() - ramp_started
+            arrived_at = time.monotonic()
+            signs_in = CFG["target"] == "appliance"  # kiwix-serve has no accounts
+            while (signs_in and signed_in + _signed_in(runner) < users
+                   and time.monotonic() - ramp_started < budget + 120):
+                gevent.sleep(1)
+            backlog_s = time.monotonic() - arrived_at
             gevent.sleep(CFG["settle_s"])
+            arrival = _arrival(runner, users, backlog_s)
+            signed_in += _signed_in(runner)
+            arrival["signed_in"] = signed_in
             generators = _tree([os.getpid(), *_generator_pids()])
-            runner.stats.reset_all()
+            runner.stats.reset_all()  # the hold's statistics start here
             cpu0, gen0 = _cpu(servers), {p.pid: _cpu([p]) for p in generators}
             sys0 = _cpu(servers, system_only=True)
             opened0 = _passive_opens()
@@ -257,7 +298,8 @@ def _step_loop(runner: MasterRunner) -> None:
             total = runner.stats.total
             views = page.num_requests
             line = {
-                "users": users, "arrived": runner.user_count, "ramp_s": round(ramp_s, 1), "hold_s": round(seconds, 1),
+                "users": users, "arrived": runner.user_count, "arrival": arrival, "ramp_s": round(ramp_s, 1),
+                "hold_s": round(seconds, 1),
                 "page_views_per_s": views / seconds, "page_views": views,
                 "p50_ms": page.get_response_time_percentile(0.5) if views else None,
                 "p95_ms": page.get_response_time_percentile(0.95) if views else None,
@@ -279,7 +321,8 @@ def _step_loop(runner: MasterRunner) -> None:
             }
             out.write(json.dumps(line) + "\n")
             requests = max(1, line["requests"])
-            if (line["p95_ms"] or 1e9) >= 200 or line["failures"] / requests >= 0.001:
+            if ((line["p95_ms"] or 1e9) >= 200 or line["failures"] / requests >= 0.001
+                    or arrival["failures"] / max(1, users) >= 0.001):
                 break  # this step did not hold: no point in a bigger one
     finally:
         out.close()
