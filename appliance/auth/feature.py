@@ -24,7 +24,7 @@ from appliance.auth.principals import build_principal
 from appliance.auth.saml import SamlServiceProvider
 from appliance.auth.sessions import SessionById
 from appliance.auth.state import IdentityState
-from appliance.core.blocking import register_pool, run_blocking
+from appliance.core.blocking import run_blocking
 from appliance.core.clock import iso
 from appliance.core.process import ProcessRole
 from appliance.keys import AUTHENTICATORS, CLOCK, CONFIG, DB, ROLE, SESSION_PRINCIPAL, STARTUP_NOTICES, TASKS
@@ -33,18 +33,12 @@ from appliance.web.policy import AuthVia
 
 log = logging.getLogger(__name__)
 HOUSEKEEPING_SECONDS = 60
-# Two verifications at once per process: argon2 releases the GIL, and a 2-core box has two cores.
-PASSWORD_THREADS = 2
 
 
 async def identity_ctx(app: web.Application) -> AsyncIterator[None]:
     """Build the identity state once the database is open; the primary runs housekeeping."""
     config = app[CONFIG]
     passwords.configure(config.auth.argon2_time_cost, config.auth.argon2_memory_kib)
-    # argon2 is ~50 ms of CPU a sign-in: 20 arrivals a second take a core. At equal priority the
-    # scheduler would share a busy core between them and the event loop, and every reader would wait
-    # behind a class's arrival; niced, the sign-ins wait instead (they still get every idle cycle).
-    register_pool("auth", PASSWORD_THREADS, niceness=config.auth.password_niceness)
     # Made now, so the first unknown-user sign-in does not pay for two hashes (and so stand out).
     await run_blocking("auth", passwords.dummy_hash)
     state = IdentityState.build(

@@ -48,13 +48,6 @@ class AuthSettings:
     argon2_memory_kib: int = setting(
         19456, help="argon2id memory in KiB; changing it rehashes passwords at sign-in", min=8192, max=1048576
     )
-    password_niceness: int = setting(
-        10,
-        help="Scheduling niceness of the threads that hash and verify passwords (0-19): while a class signs in,"
-        " sign-ins take the CPU readers leave instead of slowing every page; 0 = same priority as reading",
-        min=0,
-        max=19,
-    )
 
 
 @dataclass(frozen=True)

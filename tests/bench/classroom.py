@@ -138,9 +138,9 @@ def print_run(title: str, steps: list[dict], cores: int) -> None:
           f"{'CPU ms/view':>11} {'kernel':>6} {'conn/view':>9} {'srv RSS':>8} {'gen cores':>9} {'load':>5}  holds")
     for s in steps:
         requests = max(1, s["requests"])
-        arrival_errors = (s.get("arrival") or {}).get("failures", 0)
+        a = s.get("arrival") or {}
         holds = ((s["p95_ms"] or 1e9) < 200 and s["failures"] / requests < 0.001 and s["arrived"] >= s["users"] * 0.98
-                 and arrival_errors / max(1, s["users"]) < 0.001)
+                 and a.get("failures", 0) / max(1, s["users"]) < 0.001 and (a.get("page_p95_ms") or 0) < 200)
         saturated = s["generator_max_process_cores"] > 0.9 or s["generator_cores"] + s["server_cores"] > cores * 0.95
         print(f"{s['arrived']:>8} {s['page_views_per_s']:>8.1f} {s['p50_ms'] or 0:>7.0f} {s['p95_ms'] or 0:>7.0f} "
               f"{s['failures']:>4}/{s['requests']:<5} {s['server_cores']:>9.2f} "
@@ -151,12 +151,15 @@ def print_run(title: str, steps: list[dict], cores: int) -> None:
               + ("  [GENERATOR SATURATED: the load generator, not the server, was the limit]" if saturated else ""))
         if s["errors_by_name"]:
             print(f"         errors: {s['errors_by_name']}")
-        a = s.get("arrival") or {}
+        if s.get("server_ms_per_view_by_process"):
+            print("         CPU ms per page view by process: "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in s["server_ms_per_view_by_process"].items()))
         if a.get("sign_ins"):
             print(f"         arrival: {a['sign_ins']} sign-ins, p50 / p95 / max {(a['sign_in_p50_ms'] or 0) / 1000:.1f}"
                   f" / {(a['sign_in_p95_ms'] or 0) / 1000:.1f} / {(a['sign_in_max_ms'] or 0) / 1000:.1f} s, every"
                   f" learner signed in {a['all_signed_in_after_s']:.0f} s after the last arrived"
-                  f" ({a['signed_in']} of {a['learners']}), {a['failures']} errors while arriving"
+                  f" ({a['signed_in']} of {a['learners']}); meanwhile {a.get('page_views', 0)} page views,"
+                  f" p95 {a.get('page_p95_ms') or 0:.0f} ms; {a['failures']} errors while arriving"
                   + (f": {a['errors_by_name']}" if a["errors_by_name"] else ""))
 
 

@@ -212,6 +212,25 @@ def _tree(pids: list[int]) -> list[psutil.Process]:
     return out
 
 
+def _label(proc: psutil.Process) -> str:
+    """A server process's kind: its name, or what the appliance's process titles and arguments say it is."""
+    try:
+        name, args = proc.name(), " ".join(proc.cmdline()[1:4])
+    except psutil.Error:
+        return "gone"
+    if "nats" in name:
+        return "nats-server"
+    if "kiwix" in name:
+        return "kiwix-serve"
+    if "multiprocessing" in args:
+        return "search/suggest processes"
+    if "appliance.worker" in args:
+        return "HTTP worker"
+    if "appliance serve" in args:
+        return "primary (HTTP, writer, relays)"
+    return f"{name} {args}"[:60]
+
+
 def _rss(procs: list[psutil.Process]) -> int:
     total = 0
     for proc in procs:
@@ -245,6 +264,9 @@ def _arrival(runner: MasterRunner, users: int, since_last_arrival_s: float) -> d
         "sign_in_p95_ms": sign_in.get_response_time_percentile(0.95) if sign_in.num_requests else None,
         "sign_in_max_ms": sign_in.max_response_time if sign_in.num_requests else None,
         "failures": runner.stats.total.num_failures - page.num_failures,
+        # The learners already in class read while the others sign in: their pages must not wait for it.
+        "page_views": page.num_requests,
+        "page_p95_ms": page.get_response_time_percentile(0.95) if page.num_requests else None,
         "errors_by_name": {f"{e.method} {e.name}": e.occurrences for e in runner.stats.errors.values()},
         # Seconds from the last learner's arrival until every learner had signed in: the sign-in backlog.
         "all_signed_in_after_s": round(since_last_arrival_s, 1), "learners": users,
@@ -257,7 +279,8 @@ def _step_loop(runner: MasterRunner) -> None:
 
     The hold measures the learners present, not their arrival: it starts once every learner has signed
     in (a sign-in backlog, when the box is busy, would otherwise spill into it). The arrival is measured
-    too (sign-in latency, errors) and a step with arrival errors does not hold either.
+    too (sign-in latency, errors, the page views of those already in) and a step whose arrival had errors
+    or a page-view p95 of 200 ms or more does not hold either.
     """
     out = open(CFG["out"], "a", buffering=1)  # noqa: SIM115 - closed when the run ends
     servers = _tree(CFG["server_pids"])
@@ -283,14 +306,20 @@ def _step_loop(runner: MasterRunner) -> None:
             signed_in += _signed_in(runner)
             arrival["signed_in"] = signed_in
             generators = _tree([os.getpid(), *_generator_pids()])
+            servers = _tree(CFG["server_pids"])  # processes started since (search processes start on demand)
             runner.stats.reset_all()  # the hold's statistics start here
             cpu0, gen0 = _cpu(servers), {p.pid: _cpu([p]) for p in generators}
+            each0 = {p.pid: _cpu([p]) for p in servers}
             sys0 = _cpu(servers, system_only=True)
             opened0 = _passive_opens()
             t0 = time.monotonic()
             gevent.sleep(CFG["hold_s"])
             seconds = time.monotonic() - t0
             cpu1 = _cpu(servers)
+            by_process: dict[str, float] = {}
+            for proc in servers:  # where the server's CPU went: HTTP processes, nats-server, search processes
+                used = _cpu([proc]) - each0.get(proc.pid, 0.0)
+                by_process[_label(proc)] = by_process.get(_label(proc), 0.0) + used
             sys1 = _cpu(servers, system_only=True)
             opened = _passive_opens() - opened0
             gen = {p.pid: (_cpu([p]) - gen0.get(p.pid, 0.0)) / seconds for p in generators}
@@ -309,6 +338,8 @@ def _step_loop(runner: MasterRunner) -> None:
                 "server_cpu_ms_per_view": (cpu1 - cpu0) * 1000 / views if views else None,
                 # The kernel's part (sockets, scheduling): what no server code can take off a page view.
                 "server_system_share": (sys1 - sys0) / (cpu1 - cpu0) if cpu1 > cpu0 else None,
+                "server_ms_per_view_by_process": {k: round(v * 1000 / max(1, views), 3)
+                                                  for k, v in sorted(by_process.items())},
                 # TCP connections the servers accepted (machine-wide; nothing else connects): a browser
                 # keeps its connections, so a class that has arrived should open almost none.
                 "new_connections_per_view": opened / views if views else None,
@@ -322,7 +353,7 @@ def _step_loop(runner: MasterRunner) -> None:
             out.write(json.dumps(line) + "\n")
             requests = max(1, line["requests"])
             if ((line["p95_ms"] or 1e9) >= 200 or line["failures"] / requests >= 0.001
-                    or arrival["failures"] / max(1, users) >= 0.001):
+                    or arrival["failures"] / max(1, users) >= 0.001 or (arrival["page_p95_ms"] or 0) >= 200):
                 break  # this step did not hold: no point in a bigger one
     finally:
         out.close()
