@@ -107,11 +107,14 @@ async def test_kill_dash_nine_mid_push_loses_and_duplicates_nothing_in_kolibri(t
     while kills < 5:
         daemon = await asyncio.to_thread(start_ready, tmp_path, config)
         try:
-            # Kill while pushes are flowing: once this life has settled something, at a random moment.
+            # Kill while pushes are flowing: once this life has settled a few more (1-5, then up to 0.2 s).
+            # Counted, not timed: on a fast machine a 1.5 s wait let a life finish every push first, and
+            # the kill then hit nothing.
+            target = progress + rng.randint(1, 5)
             async with asyncio.timeout(90):
-                while await asyncio.to_thread(settled, db_path) <= progress:
-                    await asyncio.sleep(0.2)
-            await asyncio.sleep(rng.uniform(0.0, 1.5))
+                while await asyncio.to_thread(settled, db_path) < target:
+                    await asyncio.sleep(0.05)
+            await asyncio.sleep(rng.uniform(0.0, 0.2))
         finally:
             await asyncio.to_thread(kill_tree, daemon)  # SIGKILL: no clean shutdown
         kills += 1
