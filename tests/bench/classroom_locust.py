@@ -21,7 +21,9 @@ import json
 import os
 import random
 import re
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import gevent
@@ -30,6 +32,9 @@ import psutil
 from geventhttpclient.connectionpool import ConnectionPool
 from locust import FastHttpUser, LoadTestShape, events, task
 from locust.runners import MasterRunner
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # Locust loads this file by path
+from tests.bench.harness import process_role  # noqa: E402
 
 _POLL = gevent.monkey.get_original("select", "poll")
 _GONE = 0x001 | 0x008 | 0x010 | 0x020  # POLLIN, POLLERR, POLLHUP, POLLNVAL: FIN, reset, or bytes nobody asked for
@@ -212,25 +217,6 @@ def _tree(pids: list[int]) -> list[psutil.Process]:
     return out
 
 
-def _label(proc: psutil.Process) -> str:
-    """A server process's kind: its name, or what the appliance's process titles and arguments say it is."""
-    try:
-        name, args = proc.name(), " ".join(proc.cmdline()[1:4])
-    except psutil.Error:
-        return "gone"
-    if "nats" in name:
-        return "nats-server"
-    if "kiwix" in name:
-        return "kiwix-serve"
-    if "multiprocessing" in args:
-        return "search/suggest processes"
-    if "appliance.worker" in args:
-        return "HTTP worker"
-    if "appliance serve" in args:
-        return "primary (HTTP, writer, relays)"
-    return f"{name} {args}"[:60]
-
-
 def _rss(procs: list[psutil.Process]) -> int:
     total = 0
     for proc in procs:
@@ -318,8 +304,8 @@ def _step_loop(runner: MasterRunner) -> None:
             cpu1 = _cpu(servers)
             by_process: dict[str, float] = {}
             for proc in servers:  # where the server's CPU went: HTTP processes, nats-server, search processes
-                used = _cpu([proc]) - each0.get(proc.pid, 0.0)
-                by_process[_label(proc)] = by_process.get(_label(proc), 0.0) + used
+                role = process_role(proc)
+                by_process[role] = by_process.get(role, 0.0) + _cpu([proc]) - each0.get(proc.pid, 0.0)
             sys1 = _cpu(servers, system_only=True)
             opened = _passive_opens() - opened0
             gen = {p.pid: (_cpu([p]) - gen0.get(p.pid, 0.0)) / seconds for p in generators}
@@ -350,10 +336,11 @@ def _step_loop(runner: MasterRunner) -> None:
                                                      "p95_ms": s.get_response_time_percentile(0.95)}
                             for s in runner.stats.entries.values() if s.num_requests},
             }
+            line["holds"] = ((line["p95_ms"] or 1e9) < 200 and line["failures"] / max(1, line["requests"]) < 0.001
+                             and line["arrived"] >= users * 0.98 and arrival["failures"] / max(1, users) < 0.001
+                             and (arrival["page_p95_ms"] or 0) < 200)
             out.write(json.dumps(line) + "\n")
-            requests = max(1, line["requests"])
-            if ((line["p95_ms"] or 1e9) >= 200 or line["failures"] / requests >= 0.001
-                    or arrival["failures"] / max(1, users) >= 0.001 or (arrival["page_p95_ms"] or 0) >= 200):
+            if not line["holds"]:
                 break  # this step did not hold: no point in a bigger one
     finally:
         out.close()

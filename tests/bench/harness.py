@@ -171,7 +171,7 @@ def _config(tmp: Path, extra: str) -> Path:
     return path
 
 
-def _role(proc: psutil.Process) -> str:
+def process_role(proc: psutil.Process) -> str:
     """A short name for one process of a server tree (which part of the appliance it is)."""
     try:
         cmd = " ".join(proc.cmdline())
@@ -199,7 +199,7 @@ def process_rss(pid: int) -> list[tuple[str, int]]:
     out = []
     for proc in procs:
         try:
-            out.append((f"{_role(proc)} [{proc.pid}]", proc.memory_info().rss))
+            out.append((f"{process_role(proc)} [{proc.pid}]", proc.memory_info().rss))
         except psutil.Error:
             continue
     out.append(("total", sum(rss for _, rss in out)))
