@@ -35,6 +35,7 @@ from appliance.web.middlewares import request_id
 
 MAX_HEAD = 64 * 1024  # aiohttp's own line limit; a longer head is aiohttp's to refuse
 MAX_WAITING = 256 * 1024  # bytes held while a response is pending before the client is made to wait
+MAX_HELD = 64 * 1024  # response bytes held for the end of the loop's turn before they are written at once
 KEEPALIVE_S = 75.0  # aiohttp's default: an idle (or never finished) connection is closed after this
 ROUTE = "/content/{book}/{path}"  # the route label the full path's metrics use for these requests
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -111,6 +112,8 @@ class ContentConnection(asyncio.Protocol):
         self._reading_paused = False
         self._last = 0.0
         self._timer: asyncio.TimerHandle | None = None
+        self._held: list[bytes] = []  # answers not written yet (see _send)
+        self._held_bytes = 0
 
     # ------------------------------------------------------------------ asyncio's side
 
@@ -137,6 +140,7 @@ class ContentConnection(asyncio.Protocol):
             self.transport.pause_reading()
 
     def eof_received(self) -> bool | None:
+        self.write_held()  # the transport closes after this: what was answered goes first
         if self._aiohttp is not None and self.mode is not Mode.OWN:
             return self._aiohttp.eof_received()  # type: ignore[no-any-return]
         return None
@@ -155,6 +159,7 @@ class ContentConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._front.connections.discard(self)
+        self._held.clear()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -210,10 +215,27 @@ class ContentConnection(asyncio.Protocol):
         BUFFER.observe("GET", ROUTE, str(answer.status), elapsed)
         if self._front.access_log:
             ACCESS.add("GET", answer.path, answer.status, elapsed, rid)
-        # Written last: the write wakes the client, which often takes this core at once. Whatever this
-        # request still had to do would then wait for the core and run on caches the client has just
-        # refilled (a classroom's requests arrive one per wakeup, so that was most of their cost).
-        self.transport.write(data)
+        # Held until the loop has answered every request this turn of it brought (ConnectionFront.write_held):
+        # a write wakes the client, which often takes this core at once, and each request answered after
+        # such a write would wait for the core again (under a full load, for a whole time slice: that was
+        # most of the appliance's p99). A few requests a turn cost little; large answers go at once.
+        if not self._held:
+            self._front.hold(self)
+        self._held.append(data)
+        self._held_bytes += len(data)
+        if self._held_bytes >= MAX_HELD:
+            self.write_held()
+
+    def write_held(self) -> None:
+        """Write the answers held for this turn of the loop (before anything else is written)."""
+        if not self._held:
+            return
+        held, self._held, self._held_bytes = self._held, [], 0
+        if self.transport is not None:
+            if len(held) == 1:
+                self.transport.write(held[0])
+            else:
+                self.transport.writelines(held)
 
     # ------------------------------------------------------------------ aiohttp's side
 
@@ -227,6 +249,7 @@ class ContentConnection(asyncio.Protocol):
 
     def _hand(self, request: bytes) -> None:
         """aiohttp answers this one request; handed_back() gives the connection back when it has."""
+        self.write_held()  # answers go out in the order of their requests
         self.mode = Mode.HANDED
         self._handler().data_received(request)
 
@@ -245,6 +268,7 @@ class ContentConnection(asyncio.Protocol):
 
     def _give_up(self) -> None:
         """aiohttp takes the connection for good, starting with every byte not answered yet."""
+        self.write_held()
         self.mode = Mode.AIOHTTP
         if self._timer is not None:  # aiohttp keeps its own time from here
             self._timer.cancel()
@@ -284,6 +308,7 @@ class ContentConnection(asyncio.Protocol):
 
     def close(self) -> None:
         """Close now (shutdown)."""
+        self.write_held()
         if self.transport is not None:
             self.transport.close()
 
@@ -403,12 +428,28 @@ class ConnectionFront:
         self._site = site
         self.connections: set[ContentConnection] = set()
         self.keepalive_s = KEEPALIVE_S
+        self._holding: list[ContentConnection] = []  # connections with answers held for this turn
+        self._access_log: bool | None = None
         self.answered = 0  # requests answered by the connections themselves (aiohttp answered the rest)
+
+    def hold(self, conn: ContentConnection) -> None:
+        """conn has answers to write at the end of this turn of the loop."""
+        if not self._holding:
+            asyncio.get_running_loop().call_soon(self.write_held)
+        self._holding.append(conn)
+
+    def write_held(self) -> None:
+        """Write every answer held this turn (a callback scheduled after the turn's I/O callbacks)."""
+        holding, self._holding = self._holding, []
+        for conn in holding:
+            conn.write_held()
 
     @property
     def access_log(self) -> bool:
         """Whether access lines are written (the config's switch, as the full path reads it)."""
-        return bool(self._site[CONFIG].logging.access_log)
+        if self._access_log is None:  # the configuration does not change while the process runs
+            self._access_log = bool(self._site[CONFIG].logging.access_log)
+        return self._access_log
 
     def factory(self, server: web.Server) -> Callable[[], asyncio.BaseProtocol]:
         """Protocols for the listening socket; aiohttp's handlers learn to give handed connections back."""
