@@ -121,8 +121,10 @@ class ViewRecorder:
                         await tx.executemany(
                             "INSERT INTO article_views (user_id, facility_id, library_id, path, title, viewed_at)"
                             " VALUES (?, ?, ?, ?, ?, ?)",
-                            [(v.user_id, v.facility_id, v.library_id, v.path, v.title, _db_time(v.viewed_at))
-                             for v in views])
+                            # A generator: the rows are made in the database's thread, one by one as
+                            # SQLite takes them, not in a block on the event loop (500 rows: ~1 ms).
+                            ((v.user_id, v.facility_id, v.library_id, v.path, v.title, _db_time(v.viewed_at))
+                             for v in views))
                     if readings:
                         await tx.executemany(
                             "INSERT INTO reading_time (user_id, facility_id, library_id, path, day, seconds)"
