@@ -236,3 +236,49 @@ def test_entry_path_decodes_as_aiohttp_or_declines() -> None:
                    "/content/book//a", "/content/book/a?x", "/content/book/", "/content/book", "/other/book/a",
                    "/content/book/%FF", "/content/book/a%00"):
         assert entry_path(target) is None, target
+
+
+class _RecordingTransport(asyncio.Transport):
+    """A transport that keeps what is written, one entry per call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[list[bytes]] = []
+
+    def write(self, data: Any) -> None:
+        self.calls.append([bytes(data)])
+
+    def writelines(self, list_of_data: Any) -> None:
+        self.calls.append([bytes(d) for d in list_of_data])
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+
+async def test_answers_of_one_turn_are_written_together_at_its_end(library: Library) -> None:
+    """Requests that arrive together are answered in order with one write after the turn, not a write each
+    (each write wakes the client, which then takes the core from the requests still to answer)."""
+    await library.show("testbook")
+    cookie = _pass_only(await library.user())["Cookie"]
+    front = _front(library)
+    page = await (await library.content.get("/content/testbook/a/algebra", headers={"Cookie": cookie})).read()
+    logo = await (await library.content.get("/content/testbook/img/logo.png", headers={"Cookie": cookie})).read()
+    conn = ContentConnection(front, None)  # type: ignore[arg-type] - hot reads never reach aiohttp
+    transport = _RecordingTransport()
+    conn.connection_made(transport)
+    paths = ("a/algebra", "img/logo.png", "a/algebra")
+    conn.data_received(b"".join(_request(f"/content/testbook/{p}", cookie) for p in paths))
+    assert transport.calls == []  # held until the loop's turn ends
+    await asyncio.sleep(0)
+    assert len(transport.calls) == 1 and len(transport.calls[0]) == 3
+    heads = [chunk.split(b"\r\n", 1)[0] for chunk in transport.calls[0]]
+    assert heads == [b"HTTP/1.1 200 OK"] * 3
+    bodies = [chunk.split(b"\r\n\r\n", 1)[1] for chunk in transport.calls[0]]
+    assert bodies == [page, logo, page]
+    conn.connection_lost(None)
