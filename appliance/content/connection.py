@@ -39,6 +39,7 @@ MAX_HELD = 64 * 1024  # response bytes held for the end of the loop's turn befor
 KEEPALIVE_S = 75.0  # aiohttp's default: an idle (or never finished) connection is closed after this
 ROUTE = "/content/{book}/{path}"  # the route label the full path's metrics use for these requests
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_TARGET = re.compile(rb"/[\x21-\x7e]*")  # a path starting with /, visible ASCII only (no space, control, DEL)
 # Headers this protocol reads; any of them twice, or with bytes it does not expect, goes to aiohttp.
 _READ = frozenset({b"host", b"cookie", b"accept-encoding", b"if-none-match", b"connection", b"content-length",
                    b"transfer-encoding", b"range", b"if-range", b"x-request-id", b"expect", b"upgrade"})
@@ -71,7 +72,7 @@ def read_head(raw: bytes) -> Head | None:
     if len(parts) != 3 or parts[2] != b"HTTP/1.1" or not _TOKEN.fullmatch(parts[0]):
         return None
     method, target = parts[0], parts[1]
-    if not target.startswith(b"/") or not target.isascii() or any(c < 0x21 or c == 0x7F for c in target):
+    if not _TARGET.fullmatch(target):
         return None
     fields: dict[bytes, str] = {}
     if rest:
@@ -220,7 +221,7 @@ class ContentConnection(asyncio.Protocol):
         # such a write would wait for the core again (under a full load, for a whole time slice: that was
         # most of the appliance's p99). A few requests a turn cost little; large answers go at once.
         if not self._held:
-            self._front.hold(self)
+            self._front.hold(self, self._loop)
         self._held.append(data)
         self._held_bytes += len(data)
         if self._held_bytes >= MAX_HELD:
@@ -432,10 +433,11 @@ class ConnectionFront:
         self._access_log: bool | None = None
         self.answered = 0  # requests answered by the connections themselves (aiohttp answered the rest)
 
-    def hold(self, conn: ContentConnection) -> None:
-        """conn has answers to write at the end of this turn of the loop."""
+    def hold(self, conn: ContentConnection, loop: asyncio.AbstractEventLoop) -> None:
+        """conn has answers to write at the end of this turn of loop (the running one, passed in: asking
+        asyncio for it costs a getpid() system call)."""
         if not self._holding:
-            asyncio.get_running_loop().call_soon(self.write_held)
+            loop.call_soon(self.write_held)
         self._holding.append(conn)
 
     def write_held(self) -> None:
