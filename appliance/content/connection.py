@@ -426,11 +426,12 @@ class ConnectionFront:
 
     def __init__(self, site: web.Application) -> None:
         self.lane = HotLane(site)
-        self._site = site
         self.connections: set[ContentConnection] = set()
         self.keepalive_s = KEEPALIVE_S
         self._holding: list[ContentConnection] = []  # connections with answers held for this turn
-        self._access_log: bool | None = None
+        # Whether access lines are written: the config's switch, as the full path reads it (read once: the
+        # configuration does not change while the process runs, and Config.__getattr__ costs on every request).
+        self.access_log = bool(site[CONFIG].logging.access_log)
         self.answered = 0  # requests answered by the connections themselves (aiohttp answered the rest)
 
     def hold(self, conn: ContentConnection, loop: asyncio.AbstractEventLoop) -> None:
@@ -445,13 +446,6 @@ class ConnectionFront:
         holding, self._holding = self._holding, []
         for conn in holding:
             conn.write_held()
-
-    @property
-    def access_log(self) -> bool:
-        """Whether access lines are written (the config's switch, as the full path reads it)."""
-        if self._access_log is None:  # the configuration does not change while the process runs
-            self._access_log = bool(self._site[CONFIG].logging.access_log)
-        return self._access_log
 
     def factory(self, server: web.Server) -> Callable[[], asyncio.BaseProtocol]:
         """Protocols for the listening socket; aiohttp's handlers learn to give handed connections back."""
