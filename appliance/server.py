@@ -22,6 +22,7 @@ from appliance.core.process import ProcessRole
 from appliance.core.sdnotify import notify, watchdog_interval
 from appliance.keys import EXTRA_SITES, NATS_SERVER, RELOAD_HOOKS, STARTUP_NOTICES
 from appliance.observability.metrics import WORKER_RESTARTS, mark_dead
+from appliance.web.handoff import Adopter, Handoff, channel
 from appliance.web.sites import Front, FrontedRunner
 
 log = logging.getLogger(__name__)
@@ -43,11 +44,19 @@ class ServeOptions:
 
 
 async def _start_site(app: web.Application, config: Config, host: str, port: int,
-                      front: Front | None = None) -> tuple[web.AppRunner, int]:
+                      front: Front | None = None, adopt_fd: int | None = None,
+                      adopters: list[Adopter] | None = None) -> tuple[web.AppRunner, int]:
+    """Run app on host:port, or (adopt_fd given: a worker's side of a packed site) on the connections the
+    primary hands over that channel instead of a listening socket of its own."""
     options: dict[str, Any] = {"access_log": None, "shutdown_timeout": config.http.shutdown_timeout_s,
                                "handle_signals": False}
     runner = FrontedRunner(app, front, **options) if front is not None else web.AppRunner(app, **options)
     await runner.setup()
+    if adopt_fd is not None:
+        adopter = _adopt_on(runner, adopt_fd)
+        if adopters is not None:
+            adopters.append(adopter)
+        return runner, port
     site = web.TCPSite(runner, host, port, reuse_port=True, shutdown_timeout=config.http.shutdown_timeout_s)
     await site.start()
     server = site._server  # noqa: SLF001 - the only way to learn the port chosen for port 0
@@ -56,20 +65,54 @@ async def _start_site(app: web.Application, config: Config, host: str, port: int
     return runner, bound
 
 
+def _adopt_on(runner: web.AppRunner, fd: int) -> Adopter:
+    """Serve the connections handed over channel fd with the runner's protocol (a worker's packed site)."""
+    loop = asyncio.get_running_loop()
+    adopting: set[asyncio.Task[Any]] = set()
+    factory: Any = runner.server  # the front's protocol factory (FrontedRunner), as a listening socket gets
+
+    def adopt(sock: Any) -> None:
+        task = loop.create_task(loop.connect_accepted_socket(factory, sock))
+        adopting.add(task)
+        task.add_done_callback(adopting.discard)
+
+    adopter = Adopter(fd, adopt)
+    adopter.start(loop)
+    return adopter
+
+
 async def start_extra_sites(app: web.Application, config: Config, host: str, main_port: int,
-                            ports: dict[str, int] | None = None) -> list[tuple[web.AppRunner, web.Application]]:
+                            ports: dict[str, int] | None = None,
+                            handoffs: dict[str, int] | None = None,
+                            adopters: list[Adopter] | None = None) -> list[tuple[web.AppRunner, web.Application]]:
     """Bind every extra site a feature registered (after the main app started, so they share its state).
 
     The primary picks each port (ports None) and records it on the site; workers bind the ports the
-    primary chose, so every process answers on the same ones.
+    primary chose, so every process answers on the same ones. A packed site is bound by the primary only;
+    a worker serves the connections handed to it (handoffs: site name -> channel descriptor).
     """
     started: list[tuple[web.AppRunner, web.Application]] = []
     for site in app[EXTRA_SITES]:
         wanted = site.port_for(main_port) if ports is None else ports[site.name]
-        runner, bound = await _start_site(site.app, config, host, wanted, site.front)
+        adopt_fd = None
+        if site.packed and ports is not None:
+            adopt_fd = (handoffs or {}).get(site.name)
+            if adopt_fd is None:
+                continue  # no channel: this worker does not serve that site
+        runner, bound = await _start_site(site.app, config, host, wanted, site.front, adopt_fd, adopters)
         site.bound_port = bound
         started.append((runner, site.app))
     return started
+
+
+def packed_sites(app: web.Application) -> dict[str, Handoff]:
+    """A hand-off for each packed site, given to its front (the primary's side)."""
+    handoffs: dict[str, Handoff] = {}
+    for site in app[EXTRA_SITES]:
+        if site.packed and site.front is not None:
+            handoffs[site.name] = Handoff()
+            site.front.pack(handoffs[site.name])
+    return handoffs
 
 
 def site_ports(app: web.Application) -> dict[str, int]:
@@ -102,9 +145,10 @@ class WorkerPool:
     """Keeps N-1 HTTP worker processes alive beside the primary; restarts the ones that die."""
 
     def __init__(self, count: int, argv: list[str], host: str, port: int, bus_url: str,
-                 sites: dict[str, int] | None = None) -> None:
+                 sites: dict[str, int] | None = None, handoffs: dict[str, Handoff] | None = None) -> None:
         self.count = count
         self._sites = sites or {}
+        self._handoffs = handoffs or {}
         self._argv = argv
         self._host = host
         self._port = port
@@ -124,8 +168,21 @@ class WorkerPool:
                "--index", str(index)]
         for name, site_port in self._sites.items():
             cmd += ["--site", f"{name}={site_port}"]
-        proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdin=asyncio.subprocess.DEVNULL,
-                                                    preexec_fn=die_with_parent)
+        ends = {name: channel() for name in self._handoffs}
+        for name, (_mine, theirs) in ends.items():
+            cmd += ["--handoff", f"{name}={theirs.fileno()}"]
+        try:
+            proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdin=asyncio.subprocess.DEVNULL,
+                                                        preexec_fn=die_with_parent,
+                                                        pass_fds=[theirs.fileno() for _m, theirs in ends.values()])
+        except BaseException:
+            for mine, theirs in ends.values():
+                mine.close()
+                theirs.close()
+            raise
+        for name, (mine, theirs) in ends.items():
+            theirs.close()  # the worker holds it now
+            self._handoffs[name].attach(index, mine)
         self._procs[index] = proc
         return proc
 
@@ -141,6 +198,8 @@ class WorkerPool:
             proc = self._procs[index]
             code = await proc.wait()
             mark_dead(proc.pid)
+            for handoff in self._handoffs.values():
+                handoff.detach(index)
             if self._stopping:
                 return
             log.warning("HTTP worker %d (pid %d) exited with %s; restarting", index, proc.pid, code)
@@ -162,6 +221,8 @@ class WorkerPool:
     async def stop(self, timeout: float) -> None:
         """SIGTERM every worker, wait for their graceful shutdown, SIGKILL stragglers."""
         self._stopping = True
+        for handoff in self._handoffs.values():
+            handoff.close()  # no more connections to workers that are about to drain
         self.signal_all(signal.SIGTERM)
         procs = [p for p in self._procs.values() if p.returncode is None]
         if procs:
@@ -233,7 +294,7 @@ async def run_primary(config: Config, options: ServeOptions) -> int:
         runner, port = await _start_site(app, config, options.host, options.port)
         extras = await start_extra_sites(app, config, options.host, port)
         workers = WorkerPool(options.workers, options.argv, options.host, port, app.get(BUS_URL, config.bus.url),
-                             site_ports(app))
+                             site_ports(app), packed_sites(app) if options.workers > 1 else None)
         await workers.start()
     except Exception as exc:
         return await _abort_startup(app, exc, workers)
@@ -297,9 +358,10 @@ def exit_now(code: int) -> None:
 
 
 async def run_worker(config: Config, host: str, port: int, bus_url: str,
-                     sites: dict[str, int] | None = None) -> int:
+                     sites: dict[str, int] | None = None, handoffs: dict[str, int] | None = None) -> int:
     """An HTTP-only process: same app without supervisors or background work."""
     app = create_app(config, ProcessRole.WORKER, bus_url=bus_url)
+    adopters: list[Adopter] = []
     stop = await _wait_for_stop()
     loop = asyncio.get_running_loop()
 
@@ -318,10 +380,12 @@ async def run_worker(config: Config, host: str, port: int, bus_url: str,
     loop.add_signal_handler(signal.SIGHUP, on_hup)
     try:
         runner, _ = await _start_site(app, config, host, port)
-        extras = await start_extra_sites(app, config, host, port, sites or {})
+        extras = await start_extra_sites(app, config, host, port, sites or {}, handoffs, adopters)
     except Exception as exc:
         return await _abort_startup(app, exc)
     settle_gc()
     await stop.wait()
+    for adopter in adopters:
+        adopter.stop()
     await drain_all((runner, app), extras, config.http.shutdown_timeout_s)
     return 0

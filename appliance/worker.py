@@ -18,11 +18,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bus-url", required=True)
     parser.add_argument("--index", type=int, required=True)
     parser.add_argument("--site", action="append", default=[], help="name=port of an extra site to bind")
+    parser.add_argument("--handoff", action="append", default=[],
+                        help="name=fd: the channel a packed site's connections arrive on")
     args = parser.parse_args(argv)
     sites = {}
     for item in args.site:
         name, _, port = item.partition("=")
         sites[name] = int(port)
+    handoffs = {}
+    for item in args.handoff:
+        name, _, fd = item.partition("=")
+        handoffs[name] = int(fd)
     os.environ["APPLIANCE_PROCESS_ROLE"] = "worker"
     from appliance.config import ConfigError, load_config
 
@@ -36,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     from appliance.server import exit_now, run_worker
 
     configure_logging(config.logging.level, config.logging.format, dev=config.dev)
-    code = eventloop.run(run_worker(config, args.host, args.port, args.bus_url, sites), config.http.event_loop)
+    serving = run_worker(config, args.host, args.port, args.bus_url, sites, handoffs)
+    code = eventloop.run(serving, config.http.event_loop)
     if code:
         exit_now(code)
     return code

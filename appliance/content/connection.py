@@ -7,6 +7,14 @@ request head itself only when the head is plain (HTTP/1.1, keep-alive, no body, 
 formed) and asks the hot lane (`hotlane.py`), which makes the same access decisions and sends the same
 headers as the full path, or declines.
 
+Connections are *packed* (with more than one HTTP process): only the primary listens, and it serves every
+connection while its event loop has headroom, because a class's requests arrive one by one and cost
+least in one process woken often (most of a lone request's cost is the wakeup and cold caches). When the
+loop uses more than `content.pack_busy_fraction` of a core over 25 ms, the front moves connections that
+are idle at the end of a turn (nothing buffered, nothing unwritten, no request with aiohttp) to the HTTP
+workers (`appliance.web.handoff`): the workers' share of those open when that busy spell began, and their
+share of those accepted during it. The spell ends when the demand falls below half the fraction.
+
 Anything else goes to aiohttp, which stays the authority on HTTP:
 - a plain request the lane declines (a miss, an error, a redirect, the pass exchange, HEAD) is *handed*
   to aiohttp's own handler for this connection, fed the request's exact bytes; later bytes wait here
@@ -19,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import os
 import re
 import socket
 import time
@@ -27,16 +36,19 @@ from typing import Any, NamedTuple, cast
 
 from aiohttp import web
 
+from appliance.content import metrics
 from appliance.content.hotlane import Answer, HotLane
 from appliance.keys import CONFIG
 from appliance.observability.httpmetrics import BUFFER
 from appliance.observability.logging import ACCESS
+from appliance.web.handoff import Handoff
 from appliance.web.middlewares import request_id
 
 MAX_HEAD = 64 * 1024  # aiohttp's own line limit; a longer head is aiohttp's to refuse
 MAX_WAITING = 256 * 1024  # bytes held while a response is pending before the client is made to wait
 MAX_HELD = 64 * 1024  # response bytes held for the end of the loop's turn before they are written at once
 KEEPALIVE_S = 75.0  # aiohttp's default: an idle (or never finished) connection is closed after this
+PACK_WINDOW_S = 0.025  # how often a packing primary measures its loop's demand (short: a burst waits little)
 ROUTE = "/content/{book}/{path}"  # the route label the full path's metrics use for these requests
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _TARGET = re.compile(rb"/[\x21-\x7e]*")  # a path starting with /, visible ASCII only (no space, control, DEL)
@@ -128,6 +140,8 @@ class ContentConnection(asyncio.Protocol):
         self._front.connections.add(self)
         self._last = self._loop.time()
         self._timer = self._loop.call_later(self._front.keepalive_s, self._check_idle)
+        if self._front.spreading:
+            self._front.accepted_while_busy()
 
     def data_received(self, data: bytes) -> None:
         if self.mode is Mode.AIOHTTP:
@@ -313,6 +327,31 @@ class ContentConnection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def movable(self) -> bool:
+        """Whether this connection is idle here: nothing read but unanswered, nothing unwritten, not aiohttp's."""
+        return (self.mode is Mode.OWN and not self._buf and not self._held and not self._writing_paused
+                and not self._reading_paused and self.transport is not None
+                and self.transport.get_write_buffer_size() == 0)
+
+    def move(self, handoff: Handoff) -> bool:
+        """Hand this (movable) connection to a worker; True when it went (this side is then closed)."""
+        assert self.transport is not None
+        sock = self.transport.get_extra_info("socket")
+        if sock is None:
+            return False
+        try:
+            fd = os.dup(sock.fileno())
+        except OSError:
+            return False
+        try:
+            sent = handoff.send(fd)
+        finally:
+            os.close(fd)
+        if sent:
+            # Closes this process's descriptor only: the worker's keeps the connection open (no FIN).
+            self.transport.abort()
+        return sent
+
 
 class Relay(asyncio.Transport):
     """The transport aiohttp's handler writes to: the connection's, for as long as the handler is its own."""
@@ -433,6 +472,17 @@ class ConnectionFront:
         # configuration does not change while the process runs, and Config.__getattr__ costs on every request).
         self.access_log = bool(site[CONFIG].logging.access_log)
         self.answered = 0  # requests answered by the connections themselves (aiohttp answered the rest)
+        self.busy_fraction = float(site[CONFIG].content.pack_busy_fraction)
+        self._handoff: Handoff | None = None  # set in a packing primary
+        self._demand = _LoopDemand()
+        self._busy = False  # in a busy spell (loop's CPU share above busy_fraction, not yet below half of it)
+        self._to_move = 0  # connections open when the spell began still to move
+        self._new = 0  # connections accepted during the spell (every other one moves)
+
+    def pack(self, handoff: Handoff) -> None:
+        """This process accepts every connection and moves idle ones to the workers when busy."""
+        self._handoff = handoff
+        self._demand.start()
 
     def hold(self, conn: ContentConnection, loop: asyncio.AbstractEventLoop) -> None:
         """conn has answers to write at the end of this turn of loop (the running one, passed in: asking
@@ -446,6 +496,41 @@ class ConnectionFront:
         holding, self._holding = self._holding, []
         for conn in holding:
             conn.write_held()
+        if self._handoff is not None:
+            self._spread(holding)
+
+    @property
+    def spreading(self) -> bool:
+        """Whether connections accepted now are spread over this process and the workers."""
+        return self._busy and self._handoff is not None
+
+    def accepted_while_busy(self) -> None:
+        """A connection was accepted during a busy spell: the workers get their share of these too (every
+        other one with one worker), moved when idle like the others."""
+        assert self._handoff is not None
+        self._new += 1
+        if self._new % (len(self._handoff) + 1) != 0:
+            self._to_move += 1
+
+    def _spread(self, served: list[ContentConnection]) -> None:
+        """Move some of the connections just answered to the workers, while this loop is too busy."""
+        demand = self._demand.sample(PACK_WINDOW_S)
+        if demand is not None:
+            if demand >= self.busy_fraction:
+                if not self._busy and self._handoff:
+                    self._busy, self._new = True, 0
+                    workers = len(self._handoff)
+                    self._to_move = len(self.connections) * workers // (workers + 1)
+            elif demand < self.busy_fraction / 2:
+                self._busy, self._to_move = False, 0
+        if self._to_move <= 0 or self._handoff is None:
+            return
+        for conn in served:
+            if conn.movable() and conn.move(self._handoff):
+                metrics.CONNECTIONS_MOVED.inc()
+                self._to_move -= 1
+                if self._to_move <= 0:
+                    return
 
     def factory(self, server: web.Server) -> Callable[[], asyncio.BaseProtocol]:
         """Protocols for the listening socket; aiohttp's handlers learn to give handed connections back."""
@@ -456,3 +541,29 @@ class ConnectionFront:
         """Close every connection still open (aiohttp has finished and closed its own by now)."""
         for conn in list(self.connections):
             conn.close()
+
+
+class _LoopDemand:
+    """How much of a core the calling thread (the event loop's) used lately: its CPU time over wall time.
+
+    CPU time, not time spent waiting for a core as well: on a box whose cores are busy with other work
+    (sign-ins hashing passwords, searches, a load generator) waiting grows without this loop having more
+    to do, and would spread connections for nothing."""
+
+    def __init__(self) -> None:
+        self._wall = 0.0
+        self._used = 0.0
+
+    def start(self) -> None:
+        """Begin measuring the calling thread (call it on the event loop's thread)."""
+        self._wall, self._used = time.perf_counter(), time.thread_time()
+
+    def sample(self, window_s: float) -> float | None:
+        """The share of a core used since the last sample, once window_s has passed (None before)."""
+        now = time.perf_counter()
+        if now - self._wall < window_s:
+            return None
+        used = time.thread_time()
+        demand = (used - self._used) / (now - self._wall)
+        self._wall, self._used = now, used
+        return demand

@@ -15,7 +15,7 @@ from appliance.content import (
 from appliance.content.connection import ConnectionFront
 from appliance.content.keys import CONTENT_SITE
 from appliance.content.service import content_ctx
-from appliance.keys import EXTRA_SITES
+from appliance.keys import CONFIG, EXTRA_SITES
 from appliance.web.middlewares import add_guard
 
 
@@ -25,6 +25,8 @@ def setup(app: web.Application) -> None:
     site = origin.build_site(app)
     # Plain reads of hot entries are answered by the connections themselves, the rest by the site's app.
     site.front = ConnectionFront(site.app)
+    # Packed: a class's reads cost least in one process; the front spreads connections when it is busy.
+    site.packed = app[CONFIG].content.pack_busy_fraction < 1.0
     app[CONTENT_SITE] = site
     app[EXTRA_SITES].append(site)
     app.cleanup_ctx.append(content_ctx)

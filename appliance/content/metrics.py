@@ -20,6 +20,8 @@ QUERY_LATENCY = Histogram("appliance_content_query_duration_seconds", "Search an
 VIEWS_WRITTEN = Counter("appliance_content_views_written_total", "Article views written to the database")
 VIEWS_DROPPED = Counter("appliance_content_views_dropped_total",
                         "Article views dropped because the buffer was full while the database was failing")
+CONNECTIONS_MOVED = Counter("appliance_content_connections_moved_total",
+                            "Content-origin connections the primary handed to an HTTP worker while busy")
 IMPORT_BYTES = Counter("appliance_content_import_bytes_total", "Bytes downloaded by library imports")
 
 

@@ -67,6 +67,10 @@ class ContentSettings:
     view_flush_interval_s: float = setting(
         2.0, help="seconds between batched writes of article views and reading time", min=0.05, max=300)
     view_batch_max: int = setting(500, help="views buffered before a write is forced", min=1, max=100000)
+    pack_busy_fraction: float = setting(
+        0.35, help="the content origin's connections stay in the primary until its event loop uses more than "
+        "this share of a core (over 25 ms), then idle ones move to the HTTP workers (1 = off: every HTTP "
+        "process listens and the kernel spreads connections over them)", min=0.05, max=1.0)
     upstream_catalog_url: str = setting(
         "https://library.kiwix.org", help="Kiwix OPDS catalog browsed by GET /api/v1/catalog/upstream")
     upstream_timeout_s: float = setting(10.0, help="time limit for one upstream catalog request", min=0.5)

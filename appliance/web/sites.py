@@ -2,7 +2,8 @@
 
 A feature registers an ExtraSite in app[EXTRA_SITES]; the server binds it in the primary and in every HTTP
 worker (SO_REUSEPORT, like the main port) and records the port it got, so the feature can build its URLs.
-The core knows nothing of what a site serves.
+A *packed* site is bound by the primary only: its front moves connections to the workers when the primary
+is busy (`handoff.py`). The core knows nothing of what a site serves.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiohttp import web
+
+from appliance.web.handoff import Handoff
 
 
 class Front(Protocol):
@@ -27,6 +30,11 @@ class Front(Protocol):
         """Close the connections aiohttp does not hold (at shutdown; aiohttp closes its own)."""
         ...
 
+    def pack(self, handoff: Handoff) -> None:
+        """This process (the primary) accepts every connection of a packed site; the front may move idle
+        ones to the workers through handoff when this process is busy."""
+        ...
+
 
 @dataclass
 class ExtraSite:
@@ -39,6 +47,9 @@ class ExtraSite:
     bound_port: int | None = None
     # Answers some requests before aiohttp sees them (None: aiohttp answers every request).
     front: Front | None = None
+    # Listened on by the primary only, its connections moved to workers by the front when the primary is
+    # busy (needs a front).
+    packed: bool = False
 
 
 class FrontedRunner(web.AppRunner):

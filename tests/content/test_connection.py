@@ -6,6 +6,7 @@ fronted like the daemon's listeners); these tests pin what the front itself prom
 
 import asyncio
 import gzip
+import os
 from typing import Any
 
 import pytest
@@ -13,7 +14,9 @@ import pytest
 from appliance.content.connection import MAX_WAITING, ConnectionFront, ContentConnection, Mode, read_head
 from appliance.content.hotlane import entry_path
 from appliance.content.keys import CONTENT_SITE
+from appliance.content.metrics import CONNECTIONS_MOVED
 from appliance.content.origin import PASS_COOKIE
+from appliance.web.handoff import Adopter, Handoff, channel
 from tests.content.conftest import Library
 
 VARYING = {"date", "x-request-id", "server"}  # differ from one response to the next anyway
@@ -282,3 +285,77 @@ async def test_answers_of_one_turn_are_written_together_at_its_end(library: Libr
     bodies = [chunk.split(b"\r\n\r\n", 1)[1] for chunk in transport.calls[0]]
     assert bodies == [page, logo, page]
     conn.connection_lost(None)
+
+
+class _Moved(asyncio.Protocol):
+    """Stands in for a worker's protocol: answers every request on an adopted connection with a marker."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.buf = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while b"\r\n\r\n" in self.buf:
+            _, self.buf = self.buf.split(b"\r\n\r\n", 1)
+            self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nmoved")  # type: ignore[attr-defined]
+
+
+async def _packing(library: Library, demand: float) -> tuple[ConnectionFront, list[Any], Handoff]:
+    """The test front packing, with a measured demand fixed at `demand`, and a worker adopting into _Moved."""
+    front = _front(library)
+    handoff = Handoff()
+    mine, theirs = channel()
+    handoff.attach(1, mine)
+    loop = asyncio.get_running_loop()
+    adopted: list[Any] = []
+
+    def adopt(sock: Any) -> None:
+        adopted.append(loop.create_task(loop.connect_accepted_socket(_Moved, sock)))
+
+    adopter = Adopter(os.dup(theirs.fileno()), adopt)
+    theirs.close()
+    adopter.start(loop)
+    front.pack(handoff)
+    front._demand.sample = lambda window_s: demand  # type: ignore[method-assign]  # noqa: SLF001
+    return front, adopted, handoff
+
+
+async def test_a_busy_primary_moves_idle_connections_to_a_worker(library: Library) -> None:
+    """While the loop is too busy, connections idle after an answer go to a worker, socket and all: the
+    client's next request is answered there on the same connection, and unread bytes move with it."""
+    await library.show("testbook")
+    cookie = _pass_only(await library.user())["Cookie"]
+    page = await (await library.content.get("/content/testbook/a/algebra", headers={"Cookie": cookie})).read()
+    front, adopted, handoff = await _packing(library, demand=1.0)
+    moved_before = CONNECTIONS_MOVED._value.get()  # noqa: SLF001
+    clients = [await _raw(library) for _ in range(4)]
+    for reader, writer in clients:
+        writer.write(_request("/content/testbook/a/algebra", cookie))
+        status, _headers, body = await _response(reader)
+        assert (status, body) == (200, page)
+    await asyncio.sleep(0.05)
+    assert handoff.moved >= 2 and adopted, "no connection was moved while busy"
+    assert CONNECTIONS_MOVED._value.get() - moved_before == handoff.moved  # noqa: SLF001
+    answers = []
+    for reader, writer in clients:
+        writer.write(_request("/content/testbook/a/algebra", cookie) * 2)  # two at once: both must be answered
+        answers.append([(await _response(reader))[2] for _ in range(2)])
+    assert answers.count([b"moved", b"moved"]) == handoff.moved
+    assert answers.count([page, page]) == len(clients) - handoff.moved
+    for _reader, writer in clients:
+        writer.close()
+
+
+async def test_a_primary_with_headroom_keeps_its_connections(library: Library) -> None:
+    """Below the busy fraction nothing moves: a class's reads stay in the one process they cost least in."""
+    await library.show("testbook")
+    cookie = _pass_only(await library.user())["Cookie"]
+    page = await (await library.content.get("/content/testbook/a/algebra", headers={"Cookie": cookie})).read()
+    _front_, adopted, handoff = await _packing(library, demand=0.1)
+    reader, writer = await _raw(library)
+    for _ in range(20):
+        writer.write(_request("/content/testbook/a/algebra", cookie))
+        assert (await _response(reader))[2] == page
+    assert handoff.moved == 0 and not adopted
+    writer.close()
