@@ -10,10 +10,11 @@ headers as the full path, or declines.
 Connections are *packed* (with more than one HTTP process): only the primary listens, and it serves every
 connection while its event loop has headroom, because a class's requests arrive one by one and cost
 least in one process woken often (most of a lone request's cost is the wakeup and cold caches). When the
-loop uses more than `content.pack_busy_fraction` of a core over 25 ms, the front moves connections that
-are idle at the end of a turn (nothing buffered, nothing unwritten, no request with aiohttp) to the HTTP
-workers (`appliance.web.handoff`): the workers' share of those open when that busy spell began, and their
-share of those accepted during it. The spell ends when the demand falls below half the fraction.
+loop uses more than `content.pack_busy_fraction` of a core in two 25 ms windows in a row, the front
+moves connections that are idle at the end of a turn (nothing buffered, nothing unwritten, no request
+with aiohttp) to the HTTP workers (`appliance.web.handoff`): the workers' share of those open when that
+busy spell began, and their share of those accepted during it. The spell ends when the demand falls
+below half the fraction.
 
 Anything else goes to aiohttp, which stays the authority on HTTP:
 - a plain request the lane declines (a miss, an error, a redirect, the pass exchange, HEAD) is *handed*
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 import os
 import re
 import socket
@@ -44,11 +46,17 @@ from appliance.observability.logging import ACCESS
 from appliance.web.handoff import Handoff
 from appliance.web.middlewares import request_id
 
+log = logging.getLogger(__name__)
+
 MAX_HEAD = 64 * 1024  # aiohttp's own line limit; a longer head is aiohttp's to refuse
 MAX_WAITING = 256 * 1024  # bytes held while a response is pending before the client is made to wait
 MAX_HELD = 64 * 1024  # response bytes held for the end of the loop's turn before they are written at once
 KEEPALIVE_S = 75.0  # aiohttp's default: an idle (or never finished) connection is closed after this
 PACK_WINDOW_S = 0.025  # how often a packing primary measures its loop's demand (short: a burst waits little)
+# Busy windows in a row before connections move: a full load moves them after 50 ms, while one busy window
+# (a garbage collection, a few sign-ins at once) does not send a class's connections to a cold process,
+# where each of their requests would cost several times more.
+PACK_BUSY_WINDOWS = 2
 ROUTE = "/content/{book}/{path}"  # the route label the full path's metrics use for these requests
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _TARGET = re.compile(rb"/[\x21-\x7e]*")  # a path starting with /, visible ASCII only (no space, control, DEL)
@@ -476,6 +484,7 @@ class ConnectionFront:
         self._handoff: Handoff | None = None  # set in a packing primary
         self._demand = _LoopDemand()
         self._busy = False  # in a busy spell (loop's CPU share above busy_fraction, not yet below half of it)
+        self._busy_windows = 0  # windows in a row above busy_fraction
         self._to_move = 0  # connections open when the spell began still to move
         self._new = 0  # connections accepted during the spell (every other one moves)
 
@@ -517,12 +526,18 @@ class ConnectionFront:
         demand = self._demand.sample(PACK_WINDOW_S)
         if demand is not None:
             if demand >= self.busy_fraction:
-                if not self._busy and self._handoff:
+                self._busy_windows += 1
+                if not self._busy and self._busy_windows >= PACK_BUSY_WINDOWS and self._handoff:
                     self._busy, self._new = True, 0
                     workers = len(self._handoff)
                     self._to_move = len(self.connections) * workers // (workers + 1)
-            elif demand < self.busy_fraction / 2:
-                self._busy, self._to_move = False, 0
+                    log.info("content origin: the primary's loop is busy (%.0f%% of a core); moving up to %d "
+                             "of its %d connections to the HTTP workers", demand * 100, self._to_move,
+                             len(self.connections))
+            else:
+                self._busy_windows = 0
+                if demand < self.busy_fraction / 2:
+                    self._busy, self._to_move = False, 0
         if self._to_move <= 0 or self._handoff is None:
             return
         for conn in served:
