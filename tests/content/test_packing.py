@@ -50,20 +50,29 @@ def _read(conns: list[http.client.HTTPConnection], cookie: str, seconds: float) 
     return counts
 
 
-@pytest.mark.slow
-def test_busy_primary_hands_connections_to_the_worker(tmp_path: Path, zim_dir: Path) -> None:
+def _reading(tmp_path: Path, zim_dir: Path, fraction: float) -> tuple[Daemon, str, list[http.client.HTTPConnection]]:
+    """A daemon with 2 HTTP processes serving testbook with this busy fraction, a content pass, 8 connections."""
     zims = tmp_path / "content" / "zim"
     zims.mkdir(parents=True)
     shutil.copy(zim_dir / "testbook.zim", zims / "testbook.zim")
-    # A low busy fraction so that a few test threads make the primary "busy" on any machine.
-    d = start_daemon(tmp_path, "[content]\nrefresh_interval_s = 0.2\npack_busy_fraction = 0.05\n", workers=2)
+    d = start_daemon(tmp_path, f"[content]\nrefresh_interval_s = 0.2\npack_busy_fraction = {fraction}\n", workers=2)
     try:
         cookie = login(d)
         wait_for(d, cookie, {"testbook": "ready"})
         passed = content_pass(d, cookie)
-        where = urlsplit(d.content_url)
+    except BaseException:
+        d.stop()
+        raise
+    where = urlsplit(d.content_url)
+    return d, passed, [http.client.HTTPConnection(where.hostname or "", where.port, timeout=10) for _ in range(8)]
+
+
+@pytest.mark.slow
+def test_busy_primary_hands_connections_to_the_worker(tmp_path: Path, zim_dir: Path) -> None:
+    # A low busy fraction so that a few test threads make the primary "busy" on any machine.
+    d, passed, conns = _reading(tmp_path, zim_dir, 0.05)
+    try:
         assert _moved(d) == 0
-        conns = [http.client.HTTPConnection(where.hostname or "", where.port, timeout=10) for _ in range(8)]
         counts = _read(conns, passed, 3.0)
         assert all(counts), counts
         moved = _moved(d)
@@ -81,16 +90,8 @@ def test_busy_primary_hands_connections_to_the_worker(tmp_path: Path, zim_dir: P
 @pytest.mark.slow
 def test_off_switch_spreads_connections_by_the_kernel_again(tmp_path: Path, zim_dir: Path) -> None:
     """pack_busy_fraction = 1: both processes listen on the content port (SO_REUSEPORT), nothing is moved."""
-    zims = tmp_path / "content" / "zim"
-    zims.mkdir(parents=True)
-    shutil.copy(zim_dir / "testbook.zim", zims / "testbook.zim")
-    d = start_daemon(tmp_path, "[content]\nrefresh_interval_s = 0.2\npack_busy_fraction = 1.0\n", workers=2)
+    d, passed, conns = _reading(tmp_path, zim_dir, 1.0)
     try:
-        cookie = login(d)
-        wait_for(d, cookie, {"testbook": "ready"})
-        passed = content_pass(d, cookie)
-        where = urlsplit(d.content_url)
-        conns = [http.client.HTTPConnection(where.hostname or "", where.port, timeout=10) for _ in range(8)]
         assert all(_read(conns, passed, 1.0))
         assert _moved(d) == 0
         for c in conns:
